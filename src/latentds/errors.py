@@ -1,0 +1,21 @@
+"""Errors a user can act on. The CLI prints the message alone and exits with code 2."""
+
+
+class LatentdsError(Exception):
+    """Base class: the message says what was wrong, where, and what to do."""
+
+
+class InvalidParameterError(LatentdsError, ValueError):
+    """A parameter is out of range or of the wrong kind."""
+
+
+class OutputDirectoryError(LatentdsError):
+    """The output directory cannot be used (not writable, or holds other data)."""
+
+
+class GLUnavailableError(LatentdsError):
+    """No headless OpenGL platform could be started."""
+
+
+class ShardError(LatentdsError):
+    """A shard set is missing, incomplete or fails verification."""

@@ -1,0 +1,255 @@
+"""The factor space of the cuboid chain: presets, per-sample sampling, sequences.
+
+Sample ``i`` of a render depends only on ``(seed, i)``: every random draw for it comes from
+``numpy.random.default_rng([seed, stream, i])``. Every draw is made whether or not the sample uses it
+(a 2-cuboid chain still draws the angles of joints 1 and 2), so one factor never shifts another's value.
+
+A sample's labels are a plain JSON dict and hold everything needed to re-render it exactly:
+
+    {"key": "000000042", "index": 42, "seed": 0, "preset": "varied", "size": 64,
+     "n_cuboids": 3,
+     "joints": [{"phi": deg, "theta": deg, "lambda": deg}, ...],        # n_cuboids - 1 joints
+     "colors": [[r, g, b], ...],                                        # n_cuboids, linear RGB in [0, 1]
+     "light": {"azimuth": deg, "elevation": deg, "color": [r, g, b], "intensity": float},
+     "spot_lights": [{"azimuth", "elevation", "distance", "color", "intensity",
+                      "inner_cone", "outer_cone"}, ...],                # 0-4
+     "point_lights": [{"azimuth", "elevation", "distance", "color", "intensity"}, ...],   # 0-4
+     "camera": {"azimuth", "elevation", "distance", "yfov", "target"},
+     "cuboid": {"length", "height", "width"}, "ambient": float,
+     "sequence": null | {"factor": "phi_0", "group": g, "step": s, "steps": K}}
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentds.errors import InvalidParameterError
+
+MAX_CUBOIDS = 4
+MAX_JOINTS = MAX_CUBOIDS - 1
+MAX_SPOT_LIGHTS = 4  # pyrender's MAX_N_LIGHTS per light type
+MAX_POINT_LIGHTS = 4
+
+# Equal cuboids, long axis x; the cross-section (height along y, width along z) is not square so twist shows.
+CUBOID = {"length": 1.0, "height": 0.3, "width": 0.55}
+AMBIENT = 0.08
+
+# Joint angle ranges in degrees. Phi stops short of folding the child back into its parent; a rectangular
+# cross-section looks the same after a half turn, so Lambda spans half a turn.
+ANGLES = {"phi": (-135.0, 135.0), "theta": (-60.0, 60.0), "lambda": (-90.0, 90.0)}
+
+# Streams keep plain samples and sequence groups from sharing draws.
+_PLAIN, _SEQUENCE = 0, 1
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One row of the factor table recorded in every manifest."""
+
+    name: str
+    type: str  # "int", "float" or "rgb"
+    low: float
+    high: float
+    unit: str
+    path: str  # where it lives in a sample's JSON
+    description: str
+
+    def as_json(self, varies: bool) -> dict:
+        return {"name": self.name, "type": self.type, "range": [self.low, self.high], "unit": self.unit,
+                "path": self.path, "varies": varies, "description": self.description}
+
+
+def _factor_table() -> tuple[Factor, ...]:
+    rows = [Factor("n_cuboids", "int", 2, MAX_CUBOIDS, "", "n_cuboids", "number of cuboids in the chain")]
+    what = {"phi": "rotation of cuboid {c} about cuboid {p}'s vertical axis (horizontal articulation)",
+            "theta": "elevation of cuboid {c} about cuboid {p}'s lateral axis",
+            "lambda": "twist of cuboid {c} about its own long axis"}
+    for j in range(MAX_JOINTS):
+        for angle, (lo, hi) in ANGLES.items():
+            rows.append(Factor(f"{angle}_{j}", "float", lo, hi, "deg", f"joints[{j}].{angle}",
+                               what[angle].format(p=j, c=j + 1)))
+    for k in range(MAX_CUBOIDS):
+        rows.append(Factor(f"color_{k}", "rgb", 0.0, 1.0, "", f"colors[{k}]", f"base colour of cuboid {k}"))
+    rows += [
+        Factor("light_azimuth", "float", 0.0, 360.0, "deg", "light.azimuth", "directional light: azimuth"),
+        Factor("light_elevation", "float", 20.0, 85.0, "deg", "light.elevation", "directional light: elevation"),
+        Factor("light_intensity", "float", 1.5, 4.5, "", "light.intensity", "directional light: intensity"),
+        Factor("light_color", "rgb", 0.7, 1.0, "", "light.color", "directional light: colour"),
+        Factor("n_spot_lights", "int", 0, MAX_SPOT_LIGHTS, "", "len(spot_lights)",
+               "spot lights, each aimed at the chain with random azimuth, elevation, distance, colour, "
+               "intensity and cone angles"),
+        Factor("n_point_lights", "int", 0, MAX_POINT_LIGHTS, "", "len(point_lights)",
+               "point lights, each with random azimuth, elevation, distance, colour and intensity"),
+    ]
+    return tuple(rows)
+
+
+FACTORS: tuple[Factor, ...] = _factor_table()
+FACTORS_BY_NAME = {f.name: f for f in FACTORS}
+# Factors a --sequence may sweep: the scalar, continuous ones.
+SEQUENCE_FACTORS = tuple(f.name for f in FACTORS if f.type == "float")
+
+
+def _rgb(hue: float, sat: float, val: float) -> list[float]:
+    return [float(c) for c in colorsys.hsv_to_rgb(hue, sat, val)]
+
+
+def _get(labels: dict, name: str) -> float:
+    if name.startswith(tuple(ANGLES)):
+        angle, j = name.rsplit("_", 1)
+        return labels["joints"][int(j)][angle]
+    return labels["light"][name.removeprefix("light_")]
+
+
+def _set(labels: dict, name: str, value: float) -> None:
+    if name.startswith(tuple(ANGLES)):
+        angle, j = name.rsplit("_", 1)
+        labels["joints"][int(j)][angle] = value
+    else:
+        labels["light"][name.removeprefix("light_")] = value
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named region of the factor space with its camera and default size."""
+
+    name: str
+    default_n: int
+    camera: dict
+    varies: tuple[str, ...]
+    description: str
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        return _PRESET_SAMPLERS[self.name](rng)
+
+
+def _sample_phi(rng: np.random.Generator) -> dict:
+    lo, hi = ANGLES["phi"]
+    return {
+        "n_cuboids": 2,
+        "joints": [{"phi": float(rng.uniform(lo, hi)), "theta": 0.0, "lambda": 0.0}],
+        "colors": [_rgb(0.02, 0.75, 0.9), _rgb(0.6, 0.7, 0.9)],
+        "light": {"azimuth": 40.0, "elevation": 60.0, "color": [1.0, 1.0, 1.0], "intensity": 3.0},
+        "spot_lights": [],
+        "point_lights": [],
+        "camera": dict(PRESETS["phi"].camera),
+    }
+
+
+def _sample_varied(rng: np.random.Generator) -> dict:
+    n_cuboids = int(rng.integers(2, MAX_CUBOIDS + 1))
+    joints = [{angle: float(rng.uniform(lo, hi)) for angle, (lo, hi) in ANGLES.items()}
+              for _ in range(MAX_JOINTS)]
+    colors = [_rgb(rng.uniform(0, 1), rng.uniform(0.45, 1.0), rng.uniform(0.55, 1.0)) for _ in range(MAX_CUBOIDS)]
+    f = FACTORS_BY_NAME
+    light = {
+        "azimuth": float(rng.uniform(f["light_azimuth"].low, f["light_azimuth"].high)),
+        "elevation": float(rng.uniform(f["light_elevation"].low, f["light_elevation"].high)),
+        "color": [float(c) for c in rng.uniform(0.7, 1.0, 3)],
+        "intensity": float(rng.uniform(f["light_intensity"].low, f["light_intensity"].high)),
+    }
+    n_spot = int(rng.integers(0, MAX_SPOT_LIGHTS + 1))
+    spots = []
+    for _ in range(MAX_SPOT_LIGHTS):
+        inner = float(rng.uniform(0.05, 0.25))
+        spots.append({
+            "azimuth": float(rng.uniform(0, 360)), "elevation": float(rng.uniform(15, 80)),
+            "distance": float(rng.uniform(4.0, 7.0)), "color": [float(c) for c in rng.uniform(0.3, 1.0, 3)],
+            "intensity": float(rng.uniform(20.0, 80.0)),
+            "inner_cone": inner, "outer_cone": inner + float(rng.uniform(0.1, 0.35)),
+        })
+    n_point = int(rng.integers(0, MAX_POINT_LIGHTS + 1))
+    points = [{
+        "azimuth": float(rng.uniform(0, 360)), "elevation": float(rng.uniform(-10, 80)),
+        "distance": float(rng.uniform(2.5, 6.0)), "color": [float(c) for c in rng.uniform(0.3, 1.0, 3)],
+        "intensity": float(rng.uniform(5.0, 40.0)),
+    } for _ in range(MAX_POINT_LIGHTS)]
+    return {
+        "n_cuboids": n_cuboids,
+        "joints": joints,  # trimmed to n_cuboids - 1 by sample_labels, after a sequence may have raised it
+        "colors": colors,
+        "light": light,
+        "spot_lights": spots[:n_spot],
+        "point_lights": points[:n_point],
+        "camera": dict(PRESETS["varied"].camera),
+    }
+
+
+_PRESET_SAMPLERS = {"phi": _sample_phi, "varied": _sample_varied}
+
+# Joint 0 sits at the origin: cuboid 0 lies along -x, the rest of the chain reaches out at most 3 lengths.
+PRESETS: dict[str, Preset] = {
+    "phi": Preset("phi", 10_000,
+                  {"azimuth": 20.0, "elevation": 40.0, "distance": 3.4, "yfov": 45.0, "target": [0.0, 0.0, 0.0]},
+                  ("phi_0",),
+                  "2 cuboids; only Phi of the single joint varies, uniformly over its range; all else fixed"),
+    "varied": Preset("varied", 500_000,
+                     {"azimuth": 20.0, "elevation": 35.0, "distance": 7.2, "yfov": 45.0, "target": [0.3, 0.0, 0.0]},
+                     tuple(f.name for f in FACTORS),
+                     "2-4 cuboids; all joint angles, colours and lights (1 directional, 0-4 spot, 0-4 point) vary"),
+}
+
+
+def check_sequence(preset: str, factor: str | None, steps: int | None) -> None:
+    """Raise InvalidParameterError unless (factor, steps) is a valid sequence for the preset."""
+    if factor is None:
+        if steps is not None:
+            raise InvalidParameterError("--steps needs --sequence FACTOR; add --sequence or drop --steps")
+        return
+    allowed = [f for f in SEQUENCE_FACTORS if f in PRESETS[preset].varies]
+    if factor not in allowed:
+        raise InvalidParameterError(
+            f"unknown --sequence factor {factor!r} for preset {preset!r}; choose one of: {', '.join(allowed)}")
+    if steps is None or steps < 2:
+        raise InvalidParameterError(f"--steps must be at least 2 for a sequence (got {steps})")
+
+
+def sample_labels(preset: str, seed: int, index: int, size: int,
+                  sequence: str | None = None, steps: int | None = None) -> dict:
+    """The labels (factors and settings) of sample ``index`` of a render; a plain JSON-able dict.
+
+    With ``sequence``, samples come in groups of ``steps``: within a group everything is drawn once from
+    ``(seed, group)`` and only ``sequence`` moves linearly from the low to the high end of its range.
+    """
+    p = PRESETS[preset]
+    if sequence is None:
+        labels = p.sample(np.random.default_rng([seed, _PLAIN, index]))
+        seq = None
+    else:
+        group, step = divmod(index, steps)
+        labels = p.sample(np.random.default_rng([seed, _SEQUENCE, group]))
+        if sequence.startswith(tuple(ANGLES)):  # the swept joint must exist in this group's chain
+            labels["n_cuboids"] = max(labels["n_cuboids"], int(sequence.rsplit("_", 1)[1]) + 2)
+        f = FACTORS_BY_NAME[sequence]
+        _set(labels, sequence, f.low + (f.high - f.low) * step / (steps - 1))
+        seq = {"factor": sequence, "group": group, "step": step, "steps": steps}
+    n = labels["n_cuboids"]
+    labels["joints"] = labels["joints"][: n - 1]
+    labels["colors"] = labels["colors"][:n]
+    return {"key": sample_key(index), "index": index, "seed": seed, "preset": preset, "size": size,
+            **labels, "cuboid": dict(CUBOID), "ambient": AMBIENT, "sequence": seq}
+
+
+def factor_value(labels: dict, name: str):
+    """The value of factor ``name`` (a FACTORS name) in a sample's labels, or None if the sample lacks it."""
+    if name == "n_cuboids":
+        return labels["n_cuboids"]
+    if name == "n_spot_lights":
+        return len(labels["spot_lights"])
+    if name == "n_point_lights":
+        return len(labels["point_lights"])
+    if name.startswith("color_"):
+        k = int(name.rsplit("_", 1)[1])
+        return labels["colors"][k] if k < len(labels["colors"]) else None
+    if name.startswith(tuple(ANGLES)):
+        j = int(name.rsplit("_", 1)[1])
+        return _get(labels, name) if j < len(labels["joints"]) else None
+    return _get(labels, name) if name != "light_color" else labels["light"]["color"]
+
+
+def sample_key(index: int) -> str:
+    """The WebDataset key of a sample: its zero-padded global index (no dots, fixed width)."""
+    return f"{index:09d}"
