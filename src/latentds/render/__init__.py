@@ -4,13 +4,22 @@
     report = render_shards(RenderSpec("varied", n=1000, size=64), "data/varied")
     print(report.summary())
 
-Importing this package does not import pyrender or OpenGL; the renderer does, on first use.
+Names are imported on first use, so ``import latentds.render.manifest`` (as ``latentds info`` does) stays light;
+pyrender and OpenGL are imported only when a renderer is created.
 """
 
-from latentds.render.factors import FACTORS, PRESETS, sample_labels
-from latentds.render.job import RenderReport, render_shards
-from latentds.render.manifest import describe, read_manifest, verify_shards
-from latentds.render.spec import RenderSpec
+import importlib
 
-__all__ = ["FACTORS", "PRESETS", "RenderReport", "RenderSpec", "describe", "read_manifest", "render_shards",
-           "sample_labels", "verify_shards"]
+_EXPORTS = {
+    "FACTORS": "factors", "PRESETS": "factors", "sample_labels": "factors",
+    "RenderReport": "job", "render_shards": "job",
+    "describe": "manifest", "read_manifest": "manifest", "verify_shards": "manifest",
+    "RenderSpec": "spec",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"latentds.render.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'latentds.render' has no attribute {name!r}")

@@ -41,6 +41,8 @@ AMBIENT = 0.08
 # cross-section looks the same after a half turn, so Lambda spans half a turn.
 ANGLES = {"phi": (-135.0, 135.0), "theta": (-60.0, 60.0), "lambda": (-90.0, 90.0)}
 
+PHI_PRESET_THETA = 10.0
+
 # Streams keep plain samples and sequence groups from sharing draws.
 _PLAIN, _SEQUENCE = 0, 1
 
@@ -130,7 +132,9 @@ def _sample_phi(rng: np.random.Generator) -> dict:
     lo, hi = ANGLES["phi"]
     return {
         "n_cuboids": 2,
-        "joints": [{"phi": float(rng.uniform(lo, hi)), "theta": 0.0, "lambda": 0.0}],
+        # A slight fixed lift keeps the two top faces from being coplanar where the cuboids overlap at the joint
+        # (coplanar faces z-fight: pixels flicker between the cuboids from one Phi to the next).
+        "joints": [{"phi": float(rng.uniform(lo, hi)), "theta": PHI_PRESET_THETA, "lambda": 0.0}],
         "colors": [_rgb(0.02, 0.75, 0.9), _rgb(0.6, 0.7, 0.9)],
         "light": {"azimuth": 40.0, "elevation": 60.0, "color": [1.0, 1.0, 1.0], "intensity": 3.0},
         "spot_lights": [],

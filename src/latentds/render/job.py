@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.render import gl
-from latentds.render.manifest import CARD, MANIFEST, build_manifest, read_manifest, write_manifest
-from latentds.render.shard_writer import PARTIAL_SUFFIX, file_sha256, write_shard
+from latentds.render.manifest import CARD, MANIFEST, build_manifest, file_sha256, read_manifest, write_manifest
+from latentds.render.shard_writer import PARTIAL_SUFFIX, write_shard
 from latentds.render.spec import RenderSpec
 
 PROGRESS = ".latentds-progress.jsonl"
@@ -72,13 +72,13 @@ def render_shards(spec: RenderSpec, out: str | os.PathLike, *, workers: int | No
     if workers < 1:
         raise InvalidParameterError(f"--workers must be at least 1 (got {workers})")
     out = Path(out)
+    if engine == "local":
+        gl.headless_platform()  # fail here, once, clearly and before touching --out, rather than in every worker
     done = _prepare_output(out, spec, overwrite)
     todo = [i for i in range(len(spec.shard_ranges())) if i not in done]
     start = time.perf_counter()
     if todo:
         (out / MANIFEST).unlink(missing_ok=True)  # a finished set that lost a shard is unfinished until mended
-        if engine == "local":
-            gl.headless_platform()  # fail here, once and clearly, rather than in every worker
         workers = min(workers, len(todo))
         with tqdm(total=spec.n, initial=sum(r["count"] for r in done.values()), unit="img", smoothing=0.05,
                   desc=f"render {spec.name}", disable=not progress, dynamic_ncols=True) as bar:

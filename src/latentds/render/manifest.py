@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from latentds.errors import ShardError
 from latentds.render.factors import CUBOID, FACTORS, PRESETS
-from latentds.render.shard_writer import file_sha256
 from latentds.render.spec import RenderSpec
 
 MANIFEST = "manifest.json"
@@ -22,6 +22,14 @@ MEMBERS = {
     "depth.npy": "float32 depth in scene units along the camera axis, 0 where there is no cuboid",
     "mask.png": "8-bit cuboid ids: 0 background, k+1 where cuboid k is the nearest surface",
 }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -157,8 +165,8 @@ def describe(manifest: dict) -> str:
     lines.append("  varying factors:")
     for f in manifest["factors"]:
         if f["varies"]:
-            lo, hi = f["range"]
-            lines.append(f"    {f['name']:<16} {f['type']:<5} [{lo:g}, {hi:g}] {f['unit']:<3}  {f['description']}")
+            span = "[{:g}, {:g}] {}".format(*f["range"], f["unit"])
+            lines.append(f"    {f['name']:<16} {f['type']:<5} {span:<16} {f['description']}")
     return "\n".join(lines)
 
 

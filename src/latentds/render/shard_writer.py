@@ -6,7 +6,6 @@ timestamps. A shard becomes visible under its final name only once it is complet
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -18,6 +17,7 @@ import webdataset as wds
 from PIL import Image
 
 from latentds.render.factors import CUBOID, sample_labels
+from latentds.render.manifest import file_sha256
 from latentds.render.spec import RenderSpec
 
 # 2000-01-01T00:00:00Z: any fixed value makes the tar bytes reproducible.
@@ -51,14 +51,6 @@ def render_sample(spec: RenderSpec, index: int, renderer) -> dict:
     if "mask" in images:
         sample["mask.png"] = encode_png(images["mask"])
     return sample
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def partial_path(out: Path, name: str) -> Path:
