@@ -38,10 +38,9 @@ def test_mask_shows_exactly_n_cuboids_and_depth_agrees(renderer):
         ids = set(np.unique(out["mask"])) - {0}
         assert ids == set(range(1, labels["n_cuboids"] + 1)), (i, ids)
         assert out["rgb"].shape == (32, 32, 3) and out["rgb"].dtype == np.uint8
-        # depth is positive on every fully covered cuboid pixel and zero on clear background
-        covered = _erode(out["mask"] > 0)
-        assert (out["depth"][covered] > 0).all()
-        assert (out["depth"][~_dilate(out["mask"] > 0)] == 0).all()
+        # depth and mask are sampled at the same pixel centres: positive exactly on the cuboids
+        assert np.array_equal(out["depth"] > 0, out["mask"] > 0)
+        assert 3 < out["depth"].max() < 12  # the chain is about 7 units from the camera
         seen.add(labels["n_cuboids"])
     assert seen == {2, 3, 4}
 

@@ -19,8 +19,8 @@ FORMAT_VERSION = 1
 MEMBERS = {
     "png": "8-bit RGB image",
     "json": "every factor and setting of the sample (enough to re-render it exactly)",
-    "depth.npy": "float32 depth in scene units along the camera axis, 0 where there is no cuboid",
-    "mask.png": "8-bit cuboid ids: 0 background, k+1 where cuboid k is the nearest surface",
+    "depth.npy": "float32 depth in scene units along the camera axis at pixel centres, 0 where no cuboid is",
+    "mask.png": "8-bit cuboid ids at pixel centres: 0 background, k+1 where cuboid k is the nearest surface",
 }
 
 

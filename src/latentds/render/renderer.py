@@ -101,13 +101,16 @@ class CuboidRenderer:
         if any(labels["cuboid"][k] != self.cuboid[k] for k in self.cuboid):
             raise ValueError(f"this renderer was built for cuboids {self.cuboid}, not {labels['cuboid']}")
         self._pose(labels)
-        color, z = self.gl.render(self.scene)
+        color, _ = self.gl.render(self.scene)
         out = {"rgb": np.ascontiguousarray(color)}
-        if depth:
-            out["depth"] = np.ascontiguousarray(z, dtype=np.float32)
-        if mask:
-            seg, _ = self.gl.render(self.scene, flags=self._pyrender.RenderFlags.SEG, seg_node_map=self.seg_map)
-            out["mask"] = seg_to_ids(seg)
+        if depth or mask:
+            # The segmentation pass samples each pixel once at its centre (no multisampling), so its depth and
+            # ids agree pixel for pixel; the colour pass's depth comes from one arbitrary multisample.
+            seg, z = self.gl.render(self.scene, flags=self._pyrender.RenderFlags.SEG, seg_node_map=self.seg_map)
+            if depth:
+                out["depth"] = np.ascontiguousarray(z, dtype=np.float32)
+            if mask:
+                out["mask"] = seg_to_ids(seg)
         return out
 
     def close(self) -> None:

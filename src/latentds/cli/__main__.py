@@ -1,0 +1,3 @@
+from latentds.cli import main
+
+main(prog_name="latentds")
