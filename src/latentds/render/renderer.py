@@ -56,6 +56,27 @@ class CuboidRenderer:
                                      pose=_OFF)
         self.seg_map = {node: SEG_COLORS[k] for k, node in enumerate(self.cuboids)}
         self.gl = pyrender.OffscreenRenderer(size, size)
+        self._bind_lighting_once_per_frame()
+
+    def _bind_lighting_once_per_frame(self) -> None:
+        """Make pyrender set the light uniforms once per program per frame instead of once per cuboid.
+
+        pyrender re-sends every light's uniforms before each draw; all our cuboids share one program, whose
+        uniforms keep their values between draws, so the repeats only cost time (a third of it, measured).
+        """
+        inner = self.gl._renderer
+        original = inner._bind_lighting
+        self._frame, bound = 0, set()
+
+        def bind_lighting(scene, program, node, flags):
+            key = (self._frame, program._program_id)
+            if key not in bound:
+                if len(bound) > 64:
+                    bound.clear()
+                bound.add(key)
+                original(scene, program, node, flags)
+
+        inner._bind_lighting = bind_lighting
 
     def resize(self, size: int) -> None:
         """Change the output size; pyrender re-allocates its framebuffers on the next render."""
@@ -101,6 +122,7 @@ class CuboidRenderer:
         if any(labels["cuboid"][k] != self.cuboid[k] for k in self.cuboid):
             raise ValueError(f"this renderer was built for cuboids {self.cuboid}, not {labels['cuboid']}")
         self._pose(labels)
+        self._frame += 1
         color, _ = self.gl.render(self.scene)
         out = {"rgb": np.ascontiguousarray(color)}
         if depth or mask:
