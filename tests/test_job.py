@@ -161,3 +161,29 @@ def test_unwritable_output_is_refused(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputDirectoryError, match="cannot create --out"):
         render_shards(RenderSpec("phi", n=4, size=16), blocker / "sub", workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray  # part of the test install ([test] pulls in [ray])
+
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_writes_the_same_bytes(phi_set, tmp_path, ray_cluster):
+    spec, out = phi_set
+    report = render_shards(spec, tmp_path, engine="ray", progress=False)
+    assert report.workers == 2 and report.rendered == 40
+    assert tree_bytes(tmp_path) == tree_bytes(out)
+
+
+def test_ray_data_reads_the_shards_without_latentds(phi_set, ray_cluster):
+    spec, out = phi_set
+    ds = ray_cluster.data.read_webdataset(sorted(str(p) for p in out.glob("*.tar")))
+    rows = ds.take_all()
+    assert len(rows) == 40
+    assert sorted(r["__key__"] for r in rows) == [f"{i:09d}" for i in range(40)]
+    row = rows[0]
+    assert row["png"].shape == (16, 16, 3) and row["json"]["size"] == 16

@@ -79,6 +79,8 @@ def render_shards(spec: RenderSpec, out: str | os.PathLike, *, workers: int | No
     start = time.perf_counter()
     if todo:
         (out / MANIFEST).unlink(missing_ok=True)  # a finished set that lost a shard is unfinished until mended
+        if engine == "ray":
+            workers = int(_ray_session().cluster_resources().get("CPU", 1))
         workers = min(workers, len(todo))
         with tqdm(total=spec.n, initial=sum(r["count"] for r in done.values()), unit="img", smoothing=0.05,
                   desc=f"render {spec.name}", disable=not progress, dynamic_ncols=True) as bar:
@@ -233,15 +235,21 @@ def _worker_shard(spec: RenderSpec, shard: int, out: str) -> dict:
     return write_shard(spec, shard, Path(out), on_samples=_COUNTS.put)
 
 
-def _run_ray(spec: RenderSpec, out: Path, todo: list[int],
-             update: Callable[[int], None]) -> Iterator[tuple[int, dict]]:
-    """One Ray task per shard on an existing cluster (or a local one that ray.init() starts)."""
+def _ray_session():
+    """The ray module, connected: to the cluster named by RAY_ADDRESS, or to a local one it starts."""
     try:
         import ray  # noqa: PLC0415
     except ImportError:
         raise InvalidParameterError("engine 'ray' needs Ray: pip install 'latentds[ray]'") from None
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
+    return ray
+
+
+def _run_ray(spec: RenderSpec, out: Path, todo: list[int],
+             update: Callable[[int], None]) -> Iterator[tuple[int, dict]]:
+    """One Ray task per shard; each Ray worker process keeps its own renderer between tasks."""
+    ray = _ray_session()
     task = ray.remote(num_cpus=1)(_ray_shard)
     refs = {task.remote(spec.params(), shard, str(out.resolve())): shard for shard in todo}
     pending = list(refs)
