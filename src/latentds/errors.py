@@ -19,3 +19,7 @@ class GLUnavailableError(LatentdsError):
 
 class ShardError(LatentdsError):
     """A shard set is missing, incomplete or fails verification."""
+
+
+class DatasetLayoutError(LatentdsError):
+    """A dataset root is missing or not laid out as the dataset's loader expects."""
