@@ -1,13 +1,31 @@
 """latentds: datasets, models and probes for research on latent spaces of images.
 
-The public API is small and imports nothing heavy at import time:
+The public API is small, and importing it is cheap (torch, pyrender and webdataset load on first use):
 
-    from latentds.render import RenderSpec, render_shards   # cuboid chains -> WebDataset shards
-    from latentds.render.manifest import read_manifest, verify_shards
+    import latentds
+    ds = latentds.load_shards("data/varied", batch_size=64, shuffle=1000)   # stream any shard set
+    latentds.render_shards(latentds.RenderSpec("phi", n=1000), "data/phi")  # render one
+    latentds.open_dataset("celeba", "/data/celeba-root", split="train")     # a public dataset
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
 from latentds.errors import LatentdsError  # noqa: E402
 
-__all__ = ["LatentdsError", "__version__"]
+_EXPORTS = {
+    "load_shards": "latentds.datasets.shards",
+    "sequence_groups": "latentds.datasets.sequences",
+    "open_dataset": "latentds.datasets.public",
+    "pack_dataset": "latentds.datasets.pack",
+    "RenderSpec": "latentds.render.spec",
+    "render_shards": "latentds.render.job",
+}
+__all__ = ["LatentdsError", "__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'latentds' has no attribute {name!r}")

@@ -1,0 +1,51 @@
+"""The groups of a ``latentds render --sequence FACTOR --steps K`` shard set, in order.
+
+Each group is K images in which only FACTOR moves, linearly over its range: the "natural interpolation" that
+the analysis compares with linear and spherical latent interpolation, and the one-factor batches a clamped VAE
+trains on. Group g is samples g*K .. g*K+K-1, so a few chosen groups are read without reading the whole set.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import torch
+
+from latentds.datasets.shards import decode_sample, read_parts, resolve_shards
+from latentds.datasets.transforms import ImageTransform
+from latentds.errors import ShardError
+from latentds.render.factors import factor_value
+
+
+def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range: str = "-1,1",
+                    strict: bool = True) -> Iterator[dict]:
+    """Yield {"group": g, "factor": name, "values": (K,) float64, "images": (K,3,H,W) float, "labels": [K dicts]}
+    for each group of a sequence render (all of them in order, or just ``groups``, in the order given)."""
+    shards, manifest = resolve_shards(source)
+    params = (manifest or {}).get("params", {})
+    if not params.get("sequence"):
+        raise ShardError(f"{source} is not a --sequence render (its manifest names no sequence factor)")
+    factor, steps, total = params["sequence"], params["steps"], manifest["count"]
+    n_groups = total // steps
+    wanted = list(range(n_groups)) if groups is None else list(groups)
+    bad = [g for g in wanted if not 0 <= g < n_groups]
+    if bad:
+        raise ShardError(f"no group {bad[0]} in {source}: it holds groups 0..{n_groups - 1}")
+    transform = ImageTransform(value_range=value_range)
+    starts = [rec["first_index"] for rec in manifest["shards"]]
+    for g in wanted:
+        lo, hi = g * steps, (g + 1) * steps
+        parts = [(s.url, max(lo, a) - a, min(hi, a + s.count) - max(lo, a))
+                 for s, a in zip(shards, starts) if a < hi and lo < a + s.count]
+        samples = [decode_sample(raw, transform) for raw in read_parts(parts, strict)]
+        if len(samples) != steps:
+            raise ShardError(f"group {g} of {source} has {len(samples)} of its {steps} samples")
+        labels = [s["labels"] for s in samples]
+        yield {"group": g, "factor": factor,
+               "values": torch.tensor([_swept(lab, factor) for lab in labels], dtype=torch.float64),
+               "images": transform.to_float(torch.stack([s["image"] for s in samples])),
+               "labels": labels}
+
+
+def _swept(labels: dict, factor: str) -> float:
+    return float(factor_value(labels, factor))
