@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from latentds.render import RenderSpec, render_shards, verify_shards
-    from latentds.render.job import default_workers
+    from latentds.shardsets.producer import default_workers
 
     workers = args.workers or default_workers()
 

@@ -13,7 +13,7 @@ from conftest import tree_bytes
 from latentds.errors import OutputDirectoryError
 from latentds.render import RenderSpec, render_shards, verify_shards
 from latentds.render import job as job_module
-from latentds.render.manifest import read_manifest
+from latentds.shardsets.manifest import read_manifest
 
 
 def test_shard_set_follows_the_contract(phi_set):
@@ -151,7 +151,7 @@ def test_other_dataset_is_refused_unless_overwrite(phi_set, tmp_path):
 
 def test_foreign_files_are_never_touched(tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputDirectoryError, match="not empty and holds no latentds render"):
+    with pytest.raises(OutputDirectoryError, match="not empty and holds no latentds shard set"):
         render_shards(RenderSpec("phi", n=4, size=16), tmp_path, workers=1, progress=False, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
 

@@ -65,7 +65,7 @@ def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, st
 def info(directory, verify):
     """Describe the shard set in DIRECTORY (and with --verify, check it)."""
     from latentds.errors import ShardError  # noqa: PLC0415
-    from latentds.render.manifest import describe, read_manifest, verify_shards  # noqa: PLC0415
+    from latentds.shardsets.manifest import describe, read_manifest, verify_shards  # noqa: PLC0415
 
     click.echo(describe(read_manifest(directory)))
     if verify:

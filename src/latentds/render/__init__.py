@@ -13,7 +13,7 @@ import importlib
 _EXPORTS = {
     "FACTORS": "factors", "PRESETS": "factors", "sample_labels": "factors",
     "RenderReport": "job", "render_shards": "job",
-    "describe": "manifest", "read_manifest": "manifest", "verify_shards": "manifest",
+    "describe": "manifest", "read_manifest": "manifest", "verify_shards": "manifest",  # from latentds.shardsets
     "RenderSpec": "spec",
 }
 __all__ = sorted(_EXPORTS)
@@ -21,5 +21,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"latentds.render.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        package = "latentds.shardsets" if module == "manifest" else "latentds.render"
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
     raise AttributeError(f"module 'latentds.render' has no attribute {name!r}")

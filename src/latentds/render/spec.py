@@ -72,6 +72,13 @@ class RenderSpec:
         keys = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
         return cls(**{**keys, "extras": tuple(keys.get("extras", ()))})
 
+    def finish(self, records: list[dict]) -> tuple[dict, str]:
+        """The manifest and dataset card of the finished render (see latentds.shardsets.producer)."""
+        from latentds.render.manifest import build_manifest, dataset_card  # noqa: PLC0415
+
+        manifest = build_manifest(self, records)
+        return manifest, dataset_card(manifest)
+
     def shard_name(self, index: int) -> str:
         return f"{self.name}-{index:06d}.tar"
 

@@ -1,0 +1,111 @@
+"""CelebA: aligned celebrity faces with 40 binary attributes and identities, in torchvision's folder layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentds.datasets.public import PublicDataset
+from latentds.errors import DatasetLayoutError
+
+PARTITIONS = {"train": 0, "valid": 1, "test": 2}
+
+
+class CelebA(PublicDataset, name="celeba"):
+    """CelebA aligned and cropped faces (178×218 JPEGs).
+
+    ``root`` is the directory that contains ``celeba/`` (what ``torchvision.datasets.CelebA`` takes as root);
+    the ``celeba`` folder itself works too. It must hold ``img_align_celeba/``, ``list_attr_celeba.txt``,
+    ``identity_CelebA.txt`` and ``list_eval_partition.txt``. The text files are parsed here (torchvision checks
+    their MD5s), tolerating CRLF line ends and runs of spaces. Labels: each of the 40 attributes by name (0/1),
+    ``identity`` (celebrity id), ``partition`` (0 train, 1 valid, 2 test); plus ``landmarks`` (name → pixel) and
+    ``bbox`` ([x, y, w, h], in the unaligned in-the-wild image) when their optional files are present.
+    """
+
+    splits = ("train", "valid", "test", "all")
+    description = (
+        "CelebFaces Attributes (CelebA; Liu, Luo, Wang and Tang, ICCV 2015): 202,599 aligned and cropped 178x218 "
+        "face images of 10,177 celebrities. Labels: 40 binary attributes (e.g. Smiling, Male, Eyeglasses; 1 "
+        "present, 0 absent), the celebrity identity, the official partition (0 train 162,770, 1 valid 19,867, "
+        "2 test 19,962), and where their files are present 5 facial landmarks in the aligned image and the face "
+        "box in the original image. Source: https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html; non-commercial "
+        "research use only."
+    )
+    citation = (
+        "@inproceedings{liu2015faceattributes,\n"
+        "  title={Deep Learning Face Attributes in the Wild},\n"
+        "  author={Liu, Ziwei and Luo, Ping and Wang, Xiaogang and Tang, Xiaoou},\n"
+        "  booktitle={Proceedings of International Conference on Computer Vision (ICCV)},\n"
+        "  year={2015}\n"
+        "}"
+    )
+
+    def __init__(self, root: str | os.PathLike, split: str | None = None):
+        super().__init__(root, split)
+        nested = self.root / "celeba"
+        self.folder = nested if nested.is_dir() or not (self.root / "list_eval_partition.txt").exists() else self.root
+        self.images = self.require(self.folder / "img_align_celeba", "the image folder img_align_celeba/")
+        _, partition = read_table(self.require(self.folder / "list_eval_partition.txt", "list_eval_partition.txt"))
+        wanted = PARTITIONS.get(self.split)
+        codes = {name: code.strip() for name, code in partition.items()}
+        if bad := next((name for name, code in codes.items() if code not in ("0", "1", "2")), None):
+            raise DatasetLayoutError(f"celeba: expected partition 0, 1 or 2 for {bad} in list_eval_partition.txt")
+        self.files = sorted(name for name, code in codes.items() if wanted is None or code == str(wanted))
+        self.partition = [int(codes[name]) for name in self.files]
+        self.identity = self.int_rows("identity_CelebA.txt", 1)[1][:, 0].tolist()
+        self.attribute_names, values = self.int_rows("list_attr_celeba.txt")
+        self.attributes = (values > 0).astype(np.uint8)  # {-1, 1} in the file (some copies use {0, 1})
+        self.extras = {label: self.int_rows(file) if (self.folder / file).exists() else None for label, file in
+                       (("landmarks", "list_landmarks_align_celeba.txt"), ("bbox", "list_bbox_celeba.txt"))}
+
+    def int_rows(self, file: str, width: int | None = None) -> tuple[list[str], np.ndarray]:
+        """(column names, int32 array with one row per image of self.files) from a table file.
+
+        Without ``width`` the file has a header (line 1 the count, line 2 the column names) that gives the width.
+        """
+        names, table = read_table(self.require(self.folder / file, file), header=width is None)
+        width = len(names) if width is None else width
+        rows = np.empty((len(self.files), width), np.int32)
+        for i, name in enumerate(self.files):
+            if name not in table:
+                raise DatasetLayoutError(f"celeba: {file} has no line for {name}, which list_eval_partition.txt lists")
+            fields = table[name].split()
+            if len(fields) != width:
+                raise DatasetLayoutError(f"celeba: expected {width} values for {name} in {file}, got {len(fields)}")
+            try:
+                rows[i] = fields
+            except ValueError:
+                raise DatasetLayoutError(f"celeba: expected integers for {name} in {file}, got {fields}") from None
+        return names, rows
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name = self.files[index]
+        labels: dict[str, Any] = dict(zip(self.attribute_names, map(int, self.attributes[index])))
+        labels |= {"identity": self.identity[index], "partition": self.partition[index]}
+        if self.extras["landmarks"]:
+            names, values = self.extras["landmarks"]
+            labels["landmarks"] = dict(zip(names, map(int, values[index])))
+        if self.extras["bbox"]:
+            labels["bbox"] = self.extras["bbox"][1][index].tolist()
+        image = self.open_rgb(self.require(self.images / name, f"image {name}"))
+        return {"key": f"celeba_{Path(name).stem}", "image": image, "labels": labels}
+
+
+def read_table(path: Path, header: bool = False) -> tuple[list[str], dict[str, str]]:
+    """(column names, {image file name: the rest of its line}) of a CelebA text file.
+
+    With ``header``, line 1 (the image count) is skipped and line 2 gives the column names. Any run of spaces
+    separates fields, and CRLF line ends and a trailing space on the header line are harmless.
+    """
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    if header and len(lines) < 2:
+        raise DatasetLayoutError(f"celeba: expected a count line and a header line at the top of {path}")
+    names = [n for n in lines[1].split() if n != "image_id"] if header else []  # the bbox file names column 1 too
+    rows = (line.split(None, 1) for line in lines[2 if header else 0:])
+    return names, {fields[0]: fields[1] if len(fields) > 1 else "" for fields in rows if fields}

@@ -1,0 +1,75 @@
+"""Food-101: photographs of 101 dishes, 750 train and 250 test images per class."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from latentds.datasets.public import PublicDataset
+from latentds.errors import DatasetLayoutError
+
+
+class Food101(PublicDataset, name="food101"):
+    """The images of one Food-101 split.
+
+    ``root`` is the directory that contains ``food-101/`` (what ``torchvision.datasets.Food101`` takes as root);
+    the ``food-101`` folder itself works too. It must hold ``images/<class>/<id>.jpg``, ``meta/classes.txt`` and
+    ``meta/{split}.json`` (``{class: ["class/id", …]}``; ``meta/{split}.txt`` is read when the JSON is absent).
+    Labels: ``label`` (index of the class in ``classes.txt``) and ``class_name``.
+    """
+
+    splits = ("train", "test")
+    description = (
+        "Food-101 (Bossard, Guillaumin and Van Gool, ECCV 2014): 101,000 photographs of 101 food dishes from "
+        "foodspotting.com, 1,000 per class with the official split of 750 train and 250 test images per class; "
+        "images are rescaled to at most 512 px a side. The test images were checked by hand; the training images "
+        "were not and contain some label noise on purpose. Labels: label (0-100, the line of the class in "
+        "meta/classes.txt) and class_name (e.g. apple_pie). Source: "
+        "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/."
+    )
+    citation = (
+        "@inproceedings{bossard14,\n"
+        "  title={Food-101 -- Mining Discriminative Components with Random Forests},\n"
+        "  author={Bossard, Lukas and Guillaumin, Matthieu and Van Gool, Luc},\n"
+        "  booktitle={European Conference on Computer Vision (ECCV)},\n"
+        "  year={2014}\n"
+        "}"
+    )
+
+    def __init__(self, root: str | os.PathLike, split: str | None = None):
+        super().__init__(root, split)
+        nested = self.root / "food-101"
+        self.folder = self.root if (self.root / "meta").is_dir() and not nested.is_dir() else nested
+        self.images = self.require(self.folder / "images", "the image folder food-101/images/")
+        meta = self.folder / "meta"
+        lines = self.require(meta / "classes.txt", "the class list food-101/meta/classes.txt").read_text().splitlines()
+        self.classes = [line.strip() for line in lines if line.strip()]
+        # Indices follow classes.txt, as the dataset documents them; torchvision's Food101 would number the classes
+        # of the split's JSON in sorted order instead, and would import torch just to list files.
+        index = {name: i for i, name in enumerate(self.classes)}
+        self.entries: list[tuple[str, int]] = []  # ("class/id", label)
+        for entry in sorted(self.read_split(meta)):
+            name = entry.split("/")[0]
+            if name not in index:
+                raise DatasetLayoutError(f"food101: class {name!r} of {entry} is not in {meta / 'classes.txt'}")
+            self.entries.append((entry, index[name]))
+
+    def read_split(self, meta: Path) -> list[str]:
+        """The split's "class/id" entries, from meta/{split}.json or else meta/{split}.txt."""
+        if (meta / f"{self.split}.json").exists():
+            with open(meta / f"{self.split}.json", encoding="utf-8") as f:
+                return [entry for entries in json.load(f).values() for entry in entries]
+        text = self.require(meta / f"{self.split}.txt", f"the split list food-101/meta/{self.split}.json").read_text()
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        entry, label = self.entries[index]
+        image = self.open_rgb(self.require(self.images / f"{entry}.jpg", f"image {entry}.jpg"))
+        return {"key": "food101_" + re.sub(r"[^A-Za-z0-9_-]", "-", entry.replace("/", "_")), "image": image,
+                "labels": {"label": label, "class_name": self.classes[label]}}
