@@ -61,7 +61,7 @@ def per_image_breakdown(n: int, size: int) -> dict[str, float]:
     """Milliseconds per image for each stage, in this process (one persistent renderer)."""
     from latentds.render.factors import CUBOID, sample_labels
     from latentds.render.renderer import process_renderer
-    from latentds.render.shard_writer import encode_json, encode_png
+    from latentds.shardsets.members import encode_json, encode_png
 
     renderer = process_renderer(size, CUBOID)
     renderer.render(sample_labels("varied", 0, 0, size))  # compile the first shader programs

@@ -84,12 +84,17 @@ def dataset_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def open_dataset(name: str, root: str | os.PathLike, split: str | None = None) -> PublicDataset:
-    """The ``split`` of public dataset ``name`` (see ``dataset_names()``) read from ``root``."""
+def dataset_class(name: str) -> type[PublicDataset]:
+    """The PublicDataset subclass registered as ``name``."""
     _load_all()
     if name not in REGISTRY:
         raise InvalidParameterError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](root, split)
+    return REGISTRY[name]
+
+
+def open_dataset(name: str, root: str | os.PathLike, split: str | None = None) -> PublicDataset:
+    """The ``split`` of public dataset ``name`` (see ``dataset_names()``) read from ``root``."""
+    return dataset_class(name)(root, split)
 
 
 def _load_all() -> None:

@@ -1,36 +1,13 @@
-"""Render one shard: its samples -> PNG/JSON(/depth/mask) members -> an atomically written tar.
-
-PNG and JSON are encoded without timestamps, so the same sample always gives the same bytes.
-"""
+"""Render one shard: its samples -> PNG/JSON(/depth/mask) members -> an atomically written tar."""
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-from PIL import Image
-
 from latentds.render.factors import CUBOID, sample_labels
+from latentds.shardsets.members import encode_json, encode_npy, encode_png
 from latentds.shardsets.producer import write_tar_shard
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
-
-
-def encode_npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def encode_json(labels: dict) -> bytes:
-    return json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()
 
 
 def render_sample(spec, index: int, renderer) -> dict:
