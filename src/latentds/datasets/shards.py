@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+import orjson
 import torch
 import webdataset as wds
 from braceexpand import braceexpand
@@ -216,7 +217,7 @@ def decode_sample(sample: dict, transform: ImageTransform) -> dict:
         if transform.flip and torch.rand(()) < 0.5:
             pixels = pixels.flip(-1)
     out = {"__key__": sample["__key__"], "__url__": sample.get("__url__", ""), "image": pixels}
-    labels = json.loads(sample["json"]) if "json" in sample else {}
+    labels = orjson.loads(sample["json"]) if "json" in sample else {}
     out["labels"] = labels
     if "depth.npy" in sample:
         out["depth"] = torch.from_numpy(np.load(io.BytesIO(sample["depth.npy"]), allow_pickle=False))
@@ -229,12 +230,56 @@ def decode_sample(sample: dict, transform: ImageTransform) -> dict:
     return out
 
 
+class LabelBatch:
+    """The label dicts of a batch: indexable, iterable and sized like a list.
+
+    Deliberately not a ``Sequence``: DataLoader's ``default_convert`` walks every element of lists and dicts it
+    is handed (thousands of floats per batch of cuboid labels), which cost more than decoding the images. Between
+    processes it travels as one JSON document, parsed only when the labels are first used.
+    """
+
+    __slots__ = ("_items", "_json")
+
+    def __init__(self, items: list[dict]):
+        self._items, self._json = items, None
+
+    @property
+    def items(self) -> list[dict]:
+        if self._items is None:
+            self._items = orjson.loads(self._json)
+        return self._items
+
+    def __getstate__(self):
+        return orjson.dumps(self._items) if self._items is not None else self._json
+
+    def __setstate__(self, state: bytes):
+        self._items, self._json = None, state
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"LabelBatch({self.items!r})"
+
+
 def collate(samples: list[dict]) -> dict:
-    """Stack the tensors of decoded samples; keep labels, keys and urls as lists."""
+    """Stack the tensors of decoded samples; keys and urls become lists, labels a LabelBatch."""
     batch = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
-        batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = LabelBatch(values) if key == "labels" else values
     return batch
 
 
