@@ -160,3 +160,28 @@ def _plain(tmp_path):
     out = tmp_path.parent / (tmp_path.name + "-plain")
     render_shards(RenderSpec("phi", n=3, size=8), out, workers=1, progress=False)
     return out
+
+
+def test_factor_vector_agrees_with_the_factor_table():
+    from latentds.datasets.cuboids import cuboid_factors
+    from latentds.render.factors import FACTORS, factor_value, sample_labels
+
+    for i in range(60):
+        labels = sample_labels("varied", 5, i, 16)
+        values, present = cuboid_factors(labels)
+        expected = []
+        for f in FACTORS:
+            v = factor_value(labels, f.name)
+            width = 3 if f.type == "rgb" else 1
+            expected += [None] * width if v is None else (list(v) if width == 3 else [v])
+        assert len(expected) == len(values) == len(FACTOR_NAMES)
+        for e, v, p in zip(expected, values, present):
+            assert (e is None and not p and v == 0) or (p and v == pytest.approx(e, rel=1e-6))
+
+
+def test_factor_names_and_ranges_come_from_the_manifest(phi_set):
+    _, out = phi_set
+    table = load_shards(out).factor_table
+    assert [row["name"] for row in table] == list(FACTOR_NAMES)
+    phi = table[FACTOR_NAMES.index("phi_0")]
+    assert phi["range"] == [-135.0, 135.0] and phi["varies"] and not table[FACTOR_NAMES.index("phi_1")]["varies"]

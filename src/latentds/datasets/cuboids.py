@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentds.render.factors import FACTORS, MAX_JOINTS
+from latentds.render.factors import FACTORS, MAX_CUBOIDS, MAX_JOINTS
 
 
 def _names() -> tuple[str, ...]:
@@ -20,31 +20,30 @@ def _names() -> tuple[str, ...]:
 
 
 FACTOR_NAMES: tuple[str, ...] = _names()
-_LIGHT = FACTOR_NAMES.index("light_azimuth")
-assert FACTOR_NAMES[_LIGHT:] == ("light_azimuth", "light_elevation", "light_intensity", "light_color_r",
+# cuboid_factors writes the vector out in this order; keep them in step.
+assert FACTOR_NAMES[-8:] == ("light_azimuth", "light_elevation", "light_intensity", "light_color_r",
                                  "light_color_g", "light_color_b", "n_spot_lights", "n_point_lights")
 
 
 def cuboid_factors(labels: dict) -> tuple[np.ndarray, np.ndarray]:
     """(values float32[len(FACTOR_NAMES)], present bool[len(FACTOR_NAMES)]) of a cuboid sample's labels.
 
-    Written out rather than looped over ``factor_value``: it runs once per streamed sample.
+    Written out as flat lists rather than looped over ``factor_value``: it runs once per streamed sample.
     """
-    values = np.zeros(len(FACTOR_NAMES), dtype=np.float32)
-    present = np.zeros(len(FACTOR_NAMES), dtype=bool)
-    values[0], present[0] = labels["n_cuboids"], True
-    for j, joint in enumerate(labels["joints"]):
-        values[1 + 3 * j: 4 + 3 * j] = joint["phi"], joint["theta"], joint["lambda"]
-        present[1 + 3 * j: 4 + 3 * j] = True
-    start = 1 + 3 * MAX_JOINTS
-    for k, color in enumerate(labels["colors"]):
-        values[start + 3 * k: start + 3 * k + 3] = color
-        present[start + 3 * k: start + 3 * k + 3] = True
-    light = labels["light"]
-    values[_LIGHT:] = (light["azimuth"], light["elevation"], light["intensity"], *light["color"],
-                       len(labels["spot_lights"]), len(labels["point_lights"]))
-    present[_LIGHT:] = True
-    return values, present
+    joints, colors, light = labels["joints"], labels["colors"], labels["light"]
+    missing_joints, missing_colors = MAX_JOINTS - len(joints), MAX_CUBOIDS - len(colors)
+    values = [labels["n_cuboids"]]
+    for joint in joints:
+        values += (joint["phi"], joint["theta"], joint["lambda"])
+    values += [0.0] * (3 * missing_joints)
+    for color in colors:
+        values += color
+    values += [0.0] * (3 * missing_colors)
+    values += (light["azimuth"], light["elevation"], light["intensity"], *light["color"],
+               len(labels["spot_lights"]), len(labels["point_lights"]))
+    present = ([True] * (1 + 3 * len(joints)) + [False] * (3 * missing_joints) + [True] * (3 * len(colors))
+               + [False] * (3 * missing_colors) + [True] * 8)
+    return np.array(values, dtype=np.float32), np.array(present, dtype=bool)
 
 
 def factor_table(manifest: dict) -> list[dict]:

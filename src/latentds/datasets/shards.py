@@ -39,7 +39,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from webdataset.utils import pytorch_worker_info
 
-from latentds.datasets.cuboids import FACTOR_NAMES, cuboid_factors, is_cuboid_labels
+from latentds.datasets.cuboids import FACTOR_NAMES, cuboid_factors, factor_table, is_cuboid_labels
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import ShardError
 
@@ -293,6 +293,14 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.shuffle, self.seed, self.batch_size, self.partial, self.strict = shuffle, seed, batch_size, partial, strict
         self.epoch = 0
         self.factor_names = FACTOR_NAMES
+
+    @property
+    def factor_table(self) -> list[dict]:
+        """One row (name, type, range, unit, varies, description) per entry of the "factors" vector of cuboid
+        samples, from the manifest; empty for shard sets without factors (e.g. packed public datasets)."""
+        rows = factor_table(self.manifest or {})
+        assert not rows or [r["name"] for r in rows] == list(FACTOR_NAMES)
+        return rows
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: with shuffle, the shard order and the shuffle buffer depend on (seed, epoch)."""

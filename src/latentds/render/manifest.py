@@ -106,5 +106,14 @@ for image, labels in ds:  # image: float32 HxWx3 in [0, 1]; labels: dict
     ...
 ```
 
+With latentds (decoded tensors, a fixed-length factor vector with a mask for missing joints, splitting across
+DataLoader workers and DDP ranks):
+
+```python
+import latentds, torch
+ds = latentds.load_shards("DIR", batch_size=64, shuffle=1000)
+loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+```
+
 With the standard library alone: every shard is a plain tar (`tarfile.open("DIR/{manifest['shards'][0]['name']}")`).
 """
