@@ -13,6 +13,7 @@ Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name=
 
 from __future__ import annotations
 
+import abc
 import importlib
 import os
 from pathlib import Path
@@ -29,7 +30,7 @@ DATASET_MODULES = ("sprites", "utkface", "celeba", "coco", "food101")
 REGISTRY: dict[str, type[PublicDataset]] = {}
 
 
-class PublicDataset:
+class PublicDataset(abc.ABC):
     """Base class: a split of a public dataset read from its root directory."""
 
     name: ClassVar[str] = ""
@@ -52,11 +53,13 @@ class PublicDataset:
         if not self.root.is_dir():
             raise DatasetLayoutError(f"{self.name} root {self.root} does not exist or is not a directory")
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError  # every registered dataset implements it
+        """Number of samples in the split."""
 
+    @abc.abstractmethod
     def __getitem__(self, index: int) -> dict[str, Any]:
-        raise NotImplementedError  # every registered dataset implements it
+        """Sample ``index``: {"key", "image", "labels"}."""
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
