@@ -119,7 +119,7 @@ def test_resume_after_an_interruption_gives_identical_bytes(phi_set, tmp_path, m
     monkeypatch.setattr(job_module, "write_shard", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     report = render_shards(spec, tmp_path, workers=1, progress=False)
     assert calls == [2, 3]  # finished shards were kept, not rendered again
-    assert report.rendered == 20
+    assert report.done == 20
     assert tree_bytes(tmp_path) == tree_bytes(out)
     assert not list(tmp_path.glob(".*"))  # no progress file or partial shard left
 
@@ -133,9 +133,9 @@ def test_a_damaged_shard_is_rendered_again_and_verify_reports_it(phi_set, tmp_pa
     problems = verify_shards(tmp_path)
     assert len(problems) == 1 and problems[0].startswith("phi-000001.tar")
     report = render_shards(spec, tmp_path, workers=1, progress=False)
-    assert report.rendered == 10
+    assert report.done == 10
     assert tree_bytes(tmp_path) == tree_bytes(out)
-    assert render_shards(spec, tmp_path, workers=1, progress=False).rendered == 0
+    assert render_shards(spec, tmp_path, workers=1, progress=False).done == 0
 
 
 def test_other_dataset_is_refused_unless_overwrite(phi_set, tmp_path):
@@ -175,7 +175,7 @@ def ray_cluster():
 def test_ray_engine_writes_the_same_bytes(phi_set, tmp_path, ray_cluster):
     spec, out = phi_set
     report = render_shards(spec, tmp_path, engine="ray", progress=False)
-    assert report.workers == 2 and report.rendered == 40
+    assert report.workers == 2 and report.done == 40
     assert tree_bytes(tmp_path) == tree_bytes(out)
 
 

@@ -13,7 +13,8 @@ from conftest import tree_bytes
 import latentds
 from latentds.datasets.cuboids import FACTOR_NAMES
 from latentds.datasets.sequences import sequence_groups
-from latentds.datasets.shards import ShardWarning, load_shards, tar_samples
+from latentds.datasets.shards import ShardWarning, load_shards
+from latentds.datasets.tarstream import tar_samples
 from latentds.errors import ShardError
 from latentds.render import RenderSpec, render_shards
 

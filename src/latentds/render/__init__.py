@@ -12,7 +12,7 @@ import importlib
 
 _EXPORTS = {
     "FACTORS": "factors", "PRESETS": "factors", "sample_labels": "factors",
-    "RenderReport": "job", "render_shards": "job",
+    "render_shards": "job",
     "describe": "manifest", "read_manifest": "manifest", "verify_shards": "manifest",  # from latentds.shardsets
     "RenderSpec": "spec",
 }

@@ -9,8 +9,6 @@ from latentds.render.shard_writer import write_shard
 from latentds.render.spec import RenderSpec
 from latentds.shardsets.producer import ShardReport, produce_shards
 
-RenderReport = ShardReport
-
 
 def render_shards(spec: RenderSpec, out: str | os.PathLike, *, workers: int | None = None, overwrite: bool = False,
                   engine: str = "local", progress: bool = True) -> ShardReport:

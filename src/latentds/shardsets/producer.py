@@ -52,10 +52,6 @@ class ShardReport:
     workers: int
     verb: str = "wrote"
 
-    @property
-    def rendered(self) -> int:
-        return self.done
-
     def summary(self) -> str:
         mb = sum(r["bytes"] for r in self.manifest["shards"]) / 1e6
         where = f"{self.out}: {len(self.manifest['shards'])} shards, {self.manifest['count']:,} images, {mb:,.1f} MB"
