@@ -21,11 +21,13 @@ _EXPORTS = {
     "pack_dataset": "latentds.datasets.pack",
     "RenderSpec": "latentds.render.spec",
     "render_shards": "latentds.render.job",
+    "from_pretrained": "latentds.zoo.base:load_pretrained",
 }
 __all__ = ["LatentdsError", "__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        module, _, attr = _EXPORTS[name].partition(":")
+        return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'latentds' has no attribute {name!r}")

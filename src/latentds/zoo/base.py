@@ -1,0 +1,217 @@
+"""LatentModel: the one base class of the zoo, its registry, and saving/loading (safetensors + JSON, never pickle).
+
+A family is one file: a frozen config dataclass and a LatentModel subclass that registers itself,
+
+    @dataclass(frozen=True)
+    class VAEConfig(ModelConfig):
+        beta: float = 1.0
+
+    class VAE(LatentModel, family="vae"):
+        Config = VAEConfig
+
+and every family answers ``encode``, ``decode``, ``sample``, ``reconstruct`` and ``loss``. Training with more than
+one optimiser (a discriminator, a GAN) is part of the interface: ``parameter_groups()`` names the groups, the
+trainer builds one optimiser per group and calls ``loss(batch, group)`` for each, in order, every step that
+``updates(group, step)`` allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import torch
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from torch import nn
+
+from latentds.errors import InvalidParameterError, LatentdsError
+from latentds.zoo.config import from_dict, to_dict
+
+REGISTRY: dict[str, type[LatentModel]] = {}
+FAMILY_MODULES = ("vae",)  # imported on first use of the registry; each registers its families
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+class HubError(LatentdsError):
+    """A model could not be fetched from or pushed to the Hugging Face Hub."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every family has. ``family`` is filled in by the model class."""
+
+    family: str = ""
+    image_size: int = 64
+    channels: int = 3
+    latent_dim: int = 128
+
+
+class LatentModel(nn.Module, PyTorchModelHubMixin, library_name="latentds", tags=["latentds"],
+                  repo_url="https://github.com/latentds/latentds"):
+    """Base class: see the module docstring. Subclasses set ``Config`` and pass ``family=`` when subclassing."""
+
+    family: ClassVar[str] = ""
+    Config: ClassVar[type] = ModelConfig
+    card_info: dict[str, Any]  # recipe, data, metrics: written into the model card by save_pretrained
+
+    def __init_subclass__(cls, family: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if family:
+            cls.family = family
+            REGISTRY[family] = cls
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        config = config if config is not None else self.Config()
+        if not isinstance(config, self.Config):
+            raise InvalidParameterError(f"{type(self).__name__} needs a {self.Config.__name__}, "
+                                        f"not {type(config).__name__}")
+        self.config = replace(config, family=self.family)
+        self._hub_mixin_config = self.config  # what save_pretrained writes as config.json
+        self.card_info = {}
+
+    # --- the interface every family implements -----------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, S, S) in [-1, 1] -> latent codes (N, latent_dim) (posterior means for VAEs)."""
+        raise InvalidParameterError(f"{self.family} has no encoder")
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, latent_dim) -> images (N, C, S, S) in [-1, 1]."""
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch of images; ``"loss"`` is the total that ``group``'s optimiser minimises."""
+        raise NotImplementedError
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimiser, in update order (one group, "model", unless a family needs more)."""
+        return {"model": list(self.parameters())}
+
+    def updates(self, group: str, step: int) -> bool:
+        """Whether ``group`` is updated at training step ``step`` (every step by default)."""
+        return True
+
+    # --- derived ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images decoded from the prior N(0, I)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device="cpu").to(device)
+        return self.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    # --- saving and loading ----------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write config.json, model.safetensors and a README.md model card (replacing an older card)."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "README.md").unlink(missing_ok=True)  # the mixin never overwrites a card
+        super().save_pretrained(directory, **kwargs)
+
+    def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        from latentds.zoo.card import model_card  # noqa: PLC0415
+
+        return ModelCard(model_card(self))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> LatentModel:
+        """Load a model saved by ``save_pretrained``; see ``latentds.from_pretrained``."""
+        model = load_pretrained(pretrained_model_name_or_path, **kwargs)
+        if cls is not LatentModel and not isinstance(model, cls):
+            raise InvalidParameterError(f"{pretrained_model_name_or_path} holds a {model.family} model, not {cls.family}")
+        return model
+
+
+def create(name: str, **overrides) -> LatentModel:
+    """A new model of family ``name`` with its config defaults, overridden by ``overrides``."""
+    families()
+    if name not in REGISTRY:
+        raise InvalidParameterError(f"unknown model family {name!r}; choose one of: {', '.join(sorted(REGISTRY))}")
+    cls = REGISTRY[name]
+    return cls(from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})"))
+
+
+def families() -> list[str]:
+    """Every registered model family."""
+    import importlib  # noqa: PLC0415
+
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"latentds.zoo.{module}")
+    return sorted(REGISTRY)
+
+
+def model_from_config(data: dict, where: str) -> LatentModel:
+    families()
+    family = data.get("family")
+    if family not in REGISTRY:
+        raise InvalidParameterError(f"{where} names model family {family!r}; known: {', '.join(sorted(REGISTRY))}")
+    return create(family, **data)
+
+
+def load_pretrained(source: str | os.PathLike, *, revision: str | None = None, device: str = "cpu") -> LatentModel:
+    """A model from a directory holding config.json + model.safetensors (a saved model or a training run), or
+    from a Hugging Face Hub repo id (``org/name``). Weights are read with safetensors only, all keys required."""
+    from safetensors.torch import load_model  # noqa: PLC0415
+
+    directory = Path(source)
+    if directory.is_dir():
+        config_file, weights = directory / CONFIG, directory / WEIGHTS
+        for f in (config_file, weights):
+            if not f.is_file():
+                raise InvalidParameterError(f"{directory} holds no {f.name}: not a saved latentds model "
+                                            "(a training run is loadable once it has finished or been checkpointed)")
+    elif os.path.exists(source) or "/" not in str(source) or str(source).count("/") > 1:
+        raise InvalidParameterError(f"no model at {source}: give a directory saved by latentds or a Hub id org/name")
+    else:
+        config_file, weights = (Path(_hub_file(str(source), name, revision)) for name in (CONFIG, WEIGHTS))
+    try:
+        data = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InvalidParameterError(f"cannot read {config_file}: {e}") from None
+    model = model_from_config(data, where=str(config_file))
+    missing, unexpected = load_model(model, str(weights), strict=False)
+    if missing or unexpected:
+        raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
+                                    f"unexpected {sorted(unexpected)[:3]}")
+    return model.to(device).eval()
+
+
+def hub_host() -> str:
+    from huggingface_hub import constants  # noqa: PLC0415
+
+    return urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+
+
+def check_hub_reachable(timeout: float = 3.0) -> None:
+    """Fail in seconds, not after a minute of retries, when the Hub cannot be reached."""
+    host = hub_host()
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+        raise HubError(f"cannot reach the Hugging Face Hub at {host} ({e.strerror or e}); give a local model "
+                       "directory instead, or set HF_HUB_OFFLINE=1 to use models already in the local cache") from None
+
+
+def _hub_file(repo_id: str, filename: str, revision: str | None) -> str:
+    from huggingface_hub import constants, hf_hub_download  # noqa: PLC0415
+    from huggingface_hub.errors import LocalEntryNotFoundError  # noqa: PLC0415
+
+    try:  # the local cache first: no network needed for a model fetched before
+        return hf_hub_download(repo_id, filename, revision=revision, local_files_only=True)
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise HubError(f"{repo_id}/{filename} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+                           "unset it to download, or give a local model directory") from None
+    check_hub_reachable()
+    try:
+        return hf_hub_download(repo_id, filename, revision=revision)
+    except Exception as e:  # repository or file not found, auth, network
+        raise HubError(f"cannot fetch {filename} of {repo_id} from the Hub: {str(e).splitlines()[0]}") from None

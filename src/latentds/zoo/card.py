@@ -1,0 +1,53 @@
+"""The README.md model card written beside every saved model."""
+
+from __future__ import annotations
+
+import json
+
+from latentds.zoo.config import to_dict
+
+
+def model_card(model) -> str:
+    """Markdown with Hub metadata: family, config, and what ``model.card_info`` says of recipe, data, metrics."""
+    info = model.card_info
+    config = json.dumps(to_dict(model.config), indent=2)
+    n_params = sum(p.numel() for p in model.parameters())
+    parts = [
+        "---",
+        "library_name: latentds",
+        "tags:",
+        "- latentds",
+        f"- {model.family}",
+        "- latent-space",
+        "---",
+        "",
+        f"# {info.get('title', model.family)}",
+        "",
+        f"A `{model.family}` model of [latentds](https://github.com/latentds/latentds) "
+        f"({n_params:,} parameters, {model.config.image_size}x{model.config.image_size} RGB images in [-1, 1], "
+        f"latent dimension {model.config.latent_dim}).",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "import latentds",
+        'model = latentds.from_pretrained("THIS_REPO_OR_DIRECTORY")  # config.json + model.safetensors, no pickle',
+        "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]",
+        "x = model.decode(z); samples = model.sample(16)",
+        "```",
+        "",
+        "## Config",
+        "",
+        "```json",
+        config,
+        "```",
+    ]
+    if info.get("data"):
+        parts += ["", "## Data", "", str(info["data"])]
+    if info.get("recipe"):
+        parts += ["", "## Recipe", "", "```toml", str(info["recipe"]).strip(), "```"]
+    if info.get("metrics"):
+        rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                         for k, v in info["metrics"].items())
+        parts += ["", "## Metrics (end of training)", "", "| metric | value |", "|---|---|", rows]
+    return "\n".join(parts) + "\n"

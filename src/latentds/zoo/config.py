@@ -1,0 +1,79 @@
+"""Frozen config dataclasses <-> plain dicts (JSON/TOML), strictly.
+
+huggingface_hub's mixin drops unknown keys and turns tuples into lists when it rebuilds a dataclass; configs here
+are rebuilt by ``from_dict`` instead: an unknown or mistyped key is an error naming the key and the valid ones,
+and tuple fields come back as tuples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from latentds.errors import InvalidParameterError
+
+
+def _accepts(annotation, value) -> tuple[bool, Any]:
+    """(ok, value converted to the annotation) for the annotations our configs use."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            ok, converted = _accepts(option, value)
+            if ok:
+                return True, converted
+        return False, value
+    if annotation is type(None):
+        return value is None, value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = typing.get_args(annotation)
+        item = args[0] if args else Any
+        converted = []
+        for v in value:
+            ok, c = _accepts(item, v)
+            if not ok:
+                return False, value
+            converted.append(c)
+        return True, tuple(converted)
+    if annotation is Any:
+        return True, value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool), float(value)
+    if annotation is str:
+        return isinstance(value, str), value
+    return isinstance(value, annotation), value
+
+
+def from_dict(cls, data: dict, where: str = "config"):
+    """An instance of dataclass ``cls`` from ``data``; InvalidParameterError on unknown keys or wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise InvalidParameterError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(fields))}")
+    values = {}
+    for key, value in data.items():
+        ok, converted = _accepts(hints[key], value)
+        if not ok:
+            raise InvalidParameterError(f"{where}.{key} must be {_type_name(hints[key])}, not {value!r}")
+        values[key] = converted
+    try:
+        return cls(**values)
+    except TypeError as e:  # a required field is missing
+        raise InvalidParameterError(f"{where}: {e}") from None
+
+
+def to_dict(config) -> dict:
+    """The JSON/TOML form of a config dataclass (tuples become lists, as JSON has no tuples)."""
+    return dataclasses.asdict(config)
+
+
+def _type_name(annotation) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
