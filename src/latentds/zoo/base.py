@@ -88,6 +88,10 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, library_name="latentds", tags
         """Named loss terms for a batch of images; ``"loss"`` is the total that ``group``'s optimiser minimises."""
         raise NotImplementedError
 
+    def forward(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
+        """The loss terms (DistributedDataParallel synchronises gradients through forward)."""
+        return self.loss(x, group)
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimiser, in update order (one group, "model", unless a family needs more)."""
         return {"model": list(self.parameters())}

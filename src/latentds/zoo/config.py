@@ -45,7 +45,8 @@ def _accepts(annotation, value) -> tuple[bool, Any]:
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool), float(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
     if annotation is str:
         return isinstance(value, str), value
     return isinstance(value, annotation), value
