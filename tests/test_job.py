@@ -187,3 +187,29 @@ def test_ray_data_reads_the_shards_without_latentds(phi_set, ray_cluster):
     assert sorted(r["__key__"] for r in rows) == [f"{i:09d}" for i in range(40)]
     row = rows[0]
     assert row["png"].shape == (16, 16, 3) and row["json"]["size"] == 16
+
+
+def crashes_once(spec, shard, out, on_samples):
+    """A write function whose first call in a marked directory kills its worker process, as a segfault would."""
+    import os
+
+    marker = out / ".crashed"
+    if shard == 1 and not marker.exists():
+        marker.write_text("")
+        os._exit(1)
+    from latentds.render.shard_writer import write_shard
+
+    return write_shard(spec, shard, out, on_samples)
+
+
+def test_a_dead_worker_is_replaced_and_the_result_is_unchanged(phi_set, tmp_path, monkeypatch):
+    import os
+
+    from latentds.shardsets.producer import produce_shards
+
+    spec, out = phi_set
+    monkeypatch.setenv("LATENTDS_GL_PLATFORM", os.environ.get("PYOPENGL_PLATFORM", "egl"))
+    report = produce_shards(spec, tmp_path, crashes_once, workers=2, progress=False)
+    assert (tmp_path / ".crashed").exists() and report.done == 40
+    (tmp_path / ".crashed").unlink()
+    assert tree_bytes(tmp_path) == tree_bytes(out)

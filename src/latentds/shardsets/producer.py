@@ -19,11 +19,13 @@ appended only after the shard was renamed to its final name. ``manifest.json`` i
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import multiprocessing as mp
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -31,12 +33,13 @@ from typing import Callable, Iterable, Iterator
 import webdataset as wds
 from tqdm.auto import tqdm
 
-from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.errors import InvalidParameterError, LatentdsError, OutputDirectoryError
 from latentds.shardsets.manifest import CARD, MANIFEST, file_sha256, read_manifest, write_manifest
 
 PROGRESS = ".latentds-progress.jsonl"
 PARTIAL_SUFFIX = ".partial"
 ENGINES = ("local", "ray")
+MAX_POOL_STARTS = 3
 # 2000-01-01T00:00:00Z: any fixed value makes the tar bytes reproducible.
 TAR_MTIME = 946684800
 
@@ -123,10 +126,24 @@ def produce_shards(spec, out: str | os.PathLike, write: Callable, *, workers: in
                   smoothing=0.05, desc=f"{verb} {spec.name}", disable=not progress, dynamic_ncols=True) as bar:
             runner = _run_ray if engine == "ray" else _run_local
             with open(out / PROGRESS, "a", encoding="utf-8") as log:
-                for shard, record in runner(write, spec, out, todo, workers, bar.update):
-                    done[shard] = record
-                    log.write(json.dumps({"shard": shard, **record}) + "\n")
-                    log.flush()
+                for attempt in range(1, MAX_POOL_STARTS + 1):
+                    try:
+                        left = [i for i in todo if i not in done]
+                        for shard, record in runner(write, spec, out, left, workers, bar.update):
+                            done[shard] = record
+                            log.write(json.dumps({"shard": shard, **record}) + "\n")
+                            log.flush()
+                        break
+                    except BrokenProcessPool:
+                        # A worker died (a native crash or the OOM killer); its shard was never renamed, so
+                        # nothing is half-written: start a fresh pool for what is left.
+                        if attempt == MAX_POOL_STARTS:
+                            raise LatentdsError(
+                                f"worker processes died {attempt} times (see the messages above); finished shards "
+                                f"are kept in {out}: run the same command again to resume, with fewer --workers "
+                                "if memory is short") from None
+                        bar.write(f"a worker process died; restarting the pool for the "
+                                  f"{len(todo) - len(done)} shards left")
     seconds = time.perf_counter() - start
     manifest, card = spec.finish([done[i] for i in sorted(done)])
     if todo or not (out / MANIFEST).is_file():
@@ -263,6 +280,7 @@ _COUNTS = None
 def _init_worker(counts) -> None:
     global _COUNTS
     _COUNTS = counts
+    faulthandler.enable()  # a native crash in a worker (GL, codecs) leaves its stack on stderr
 
 
 def _worker_shard(write: Callable, spec, shard: int, out: str) -> dict:
