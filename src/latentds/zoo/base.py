@@ -181,7 +181,11 @@ def load_pretrained(source: str | os.PathLike, *, revision: str | None = None, d
     except ValueError as e:
         raise InvalidParameterError(f"cannot read {config_file}: {e}") from None
     model = model_from_config(data, where=str(config_file))
-    missing, unexpected = load_model(model, str(weights), strict=False)
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except RuntimeError as e:  # shapes that do not fit the config
+        raise InvalidParameterError(f"{weights} does not fit {model.family} with {config_file}: "
+                                    f"{str(e).splitlines()[1].strip()}") from None
     if missing or unexpected:
         raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
                                     f"unexpected {sorted(unexpected)[:3]}")

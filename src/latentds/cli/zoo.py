@@ -1,0 +1,90 @@
+"""``latentds zoo``, ``train``, ``sample`` and ``push``."""
+
+from __future__ import annotations
+
+import click
+
+from latentds.cli import main
+
+
+@main.command("zoo")
+def zoo_list():
+    """List the packaged recipes, one line each (run one with `latentds train zoo/NAME`)."""
+    from latentds.zoo.recipe import recipe_names, recipe_source  # noqa: PLC0415
+
+    import tomllib  # noqa: PLC0415
+
+    for name in recipe_names():
+        description = tomllib.loads(recipe_source(f"zoo/{name}")[1]).get("description", "")
+        click.echo(f"zoo/{name:<12} {description}")
+
+
+@main.command()
+@click.argument("recipe")
+@click.option("--data", default=None, help="Shard set to train on (a directory, brace pattern or URL).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a recipe field, e.g. --set model.latent_dim=64 --set train.lr=3e-4 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--epochs", type=int, default=None, help="Epochs [recipe's train.epochs].")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps [recipe's train.max_steps].")
+@click.option("--batch-size", type=int, default=None, help="Batch size per rank [recipe's train.batch_size].")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... [recipe's train.device].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, device, quiet):
+    """Train a model from RECIPE: zoo/NAME (see `latentds zoo`) or a path to a TOML recipe.
+
+    \b
+    Examples:
+      latentds train zoo/vae --data data/varied --out runs/vae
+      latentds train zoo/beta_vae --data data/phi --out runs/bvae --set model.image_size=64 --epochs 5
+      latentds train zoo/vae --data data/varied --out runs/vae --resume
+      torchrun --nproc-per-node 4 -m latentds.cli train zoo/vae --data data/varied --out runs/vae-ddp
+    The run directory is loadable with latentds.from_pretrained(RUN) and `latentds sample RUN`.
+    """
+    from dataclasses import replace  # noqa: PLC0415
+
+    from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
+    from latentds.zoo.trainer import train as run_training  # noqa: PLC0415
+
+    spec = with_options(load_recipe(recipe, overrides), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                        device=device)
+    if data:
+        spec = replace(spec, data=replace(spec.data, shards=data))
+    run = run_training(spec, out, resume=resume, progress=not quiet)
+    click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--n", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(model, n, out, seed):
+    """Draw N samples from MODEL (a saved model or run directory, or a Hub id org/name) into a PNG grid."""
+    import math  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+    from torchvision.utils import save_image  # noqa: PLC0415
+
+    from latentds.errors import InvalidParameterError  # noqa: PLC0415
+    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
+
+    if n < 1:
+        raise InvalidParameterError(f"--n must be at least 1 (got {n})")
+    net = load_pretrained(model)
+    images = net.sample(n, generator=torch.Generator().manual_seed(seed))
+    save_image(images.float() * 0.5 + 0.5, out, nrow=max(1, int(math.sqrt(n))))
+    click.echo(f"{n} samples of {net.family} -> {out}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False, exists=True))
+@click.option("--repo", required=True, help="Hub repository id, org/name.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+def push(run, repo, private):
+    """Upload a saved model or run directory (config, weights, card) to the Hugging Face Hub."""
+    from latentds.zoo.hub import push_model  # noqa: PLC0415
+
+    url = push_model(run, repo, private=private)
+    click.echo(f"pushed {run} -> {url}")
