@@ -198,3 +198,21 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert nodata.exit_code == 2 and "no training data" in nodata.stderr
     missing = runner.invoke(main, ["train", "zoo/vae", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r3")])
     assert missing.exit_code == 2 and "nope" in missing.stderr
+
+
+def test_ddp_under_torchrun_splits_each_epoch_between_ranks(tiny_shards, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "latentds.cli", "train",
+           "zoo/vae", "--data", str(tiny_shards), "--out", str(out), "--batch-size", "8", "--epochs", "2", "--quiet",
+           "--set", "data.num_workers=0"] + [x for k, v in TINY.items() for x in ("--set", f"model.{k}={v}")]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("trained vae") == 1  # rank 0 alone reports and writes
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert rows[-1]["step"] == 12  # 96 images / 2 ranks / batch 8 = 6 steps per epoch
+    assert latentds.from_pretrained(out).family == "vae"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from latentds.cli import main
@@ -52,7 +54,8 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
     if data:
         spec = replace(spec, data=replace(spec.data, shards=data))
     run = run_training(spec, out, resume=resume, progress=not quiet)
-    click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
 
 
 @main.command()

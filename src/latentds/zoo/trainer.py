@@ -83,6 +83,16 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     bar = tqdm(total=min(horizon, t.max_steps or horizon), initial=step, unit="step", disable=not progress or rank,
                desc=f"train {model.family}", dynamic_ncols=True)
     sums, count, images, tick = {}, 0, 0, time.perf_counter()
+
+    def _flush() -> None:
+        """Write the mean loss terms since the last line (rank 0) and show them on the bar."""
+        nonlocal sums, count, images, tick
+        if count and writer:
+            rate = images / (time.perf_counter() - tick)
+            means = {k: v / count for k, v in sums.items()}
+            writer.log(step, epoch, means, schedulers, rate)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:3]} | {"img/s": f"{rate:.0f}"})
+        sums, count, images, tick = {}, 0, 0, time.perf_counter()
     done = bool(t.max_steps and step >= t.max_steps)
     x = None
     while not done and epoch < t.epochs:
@@ -118,17 +128,14 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
             step, count, images = step + 1, count + 1, images + x.shape[0] * world
             bar.update(1)
             done = bool(t.max_steps and step >= t.max_steps)
-            if writer and (step % t.log_every == 0 or done):
-                rate = images / (time.perf_counter() - tick)
-                means = {k: v / count for k, v in sums.items()}
-                writer.log(step, epoch, means, schedulers, rate)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:3]} | {"img/s": f"{rate:.0f}"})
-                sums, count, images, tick = {}, 0, 0, time.perf_counter()
+            if step % t.log_every == 0 or done:
+                _flush()
             if writer and (step % t.checkpoint_every == 0 or done):
                 writer.checkpoint(model, optimizers, schedulers, scaler, step, epoch, position)
             if done:
                 break
         else:
+            _flush()
             epoch, skip = epoch + 1, 0
             if writer:
                 writer.checkpoint(model, optimizers, schedulers, scaler, step, epoch, 0)
@@ -274,7 +281,8 @@ class _RunWriter:
             pass
         samples = model.decode(fixed_z.to(x.device)).float().cpu()
         save_image(samples * 0.5 + 0.5, figures / f"epoch-{epoch:03d}-samples.png", nrow=8)
-        rows = [json.loads(line) for line in open(self.out / "metrics.jsonl", encoding="utf-8")]
+        log = self.out / "metrics.jsonl"
+        rows = [json.loads(line) for line in open(log, encoding="utf-8")] if log.is_file() else []
         if rows:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             for key in [k for k in rows[-1] if k not in ("step", "epoch", "lr", "images_per_s")]:
