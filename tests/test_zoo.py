@@ -216,3 +216,36 @@ def test_ddp_under_torchrun_splits_each_epoch_between_ranks(tiny_shards, tmp_pat
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert rows[-1]["step"] == 12  # 96 images / 2 ranks / batch 8 = 6 steps per epoch
     assert latentds.from_pretrained(out).family == "vae"
+
+
+def test_a_hub_id_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
+    """The Hub path for real, minus the network: a repo already in the cache (its real layout) loads offline."""
+    import huggingface_hub.constants as hf
+
+    model = create("beta_vae", **TINY)
+    snapshot = tmp_path / "models--latentds-test--tiny-bvae" / "snapshots" / ("0" * 40)
+    model.save_pretrained(snapshot)
+    (tmp_path / "models--latentds-test--tiny-bvae" / "refs").mkdir()
+    (tmp_path / "models--latentds-test--tiny-bvae" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    loaded = latentds.from_pretrained("latentds-test/tiny-bvae")
+    assert loaded.family == "beta_vae" and torch.equal(loaded.decoder.project[0].weight,
+                                                       model.decoder.project[0].weight)
+    with pytest.raises(HubError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
+        latentds.from_pretrained("latentds-test/absent")
+
+
+def test_push_says_what_is_missing(tmp_path, monkeypatch):
+    create("vae", **TINY).save_pretrained(tmp_path / "m")
+    runner = CliRunner()
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    result = runner.invoke(main, ["push", str(tmp_path / "m"), "--repo", "org/name"])
+    assert result.exit_code == 2 and "no Hugging Face token" in result.stderr
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_fake")
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError(101, "down")))
+    result = runner.invoke(main, ["push", str(tmp_path / "m"), "--repo", "org/name"])
+    assert result.exit_code == 2 and "cannot reach the Hugging Face Hub" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(main, ["push", str(tmp_path / "empty"), "--repo", "org/name"])
+    assert result.exit_code == 2 and "nothing to push" in result.stderr
