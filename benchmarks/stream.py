@@ -11,7 +11,6 @@ persistent workers; images/s is reported for the first epoch (worker start-up in
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import tarfile
 import tempfile

@@ -4,7 +4,6 @@ import io
 import json
 import tarfile
 
-import numpy as np
 import pytest
 import torch
 import webdataset as wds
@@ -67,7 +66,8 @@ def test_packed_shards_need_no_latentds_to_read(roots, tmp_path):
 
 def test_greyscale_and_cmyk_sources_come_out_rgb(roots, tmp_path):
     pack_dataset("coco", roots["coco"], tmp_path, split="val", size=8, workers=1, progress=False)
-    for (image,) in wds.WebDataset(str(tmp_path / "coco-val-000000.tar"), shardshuffle=False).decode("pil").to_tuple("png"):
+    ds = wds.WebDataset(str(tmp_path / "coco-val-000000.tar"), shardshuffle=False).decode("pil").to_tuple("png")
+    for (image,) in ds:
         assert image.mode == "RGB"
 
 
@@ -104,5 +104,6 @@ def test_cli_pack_and_its_errors(roots, tmp_path):
     assert bad.exit_code == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     wrong = runner.invoke(main, ["pack", "food101", str(roots["celeba"]), "--out", str(tmp_path / "y")])
     assert wrong.exit_code == 2 and "expected" in wrong.stderr and not (tmp_path / "y").exists()
-    split = runner.invoke(main, ["pack", "utkface", str(roots["utkface"]), "--split", "valid", "--out", str(tmp_path / "z")])
+    split = runner.invoke(main, ["pack", "utkface", str(roots["utkface"]), "--split", "valid",
+                                 "--out", str(tmp_path / "z")])
     assert split.exit_code == 2 and "choose one of: all, train, test" in split.stderr

@@ -87,7 +87,8 @@ the factor table below.
 
 ## Factors
 
-A chain of equal cuboids ({', '.join(f'{k} {v:g}' for k, v in manifest['cuboid'].items())}) joined end to end. Joint j turns cuboid j+1 relative to cuboid j:
+A chain of equal cuboids ({', '.join(f'{k} {v:g}' for k, v in manifest['cuboid'].items())}) joined end to end.
+Joint j turns cuboid j+1 relative to cuboid j:
 Phi about the parent's vertical axis, Theta about its lateral axis, Lambda (twist) about the child's long axis.
 Angles are in degrees. Joint 0 is at the world origin; the camera is fixed: {json.dumps(manifest['camera'])}.
 

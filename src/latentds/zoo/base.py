@@ -30,7 +30,7 @@ from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
 from latentds.errors import InvalidParameterError, LatentdsError
-from latentds.zoo.config import from_dict, to_dict
+from latentds.zoo.config import from_dict
 
 REGISTRY: dict[str, type[LatentModel]] = {}
 FAMILY_MODULES = ("vae",)  # imported on first use of the registry; each registers its families
@@ -130,7 +130,8 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, library_name="latentds", tags
         """Load a model saved by ``save_pretrained``; see ``latentds.from_pretrained``."""
         model = load_pretrained(pretrained_model_name_or_path, **kwargs)
         if cls is not LatentModel and not isinstance(model, cls):
-            raise InvalidParameterError(f"{pretrained_model_name_or_path} holds a {model.family} model, not {cls.family}")
+            raise InvalidParameterError(f"{pretrained_model_name_or_path} holds a {model.family} model, "
+                                        f"not {cls.family}")
         return model
 
 

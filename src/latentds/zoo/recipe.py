@@ -112,7 +112,8 @@ def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Recip
 def recipe_from_dict(name: str, raw: dict, where: str = "recipe") -> Recipe:
     unknown = [k for k in raw if k not in ("description", "model", "data", "train")]
     if unknown:
-        raise InvalidParameterError(f"unknown key {unknown[0]!r} in {where}; valid keys: data, description, model, train")
+        raise InvalidParameterError(f"unknown key {unknown[0]!r} in {where}; "
+                                    "valid keys: data, description, model, train")
     model = dict(raw.get("model", {}))
     if "family" not in model:
         raise InvalidParameterError(f"{where} has no model.family; add one, e.g. family = \"vae\"")
