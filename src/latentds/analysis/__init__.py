@@ -1,0 +1,1 @@
+"""Latent probes over (model, dataset): scores, metrics, figures and an HTML report."""
