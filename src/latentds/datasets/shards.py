@@ -98,6 +98,13 @@ def _read_manifest(directory: Path) -> dict | None:
         raise ShardError(f"cannot read {file}: {e}") from None
 
 
+def resize_for(source, size: int) -> int | None:
+    """``size`` unless the shard set's manifest says its images already are ``size`` x ``size`` (then None):
+    what to pass as ``load_shards(size=...)`` so that every image reaches a model at the size it expects."""
+    manifest = resolve_shards(source)[1] or {}
+    return None if manifest.get("image_size") == size else size
+
+
 def slot_plan(shards: list[Shard], slot: int, slots: int, order_seed: int | None) -> list[tuple[str, int, int | None]]:
     """The (url, skip, take) parts that slot ``slot`` of ``slots`` reads this epoch.
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from latentds.datasets.shards import load_shards
+from latentds.datasets.shards import load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.zoo.base import LatentModel, create
 from latentds.zoo.recipe import Recipe, recipe_from_dict
@@ -51,7 +51,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     model = create(recipe.model["family"], **recipe.model).to(device)
     data = load_shards(recipe.data.shards, batch_size=t.batch_size, shuffle=recipe.data.shuffle, seed=t.seed,
                        value_range=recipe.data.value_range, flip=recipe.data.flip,
-                       size=_resize_to(recipe.data.shards, model.config.image_size))
+                       size=resize_for(recipe.data.shards, model.config.image_size))
     per_epoch = data.epoch_batches(recipe.data.num_workers, world)
     if per_epoch == 0:
         raise InvalidParameterError(f"{recipe.data.shards} has too few images for one batch of {t.batch_size} per "
@@ -217,15 +217,6 @@ def _schedule(t, horizon: int):
         return 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
-
-
-def _resize_to(source: str, size: int) -> int | None:
-    """``size`` if the shard set's images are another size (resized on the fly), else None."""
-    from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
-
-    _, manifest = resolve_shards(source)
-    stored = (manifest or {}).get("image_size")
-    return None if stored == size else size
 
 
 class _RunWriter:

@@ -1,0 +1,46 @@
+"""report.html: one self-contained page (figures embedded as data URIs) with every figure and table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+
+def _table(rows: dict) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)[:400]
+    return str(value)
+
+
+def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Path:
+    """Write ``out/report.html`` from the metrics and (figure file in out/figures, explanation) pairs."""
+    parts = ["<!doctype html><meta charset='utf-8'><title>latentds analysis</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{max-width:100%;"
+             "image-rendering:pixelated}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;"
+             "padding:2px 8px;text-align:left;font-size:13px}</style>",
+             f"<h1>latentds analysis: {html.escape(metrics['model']['family'])} on "
+             f"{html.escape(metrics['data']['source'])}</h1>",
+             f"<p>{metrics['data']['n_encoded']:,} images encoded; latent dimension "
+             f"{metrics['model']['latent_dim']}. All numbers are also in <code>metrics.json</code>.</p>"]
+    for file, caption in figures:
+        data = base64.b64encode((out / "figures" / file).read_bytes()).decode()
+        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(file)}'>"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    for probe, values in metrics.items():
+        if probe in ("model", "data", "skipped") or not isinstance(values, dict):
+            continue
+        parts.append(f"<h2>{html.escape(probe)}</h2>{_table(values)}")
+    if metrics.get("skipped"):
+        parts.append("<h2>Skipped probes</h2>" + _table(metrics["skipped"]))
+    path = out / "report.html"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

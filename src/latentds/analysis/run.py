@@ -1,0 +1,172 @@
+"""``run``: the chosen probes over (model, data) -> figures, metrics.json and a self-contained report.html.
+
+Each probe is a function ``probe(context) -> (metrics dict, [(figure file, one-line explanation)])`` in ``PROBES``;
+a probe that cannot apply (no encoder, no factors, no sequence data) is skipped with its reason in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentds.analysis.encode import LATENTS, Codes, encode_dataset
+from latentds.analysis.report import write_report
+from latentds.errors import InvalidParameterError
+
+
+class Skip(Exception):
+    """A probe that does not apply; the message says why."""
+
+
+@dataclass
+class Context:
+    model: object
+    data: str
+    out: Path
+    n: int
+    sequence_data: str | None
+    codes: Codes | None = None
+    figures_dir: Path = field(init=False)
+
+    def __post_init__(self):
+        self.figures_dir = self.out / "figures"
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+
+    def need_codes(self) -> Codes:
+        if self.codes is None:
+            raise Skip("needs latents, and the model has no encoder")
+        return self.codes
+
+
+def _grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    from torchvision.utils import save_image  # noqa: PLC0415
+
+    save_image(images.float().clamp(-1, 1) * 0.5 + 0.5, path, nrow=nrow, padding=1)
+
+
+def probe_pca(ctx: Context):
+    from latentds.analysis.pca import pca_probe  # noqa: PLC0415
+    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    result = pca_probe(codes, ctx.model, factor_names=list(FACTOR_NAMES) if codes.factors is not None else None)
+    _grid(result["strips"], ctx.figures_dir / "pca_strips.png", result["steps"])
+    metrics = {k: result[k] for k in ("explained_variance_ratio", "factor_correlation")}
+    return metrics, [("pca_strips.png", "Decoded points along the first principal components of the latents "
+                      f"(one row each, -3 to +3 standard deviations); variance explained: "
+                      f"{', '.join(f'{v:.1%}' for v in result['explained_variance_ratio'])}.")]
+
+
+def probe_interpolation(ctx: Context):
+    from latentds.analysis.interpolation import interpolation_probe  # noqa: PLC0415
+    from latentds.datasets.sequences import sequence_groups  # noqa: PLC0415
+
+    if ctx.model is None or ctx.codes is None:
+        raise Skip("needs an encoder")
+    source = ctx.sequence_data or ctx.data
+    try:
+        groups = list(sequence_groups(source, groups=[0, 1, 2]))
+    except Exception as e:  # not a sequence render, or fewer groups
+        raise Skip(f"needs a `latentds render --sequence` shard set (--sequence-data): {e}") from None
+    metrics, figures = {}, []
+    for g in groups:
+        result = interpolation_probe(ctx.model, g)
+        name = f"interpolation_group{g['group']}.png"
+        _grid(result["images"], ctx.figures_dir / name, len(result["values"]))
+        metrics[f"group{g['group']}"] = {"factor": result["factor"], "image_mse": result["image_mse"],
+                                        "factor_correlation": result["factor_correlation"]}
+        figures.append((name, f"Group {g['group']}: rows are the rendered sequence (only {result['factor']} "
+                        "moves), its encoded-then-decoded images (natural path), and linear and spherical "
+                        "interpolation between the endpoint latents."))
+    return metrics, figures
+
+
+def probe_metrics(ctx: Context):
+    from latentds.analysis.image_metrics import reconstruction_metrics  # noqa: PLC0415
+    from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
+
+    ctx.need_codes()
+    size = ctx.model.config.image_size
+    batch = next(iter(load_shards(ctx.data, batch_size=min(256, ctx.n), partial=True, size=resize_for(ctx.data, size))))
+    device = next(ctx.model.parameters()).device
+    with torch.no_grad():
+        recon = ctx.model.reconstruct(batch["image"].to(device)).float().cpu()
+    result = reconstruction_metrics(batch["image"], recon)
+    _grid(torch.cat([batch["image"][:8], recon[:8]]), ctx.figures_dir / "reconstructions.png", 8)
+    summary = {k: v["mean"] for k, v in result.items()}
+    return summary, [("reconstructions.png", "Top: data; bottom: reconstructions. Mean per-image MSE "
+                      f"{summary['mse']:.4f}, SSIM {summary['ssim']:.3f}, Pearson r {summary['pcc']:.3f}.")]
+
+
+def probe_scores(ctx: Context):
+    from latentds.analysis.scores import scores  # noqa: PLC0415
+    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    if codes.factors is None:
+        raise Skip("needs ground-truth factors (a rendered cuboid shard set)")
+    keep = codes.factor_mask.all(axis=0) & (codes.factors.std(axis=0) > 0)  # factors every sample has, that vary
+    if not keep.any():
+        raise Skip("no factor varies in every sample of this data")
+    result = scores(codes.latents, codes.factors[:, keep])
+    result["factors"] = [name for name, k in zip(FACTOR_NAMES, keep) if k]
+    return result, []
+
+
+PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "metrics": probe_metrics, "scores": probe_scores}
+
+
+def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
+        sequence_data: str | None = None, progress: bool = True) -> dict:
+    """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
+    latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
+    ``out``. Returns the metrics dict (with "skipped": {probe: reason})."""
+    chosen = list(PROBES) if probes is None else list(probes)
+    unknown = [p for p in chosen if p not in PROBES]
+    if unknown:
+        raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
+    out = Path(out)
+    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None)
+    ctx.codes = _codes(ctx, progress)
+    metrics, figures, skipped = {}, [], {}
+    for name in chosen:
+        try:
+            metrics[name], figs = PROBES[name](ctx)
+            figures += figs
+        except Skip as why:
+            skipped[name] = str(why)
+    metrics["skipped"] = skipped
+    metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim}
+    metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_jsonable) + "\n")
+    write_report(out, metrics, figures)
+    return metrics
+
+
+def _codes(ctx: Context, progress: bool) -> Codes | None:
+    if (ctx.out / LATENTS).is_file():
+        codes = Codes.load(ctx.out)
+        if codes.source.get("data") == ctx.data and codes.source.get("n") == ctx.n and \
+                codes.source.get("family") == ctx.model.family:
+            return codes
+    try:
+        codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
+    except InvalidParameterError as e:
+        if "no encoder" in str(e):
+            return None
+        raise
+    codes.save(ctx.out)
+    return codes
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,92 @@
+"""Latent probes: encoding (saved and reused), PCA, interpolation paths, the report and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from latentds.analysis.encode import Codes, encode_dataset
+from latentds.analysis.interpolation import lerp, slerp
+from latentds.analysis.run import run
+from latentds.cli import main
+from latentds.render import RenderSpec, render_shards
+from latentds.zoo.base import create
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("analysis")
+    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=2), base / "varied", workers=1,
+                  progress=False)
+    render_shards(RenderSpec("varied", n=24, size=16, sequence="theta_1", steps=8), base / "seq", workers=1,
+                  progress=False)
+    torch.manual_seed(0)
+    model = create("vae", image_size=16, width=8, latent_dim=6).eval()
+    model.save_pretrained(base / "model")
+    return base, model
+
+
+def test_slerp_keeps_the_arc_and_lerp_the_line():
+    z0, z1 = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    t = torch.linspace(0, 1, 5)
+    arc, line = slerp(z0, z1, t), lerp(z0, z1, t)
+    assert torch.allclose(arc[0], z0) and torch.allclose(arc[-1], z1)
+    assert torch.allclose(arc.norm(dim=1), torch.full((5,), 3.0))  # stays on the circle
+    assert line[2].norm() < 2.2  # the chord cuts inside it
+    assert torch.allclose(slerp(z0, 2 * z0, t), lerp(z0, 2 * z0, t))  # parallel: falls back to the line
+
+
+def test_codes_are_saved_and_loaded_exactly(sets, tmp_path):
+    base, model = sets
+    codes = encode_dataset(model, base / "varied", n=40, progress=False)
+    assert codes.latents.shape == (40, 6) and codes.samples.shape == (40, 6)
+    assert codes.factors.shape[0] == 40 and codes.factor_mask.dtype == bool and len(codes.labels) == 40
+    assert codes.keys == [f"{i:09d}" for i in range(40)]
+    with torch.no_grad():
+        first = model.encode(next(iter(__import__("latentds").load_shards(base / "varied")))["image"][None])
+    assert np.allclose(codes.latents[0], first.numpy()[0], atol=1e-5)
+    codes.save(tmp_path)
+    again = Codes.load(tmp_path)
+    assert np.array_equal(again.latents, codes.latents) and np.array_equal(again.factor_mask, codes.factor_mask)
+    assert again.labels == codes.labels and again.source == json.loads(json.dumps(codes.source))
+
+
+def test_run_writes_figures_metrics_and_a_self_contained_report(sets, tmp_path):
+    base, model = sets
+    metrics = run(model, base / "varied", tmp_path, probes=["pca", "interpolation"], n=40,
+                  sequence_data=base / "seq", progress=False)
+    pca = metrics["pca"]
+    assert len(pca["explained_variance_ratio"]) == 5 and sorted(pca["explained_variance_ratio"], reverse=True) \
+        == pca["explained_variance_ratio"]
+    assert "phi_0" in pca["factor_correlation"]["pc1"]
+    interp = metrics["interpolation"]["group1"]
+    assert interp["factor"] == "theta_1" and set(interp["image_mse"]) == {"natural", "linear", "spherical"}
+    assert interp["factor_correlation"]["linear"] == pytest.approx(1.0)  # the line moves evenly with the factor
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"pca_strips.png", "interpolation_group0.png", "interpolation_group2.png"} <= figures
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 4 and "principal components" in report
+    assert json.loads((tmp_path / "metrics.json").read_text())["skipped"] == {}
+    stamp = (tmp_path / "latents.safetensors").stat().st_mtime_ns
+    run(model, base / "varied", tmp_path, probes=["pca"], n=40, progress=False)
+    assert (tmp_path / "latents.safetensors").stat().st_mtime_ns == stamp  # the latents were reused
+
+
+def test_probes_that_cannot_apply_say_why(sets, tmp_path):
+    base, model = sets
+    metrics = run(model, base / "varied", tmp_path, probes=["interpolation"], n=16, progress=False)
+    assert "--sequence" in metrics["skipped"]["interpolation"]
+    assert "Skipped probes" in (tmp_path / "report.html").read_text()
+
+
+def test_cli_analyze(sets, tmp_path):
+    base, _ = sets
+    result = CliRunner().invoke(main, ["analyze", str(base / "model"), "--data", str(base / "varied"),
+                                       "--out", str(tmp_path), "--probes", "pca", "--n", "32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.stdout and (tmp_path / "report.html").is_file()
+    bad = CliRunner().invoke(main, ["analyze", str(base / "model"), "--data", str(base / "varied"),
+                                    "--out", str(tmp_path / "x"), "--probes", "umapp"])
+    assert bad.exit_code == 2 and "unknown probe 'umapp'" in bad.stderr
