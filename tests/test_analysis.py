@@ -90,3 +90,37 @@ def test_cli_analyze(sets, tmp_path):
     bad = CliRunner().invoke(main, ["analyze", str(base / "model"), "--data", str(base / "varied"),
                                     "--out", str(tmp_path / "x"), "--probes", "umapp"])
     assert bad.exit_code == 2 and "unknown probe 'umapp'" in bad.stderr
+
+
+def test_factor_probes_find_what_the_latents_hold():
+    from latentds.analysis.factor_probes import factor_probes
+
+    rng = np.random.default_rng(0)
+    factors = np.column_stack([rng.uniform(-1, 1, 400), rng.integers(2, 5, 400)]).astype(float)
+    noise = rng.normal(size=(400, 3))
+    holds = np.column_stack([factors[:, 0] * 3, factors[:, 1], noise[:, 0]])
+    result = factor_probes(holds, factors, ["angle", "count"])
+    assert result["angle"]["kind"] == "r2" and result["angle"]["linear"] > 0.95
+    assert result["count"]["kind"] == "accuracy" and result["count"]["linear"] > 0.95
+    blind = factor_probes(noise, factors, ["angle", "count"])
+    assert blind["angle"]["linear"] < 0.1 and blind["count"]["linear"] < result["count"]["chance"] + 0.2
+
+
+def test_attribute_vectors_move_latents_between_groups():
+    from latentds.analysis.arithmetic import apply_vector, attribute_vector
+
+    latents = np.array([[0.0, 0.0], [0.0, 2.0], [4.0, 0.0], [4.0, 2.0]])
+    vector = attribute_vector(latents, latents[:, 0] > 2, latents[:, 0] < 2)
+    assert np.allclose(vector, [4.0, 0.0])
+    model = create("vae", image_size=16, width=8, latent_dim=2).eval()
+    images = apply_vector(model, latents[:1], vector, scales=(0.0, 1.0))
+    with torch.no_grad():
+        expected = model.decode(torch.tensor([[0.0, 0.0], [4.0, 0.0]]))
+    assert torch.allclose(images, expected, atol=1e-5)
+
+
+def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
+    base, model = sets
+    metrics = run(model, base / "varied", tmp_path, probes=["factors", "arithmetic"], n=48, progress=False)
+    assert "phi_0" in metrics["factors"] and {"linear", "mlp", "chance"} <= set(metrics["factors"]["phi_0"])
+    assert metrics["arithmetic"]["n_high"] > 0 and (tmp_path / "figures" / "arithmetic.png").is_file()

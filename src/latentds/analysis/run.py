@@ -105,20 +105,55 @@ def probe_metrics(ctx: Context):
 
 def probe_scores(ctx: Context):
     from latentds.analysis.scores import scores  # noqa: PLC0415
-    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
 
     codes = ctx.need_codes()
-    if codes.factors is None:
-        raise Skip("needs ground-truth factors (a rendered cuboid shard set)")
-    keep = codes.factor_mask.all(axis=0) & (codes.factors.std(axis=0) > 0)  # factors every sample has, that vary
-    if not keep.any():
-        raise Skip("no factor varies in every sample of this data")
-    result = scores(codes.latents, codes.factors[:, keep])
-    result["factors"] = [name for name, k in zip(FACTOR_NAMES, keep) if k]
+    factors, names = _varying_factors(codes)
+    result = scores(codes.latents, factors)
+    result["factors"] = names
     return result, []
 
 
-PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "metrics": probe_metrics, "scores": probe_scores}
+def _varying_factors(codes: Codes) -> tuple[np.ndarray, list[str]]:
+    """The factor columns every sample has and that vary, and their names."""
+    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
+
+    if codes.factors is None:
+        raise Skip("needs ground-truth factors (a rendered cuboid shard set)")
+    keep = codes.factor_mask.all(axis=0) & (codes.factors.std(axis=0) > 0)
+    if not keep.any():
+        raise Skip("no factor varies in every sample of this data")
+    return codes.factors[:, keep], [name for name, k in zip(FACTOR_NAMES, keep) if k]
+
+
+def probe_factors(ctx: Context):
+    from latentds.analysis.factor_probes import factor_probes  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    factors, names = _varying_factors(codes)
+    return factor_probes(codes.latents, factors, names), []
+
+
+def probe_arithmetic(ctx: Context):
+    from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    factors, names = _varying_factors(codes)
+    j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))  # the most spread factor
+    lo, hi = np.quantile(factors[:, j], [0.25, 0.75])
+    high, low = factors[:, j] >= hi, factors[:, j] <= lo
+    if high.sum() == 0 or low.sum() == 0 or lo == hi:
+        raise Skip(f"{names[j]} does not split into a high and a low group")
+    vector = attribute_vector(codes.latents, high, low)
+    targets = codes.latents[np.flatnonzero(low)[:6]]
+    _grid(apply_vector(ctx.model, targets, vector), ctx.figures_dir / "arithmetic.png", 4)
+    return {"factor": names[j], "high_at_least": float(hi), "low_at_most": float(lo),
+            "n_high": int(high.sum()), "n_low": int(low.sum()), "vector_norm": float(np.linalg.norm(vector))}, [
+        ("arithmetic.png", f"Latent arithmetic: the vector from the low to the high quartile of {names[j]} "
+         "(difference of their mean latents) added at scales 0, 0.5, 1 and 1.5 to images of the low group.")]
+
+
+PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "metrics": probe_metrics, "scores": probe_scores,
+          "factors": probe_factors, "arithmetic": probe_arithmetic}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
