@@ -124,3 +124,13 @@ def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
     metrics = run(model, base / "varied", tmp_path, probes=["factors", "arithmetic"], n=48, progress=False)
     assert "phi_0" in metrics["factors"] and {"linear", "mlp", "chance"} <= set(metrics["factors"]["phi_0"])
     assert metrics["arithmetic"]["n_high"] > 0 and (tmp_path / "figures" / "arithmetic.png").is_file()
+
+
+def test_umap_view_with_interpolation_paths(sets, tmp_path):
+    base, model = sets
+    metrics = run(model, base / "varied", tmp_path, probes=["interpolation", "umap"], n=48,
+                  sequence_data=base / "seq", progress=False)
+    assert metrics["umap"]["overlaid_paths"] == ["linear", "natural", "spherical"]
+    assert metrics["umap"]["coloured_by"] and len(metrics["umap"]["dims"]) == 2
+    assert {"umap.png", "latent_dims.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
+    assert "UMAP of 48 latents" in (tmp_path / "report.html").read_text()

@@ -31,6 +31,7 @@ class Context:
     n: int
     sequence_data: str | None
     codes: Codes | None = None
+    paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
     def __post_init__(self):
@@ -78,6 +79,8 @@ def probe_interpolation(ctx: Context):
         result = interpolation_probe(ctx.model, g)
         name = f"interpolation_group{g['group']}.png"
         _grid(result["images"], ctx.figures_dir / name, len(result["values"]))
+        if not ctx.paths:
+            ctx.paths = {k: result[k].numpy() for k in ("natural", "linear", "spherical")}
         metrics[f"group{g['group']}"] = {"factor": result["factor"], "image_mse": result["image_mse"],
                                         "factor_correlation": result["factor_correlation"]}
         figures.append((name, f"Group {g['group']}: rows are the rendered sequence (only {result['factor']} "
@@ -152,8 +155,32 @@ def probe_arithmetic(ctx: Context):
          "(difference of their mean latents) added at scales 0, 0.5, 1 and 1.5 to images of the low group.")]
 
 
-PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "metrics": probe_metrics, "scores": probe_scores,
-          "factors": probe_factors, "arithmetic": probe_arithmetic}
+def probe_umap(ctx: Context):
+    from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    try:
+        factors, names = _varying_factors(codes)
+        j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
+        colour, label = factors[:, j], names[j]
+    except Skip:
+        colour, label = None, ""
+    embedding, reducer = umap_embedding(codes.latents)
+    overlays = {name: reducer.transform(z.astype(np.float32)) for name, z in ctx.paths.items()}
+    scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
+            overlays=overlays)
+    spread = np.argsort(codes.latents.var(axis=0))[::-1][:2]
+    scatter(codes.latents[:, spread], colour, ctx.figures_dir / "latent_dims.png", colour_label=label,
+            title="The two latent dimensions of largest variance", axes=(f"z{spread[0]}", f"z{spread[1]}"))
+    what = f"coloured by {label}" if label else "uncoloured (no factors)"
+    return {"coloured_by": label, "overlaid_paths": sorted(overlays), "dims": [int(d) for d in spread]}, [
+        ("umap.png", f"UMAP of {len(embedding):,} latents, {what}"
+         + ("; lines: the natural, linear and spherical interpolation paths of group 0." if overlays else ".")),
+        ("latent_dims.png", f"The two latent dimensions with the largest variance, {what}.")]
+
+
+PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
+          "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,

@@ -1,0 +1,42 @@
+"""2-D views of a latent space: UMAP coloured by a factor or label (with paths overlaid), and two raw dimensions.
+
+umap-learn is imported only here, on first use: its first import compiles with numba (tens of seconds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def umap_embedding(latents: np.ndarray, *, seed: int = 0, n_neighbors: int = 15):
+    """(embedding (N, 2), fitted reducer) of the latents; the reducer's ``transform`` places new points."""
+    import umap  # noqa: PLC0415
+
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(latents) - 1), random_state=seed)
+    return reducer.fit_transform(latents.astype(np.float32)), reducer
+
+
+def scatter(points: np.ndarray, colour: np.ndarray | None, path: Path, *, title: str, colour_label: str = "",
+            axes: tuple[str, str] = ("UMAP 1", "UMAP 2"), overlays: dict[str, np.ndarray] | None = None) -> None:
+    """Save a scatter plot of 2-D points coloured by ``colour``, with named polylines (paths) drawn over it."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    drawn = ax.scatter(points[:, 0], points[:, 1], c=colour, s=6, cmap="viridis", alpha=0.8)
+    if colour is not None:
+        fig.colorbar(drawn, ax=ax, label=colour_label)
+    for name, line in (overlays or {}).items():
+        ax.plot(line[:, 0], line[:, 1], marker="o", markersize=3, linewidth=1.5, label=name)
+    if overlays:
+        ax.legend(fontsize=8)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
