@@ -76,8 +76,9 @@ def test_run_writes_figures_metrics_and_a_self_contained_report(sets, tmp_path):
 
 def test_probes_that_cannot_apply_say_why(sets, tmp_path):
     base, model = sets
-    metrics = run(model, base / "varied", tmp_path, probes=["interpolation"], n=16, progress=False)
+    metrics = run(model, base / "varied", tmp_path, probes=["interpolation", "partition"], n=16, progress=False)
     assert "--sequence" in metrics["skipped"]["interpolation"]
+    assert "no s/z partition" in metrics["skipped"]["partition"]
     assert "Skipped probes" in (tmp_path / "report.html").read_text()
 
 
@@ -134,3 +135,47 @@ def test_umap_view_with_interpolation_paths(sets, tmp_path):
     assert metrics["umap"]["coloured_by"] and len(metrics["umap"]["dims"]) == 2
     assert {"umap.png", "latent_dims.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
     assert "UMAP of 48 latents" in (tmp_path / "report.html").read_text()
+
+
+class _Halves(torch.nn.Module):
+    """A stand-in partitioned model: s is the first half of the latent, z the second; decode draws both."""
+
+    family = "halves"
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+
+    def partition(self):
+        return {"s": slice(0, 2), "z": slice(2, 4)}
+
+    def decode(self, latents):
+        images = torch.zeros(len(latents), 3, 4, 4)
+        images[:, 0] = latents[:, :2].sum(1)[:, None, None]  # channel 0 shows s
+        images[:, 1] = latents[:, 2:].sum(1)[:, None, None]  # channel 1 shows z
+        return images * self.weight
+
+
+def test_swap_grid_takes_s_from_rows_and_z_from_columns():
+    from latentds.analysis.partition import swap_grid
+
+    latents = np.array([[1.0, 0, 5, 0], [2.0, 0, 6, 0], [3.0, 0, 7, 0]])
+    grid = swap_grid(_Halves(), latents)
+    assert grid.shape == (9, 3, 4, 4)
+    s_shown, z_shown = grid[:, 0, 0, 0].reshape(3, 3), grid[:, 1, 0, 0].reshape(3, 3)
+    assert torch.equal(s_shown, torch.tensor([[1.0] * 3, [2.0] * 3, [3.0] * 3]))
+    assert torch.equal(z_shown, torch.tensor([[5.0, 6.0, 7.0]] * 3))
+
+
+def test_classifier_probe_finds_the_label_in_s_not_in_z():
+    from latentds.analysis.partition import classifier_probe, predictor_probe
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    s = np.eye(4)[labels][:, :2] * 2 + rng.normal(0, 0.1, (400, 2)) + labels[:, None] * 0.5
+    z = rng.normal(size=(400, 2))
+    on_s, on_z = classifier_probe(s, labels, epochs=20), classifier_probe(z, labels, epochs=20)
+    assert on_s["val_accuracy"] > 0.9 and on_z["val_accuracy"] < on_z["chance"] + 0.15
+    latents = np.column_stack([s, z])
+    result = predictor_probe(_Halves(), latents, epochs=5)
+    assert set(result) == {"s_to_z", "z_to_s"} and result["s_to_z"]["regeneration_mse"] > 0

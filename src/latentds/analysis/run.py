@@ -179,8 +179,36 @@ def probe_umap(ctx: Context):
         ("latent_dims.png", f"The two latent dimensions with the largest variance, {what}.")]
 
 
+def probe_partition(ctx: Context):
+    from latentds.analysis.partition import classifier_probe, is_partitioned, predictor_probe, swap_grid  # noqa
+
+    codes = ctx.need_codes()
+    if not is_partitioned(ctx.model):
+        raise Skip(f"{ctx.model.family} has no s/z partition of its latent")
+    parts = ctx.model.partition()
+    _grid(swap_grid(ctx.model, codes.latents[:8]), ctx.figures_dir / "swap_grid.png", 8)
+    metrics = {"predictors": predictor_probe(ctx.model, codes.latents)}
+    label = _class_label(codes)
+    if label is not None:
+        name, values = label
+        metrics["classifier"] = {"label": name, **{part: classifier_probe(codes.latents[:, parts[part]], values)
+                                                    for part in ("s", "z")}}
+    return metrics, [("swap_grid.png", "Swap grid: image (i, j) decodes the shared part s of row image i with the "
+                      "private part z of column image j.")]
+
+
+def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
+    """A label with 2 to 50 classes that the classifier probe predicts (identity for Sprites, n_cuboids ...)."""
+    for name in ("identity", "class_name", "label", "n_cuboids", "race", "gender"):
+        values = [labels.get(name) for labels in codes.labels]
+        if None not in values and 2 <= len(set(map(str, values))) <= 50:
+            return name, np.array([str(v) for v in values])
+    return None
+
+
 PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
-          "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic}
+          "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic,
+          "partition": probe_partition}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
