@@ -179,3 +179,13 @@ def test_classifier_probe_finds_the_label_in_s_not_in_z():
     latents = np.column_stack([s, z])
     result = predictor_probe(_Halves(), latents, epochs=5)
     assert set(result) == {"s_to_z", "z_to_s"} and result["s_to_z"]["regeneration_mse"] > 0
+
+
+def test_reconstruction_metrics_and_fid_name_their_feature_network(sets, tmp_path):
+    base, model = sets
+    metrics = run(model, base / "varied", tmp_path, probes=["metrics", "fid"], n=32, progress=False)
+    assert 0 < metrics["metrics"]["mse"] and -1 <= metrics["metrics"]["ssim"] <= 1
+    for part in ("reconstructions", "samples"):
+        assert metrics["fid"][part]["feature_network"] == "latentds vae encoder (latent 6)"
+        assert metrics["fid"][part]["n_real"] == 32 and metrics["fid"][part]["fid"] >= -1e-6
+    assert "reconstructions.png" in {p.name for p in (tmp_path / "figures").iterdir()}

@@ -31,6 +31,7 @@ class Context:
     n: int
     sequence_data: str | None
     codes: Codes | None = None
+    inception_weights: str | None = None
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -104,6 +105,25 @@ def probe_metrics(ctx: Context):
     summary = {k: v["mean"] for k, v in result.items()}
     return summary, [("reconstructions.png", "Top: data; bottom: reconstructions. Mean per-image MSE "
                       f"{summary['mse']:.4f}, SSIM {summary['ssim']:.3f}, Pearson r {summary['pcc']:.3f}.")]
+
+
+def probe_fid(ctx: Context):
+    from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
+    from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
+
+    ctx.need_codes()
+    size = ctx.model.config.image_size
+    real = next(iter(load_shards(ctx.data, batch_size=min(ctx.n, 1000), partial=True,
+                                 size=resize_for(ctx.data, size))))["image"]
+    device = next(ctx.model.parameters()).device
+    with torch.no_grad():
+        recon = ctx.model.reconstruct(real.to(device)).float().cpu()
+        samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
+    # Inception only with local weights; otherwise the model's own encoder, and the output says which.
+    feature = "inception" if ctx.inception_weights else EncoderFeatures(ctx.model)
+    kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
+    result = {"reconstructions": fid(real, recon, feature, **kwargs), "samples": fid(real, samples, feature, **kwargs)}
+    return result, []
 
 
 def probe_scores(ctx: Context):
@@ -208,20 +228,22 @@ def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
 
 PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
           "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic,
-          "partition": probe_partition}
+          "partition": probe_partition, "fid": probe_fid}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
-        sequence_data: str | None = None, progress: bool = True) -> dict:
+        sequence_data: str | None = None, inception_weights: str | None = None, progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
-    ``out``. Returns the metrics dict (with "skipped": {probe: reason})."""
+    ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
+    weights file makes the FID probe use Inception instead of the model's own encoder (the feature network is
+    always named in the output)."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
     out = Path(out)
-    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None)
+    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     for name in chosen:
