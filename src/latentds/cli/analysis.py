@@ -12,11 +12,13 @@ from latentds.cli import main
 @click.option("--data", required=True, help="Shard set to encode (a directory, brace pattern or URL).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for figures and report.")
 @click.option("--probes", default=None, metavar="a,b,c", help="Probes to run [default: all]: pca, interpolation, "
-              "metrics, scores.")
+              "umap, metrics, fid, scores, factors, arithmetic, partition.")
 @click.option("--n", type=int, default=2000, show_default=True, help="Images to encode.")
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Local Inception weights for FID [default: FID in the model's own encoder features, named so].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def analyze(model, data, out, probes, n, sequence_data, quiet):
+def analyze(model, data, out, probes, n, sequence_data, inception_weights, quiet):
     """Probe the latent space of MODEL (a saved model or run directory, or a Hub id) on a shard set.
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
@@ -29,7 +31,7 @@ def analyze(model, data, out, probes, n, sequence_data, quiet):
         raise InvalidParameterError(f"--n must be at least 2 (got {n})")
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
     metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
-                  progress=not quiet)
+                  inception_weights=inception_weights, progress=not quiet)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
     click.echo(f"report: {out}/report.html")
