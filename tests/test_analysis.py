@@ -189,3 +189,16 @@ def test_reconstruction_metrics_and_fid_name_their_feature_network(sets, tmp_pat
         assert metrics["fid"][part]["feature_network"] == "latentds vae encoder (latent 6)"
         assert metrics["fid"][part]["n_real"] == 32 and metrics["fid"][part]["fid"] >= -1e-6
     assert "reconstructions.png" in {p.name for p in (tmp_path / "figures").iterdir()}
+
+
+def test_factorvae_score_renders_fresh_batches_with_one_factor_fixed(sets, tmp_path):
+    from latentds.render.factors import sample_labels, set_factor
+
+    labels = set_factor(sample_labels("varied", 0, 1, 16), "phi_2", 33.0)
+    assert labels["n_cuboids"] == 4 and labels["joints"][2]["phi"] == 33.0 and len(labels["colors"]) == 4
+    base, model = sets
+    settings = {"batch_size": 8, "n_train": 12, "n_eval": 6, "n_variance": 64}
+    metrics = run(model, base / "varied", tmp_path, probes=["factorvae"], n=16, factorvae=settings, progress=False)
+    result = metrics["factorvae"]
+    assert "phi_0" in result["factors"] and 0 <= result["factor_vae_eval_accuracy"] <= 1
+    assert result["settings"]["n_train"] == 12

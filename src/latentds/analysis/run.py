@@ -32,6 +32,7 @@ class Context:
     sequence_data: str | None
     codes: Codes | None = None
     inception_weights: str | None = None
+    factorvae: dict = field(default_factory=dict)  # batch_size, n_train, n_eval, n_variance for the score
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -199,6 +200,18 @@ def probe_umap(ctx: Context):
         ("latent_dims.png", f"The two latent dimensions with the largest variance, {what}.")]
 
 
+def probe_factorvae(ctx: Context):
+    from latentds.analysis.factorvae_cuboids import cuboid_factor_vae  # noqa: PLC0415
+
+    codes = ctx.need_codes()
+    preset = (codes.labels[0] if codes.labels else {}).get("preset")
+    if preset is None:
+        raise Skip("needs a rendered cuboid shard set: the score renders fresh samples with one factor fixed")
+    if preset == "phi":
+        raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
+    return cuboid_factor_vae(ctx.model, preset=preset, **ctx.factorvae), []
+
+
 def probe_partition(ctx: Context):
     from latentds.analysis.partition import classifier_probe, is_partitioned, predictor_probe, swap_grid  # noqa
 
@@ -228,22 +241,25 @@ def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
 
 PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
           "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic,
-          "partition": probe_partition, "fid": probe_fid}
+          "partition": probe_partition, "fid": probe_fid, "factorvae": probe_factorvae}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
-        sequence_data: str | None = None, inception_weights: str | None = None, progress: bool = True) -> dict:
+        sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
+        progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
     weights file makes the FID probe use Inception instead of the model's own encoder (the feature network is
-    always named in the output)."""
+    always named in the output). ``factorvae``: settings of the FactorVAE score (batch_size, n_train, n_eval,
+    n_variance; see analysis.factorvae_cuboids), which renders fresh samples."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
     out = Path(out)
-    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights)
+    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
+                  dict(factorvae or {}))
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     for name in chosen:

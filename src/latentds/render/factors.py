@@ -114,6 +114,21 @@ def _set(labels: dict, name: str, value: float) -> None:
         labels["light"][name.removeprefix("light_")] = value
 
 
+def set_factor(labels: dict, name: str, value: float) -> dict:
+    """``labels`` (from sample_labels) with sequence-able factor ``name`` set to ``value``; a joint angle of a
+    joint the chain lacks first lengthens the chain (new joints and cuboids drawn from the same preset sample)."""
+    if name not in SEQUENCE_FACTORS:
+        raise InvalidParameterError(f"cannot set factor {name!r}; settable: {', '.join(SEQUENCE_FACTORS)}")
+    if name.startswith(tuple(ANGLES)):
+        j = int(name.rsplit("_", 1)[1])
+        while len(labels["joints"]) <= j:
+            labels["joints"].append({"phi": 0.0, "theta": 0.0, "lambda": 0.0})
+            labels["colors"].append(list(labels["colors"][-1]))
+        labels["n_cuboids"] = len(labels["joints"]) + 1
+    _set(labels, name, value)
+    return labels
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named region of the factor space with its camera and default size."""
