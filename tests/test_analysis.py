@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.interpolation import lerp, slerp
-from latentds.analysis.run import run
+from latentds.analysis.probes import run
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
@@ -124,7 +124,8 @@ def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["factors", "arithmetic"], n=48, progress=False)
     assert "phi_0" in metrics["factors"] and {"linear", "mlp", "chance"} <= set(metrics["factors"]["phi_0"])
-    assert metrics["arithmetic"]["n_high"] > 0 and (tmp_path / "figures" / "arithmetic.png").is_file()
+    assert metrics["arithmetic"]["n_a"] > 0 and "quartile of" in metrics["arithmetic"]["vector"]
+    assert (tmp_path / "figures" / "arithmetic.png").is_file()
 
 
 def test_umap_view_with_interpolation_paths(sets, tmp_path):
@@ -202,3 +203,20 @@ def test_factorvae_score_renders_fresh_batches_with_one_factor_fixed(sets, tmp_p
     result = metrics["factorvae"]
     assert "phi_0" in result["factors"] and 0 <= result["factor_vae_eval_accuracy"] <= 1
     assert result["settings"]["n_train"] == 12
+
+
+def test_groups_and_colours_come_from_labels_factors_or_ids(sets, tmp_path):
+    from latentds.analysis.probes import select, values_of
+
+    base, model = sets
+    codes = encode_dataset(model, base / "varied", n=40, progress=False)
+    four = select(codes, "n_cuboids=4")
+    assert four.sum() == sum(lab["n_cuboids"] == 4 for lab in codes.labels) > 0
+    assert (select(codes, "phi_0>0") == (values_of(codes, "phi_0") > 0)).all()
+    assert select(codes, "ids:000000003,000000007").sum() == 2
+    with pytest.raises(Exception, match="no factor or label 'smile'"):
+        values_of(codes, "smile")
+    metrics = run(model, base / "varied", tmp_path, probes=["arithmetic"], n=40,
+                  groups=("n_cuboids=4", "n_cuboids=2"), progress=False)
+    assert metrics["arithmetic"]["n_a"] == four.sum() and "n_cuboids=4" in metrics["arithmetic"]["vector"]
+    assert "attribute vector" in (tmp_path / "report.html").read_text()

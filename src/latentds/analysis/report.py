@@ -21,6 +21,25 @@ def _fmt(value) -> str:
     return str(value)
 
 
+# One line under each table of the report.
+EXPLAIN = {
+    "pca": "Share of the latent variance along each principal component, and each component's Pearson correlation "
+           "with each ground-truth factor.",
+    "interpolation": "Per sequence group: image-space MSE of each path's decoded images to the rendered ones, and "
+                     "the correlation of each path's position between the endpoints with the moving factor.",
+    "umap": "What coloured the UMAP and the scatter, and which interpolation paths are drawn on it.",
+    "metrics": "Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation.",
+    "fid": "Frechet distance between data and reconstructions / samples in the features of the named network "
+           "(not Inception unless it says so).",
+    "scores": "Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.",
+    "factors": "How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
+               "accuracy, with the constant-guess baseline).",
+    "arithmetic": "The attribute vector: which groups, their sizes and the vector's length.",
+    "partition": "Regeneration error of the s->z and z->s predictors, and the label classifier trained on s and z.",
+    "factorvae": "FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.",
+}
+
+
 def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Path:
     """Write ``out/report.html`` from the metrics and (figure file in out/figures, explanation) pairs."""
     parts = ["<!doctype html><meta charset='utf-8'><title>latentds analysis</title>",
@@ -38,7 +57,8 @@ def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Pa
     for probe, values in metrics.items():
         if probe in ("model", "data", "skipped") or not isinstance(values, dict):
             continue
-        parts.append(f"<h2>{html.escape(probe)}</h2>{_table(values)}")
+        explain = html.escape(EXPLAIN.get(probe, ""))
+        parts.append(f"<h2>{html.escape(probe)}</h2><p>{explain}</p>{_table(values)}")
     if metrics.get("skipped"):
         parts.append("<h2>Skipped probes</h2>" + _table(metrics["skipped"]))
     path = out / "report.html"

@@ -17,13 +17,17 @@ from latentds.cli import main
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Local Inception weights for FID [default: FID in the model's own encoder features, named so].")
+@click.option("--colour-by", default=None, help="Factor or label that colours the UMAP [default: the most spread "
+              "factor].")
+@click.option("--groups", nargs=2, default=None, metavar="A B", help="Two groups for latent arithmetic: "
+              "ids:KEY,..., NAME=VALUE, NAME>N or NAME<N, e.g. --groups Smiling=1 Smiling=0.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def analyze(model, data, out, probes, n, sequence_data, inception_weights, quiet):
+def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, quiet):
     """Probe the latent space of MODEL (a saved model or run directory, or a Hub id) on a shard set.
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
     """
-    from latentds.analysis.run import run  # noqa: PLC0415
+    from latentds.analysis.probes import run  # noqa: PLC0415
     from latentds.errors import InvalidParameterError  # noqa: PLC0415
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 
@@ -31,7 +35,8 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, quiet
         raise InvalidParameterError(f"--n must be at least 2 (got {n})")
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
     metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
-                  inception_weights=inception_weights, progress=not quiet)
+                  inception_weights=inception_weights, colour_by=colour_by, groups=groups or None,
+                  progress=not quiet)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
     click.echo(f"report: {out}/report.html")

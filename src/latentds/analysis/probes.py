@@ -33,6 +33,8 @@ class Context:
     codes: Codes | None = None
     inception_weights: str | None = None
     factorvae: dict = field(default_factory=dict)  # batch_size, n_train, n_eval, n_variance for the score
+    colour_by: str | None = None  # a factor or label name for the UMAP and scatter colours
+    groups: tuple[str, str] | None = None  # two group selections for latent arithmetic (see select)
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -161,31 +163,80 @@ def probe_arithmetic(ctx: Context):
     from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
 
     codes = ctx.need_codes()
-    factors, names = _varying_factors(codes)
-    j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))  # the most spread factor
-    lo, hi = np.quantile(factors[:, j], [0.25, 0.75])
-    high, low = factors[:, j] >= hi, factors[:, j] <= lo
-    if high.sum() == 0 or low.sum() == 0 or lo == hi:
-        raise Skip(f"{names[j]} does not split into a high and a low group")
+    if ctx.groups:
+        high, low = select(codes, ctx.groups[0]), select(codes, ctx.groups[1])
+        what = f"group {ctx.groups[0]!r} minus group {ctx.groups[1]!r}"
+    else:  # by default: the upper minus the lower quartile of the most spread factor
+        try:
+            factors, names = _varying_factors(codes)
+        except Skip:
+            raise Skip("needs factors, or two groups, e.g. groups=('Smiling=1', 'Smiling=0')") from None
+        j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
+        lo, hi = np.quantile(factors[:, j], [0.25, 0.75])
+        high, low = factors[:, j] >= hi, factors[:, j] <= lo
+        what = f"the upper minus the lower quartile of {names[j]}"
+    if high.sum() == 0 or low.sum() == 0:
+        raise Skip(f"an empty group: {int(high.sum())} and {int(low.sum())} samples")
     vector = attribute_vector(codes.latents, high, low)
     targets = codes.latents[np.flatnonzero(low)[:6]]
     _grid(apply_vector(ctx.model, targets, vector), ctx.figures_dir / "arithmetic.png", 4)
-    return {"factor": names[j], "high_at_least": float(hi), "low_at_most": float(lo),
-            "n_high": int(high.sum()), "n_low": int(low.sum()), "vector_norm": float(np.linalg.norm(vector))}, [
-        ("arithmetic.png", f"Latent arithmetic: the vector from the low to the high quartile of {names[j]} "
-         "(difference of their mean latents) added at scales 0, 0.5, 1 and 1.5 to images of the low group.")]
+    return {"vector": what, "n_a": int(high.sum()), "n_b": int(low.sum()),
+            "vector_norm": float(np.linalg.norm(vector))}, [
+        ("arithmetic.png", f"Latent arithmetic: the vector {what} (difference of their mean latents) added at "
+         "scales 0, 0.5, 1 and 1.5 to images of the second group, one row each.")]
+
+
+def values_of(codes: Codes, name: str) -> np.ndarray:
+    """Per-sample values of a factor (FACTOR_NAMES; NaN where absent) or a top-level label (strings if not
+    numeric)."""
+    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
+
+    if codes.factors is not None and name in FACTOR_NAMES:
+        j = FACTOR_NAMES.index(name)
+        return np.where(codes.factor_mask[:, j], codes.factors[:, j], np.nan)
+    values = [labels.get(name) for labels in codes.labels]
+    if all(v is None for v in values):
+        known = ", ".join(sorted(codes.labels[0])) if codes.labels else "none"
+        raise InvalidParameterError(f"no factor or label {name!r} in this data; labels: {known}")
+    try:
+        return np.array([np.nan if v is None else float(v) for v in values])
+    except (TypeError, ValueError):
+        return np.array([str(v) for v in values])
+
+
+def select(codes: Codes, expression: str) -> np.ndarray:
+    """A boolean mask over the samples: ``ids:KEY,KEY,...``, ``NAME=VALUE``, ``NAME>NUMBER`` or ``NAME<NUMBER``
+    (NAME a factor or a label)."""
+    if expression.startswith("ids:"):
+        wanted = set(expression[4:].split(","))
+        return np.array([key in wanted for key in codes.keys])
+    for op in ("=", ">", "<"):
+        name, found, value = expression.partition(op)
+        if found:
+            values = values_of(codes, name.strip())
+            if op == "=":
+                try:
+                    return values.astype(float) == float(value)
+                except ValueError:
+                    return values.astype(str) == value.strip()
+            with np.errstate(invalid="ignore"):
+                return values > float(value) if op == ">" else values < float(value)
+    raise InvalidParameterError(f"cannot read group {expression!r}: write ids:KEY,..., NAME=VALUE, NAME>N or NAME<N")
 
 
 def probe_umap(ctx: Context):
     from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
 
     codes = ctx.need_codes()
-    try:
-        factors, names = _varying_factors(codes)
-        j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
-        colour, label = factors[:, j], names[j]
-    except Skip:
-        colour, label = None, ""
+    if ctx.colour_by:
+        colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
+    else:
+        try:
+            factors, names = _varying_factors(codes)
+            j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
+            colour, label = factors[:, j], names[j]
+        except Skip:
+            colour, label = None, ""
     embedding, reducer = umap_embedding(codes.latents)
     overlays = {name: reducer.transform(z.astype(np.float32)) for name, z in ctx.paths.items()}
     scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
@@ -246,20 +297,22 @@ PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
-        progress: bool = True) -> dict:
+        colour_by: str | None = None, groups: tuple[str, str] | None = None, progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
     weights file makes the FID probe use Inception instead of the model's own encoder (the feature network is
     always named in the output). ``factorvae``: settings of the FactorVAE score (batch_size, n_train, n_eval,
-    n_variance; see analysis.factorvae_cuboids), which renders fresh samples."""
+    n_variance; see analysis.factorvae_cuboids), which renders fresh samples. ``colour_by``: a factor or label
+    that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
+    vector."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
     out = Path(out)
     ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
-                  dict(factorvae or {}))
+                  dict(factorvae or {}), colour_by, tuple(groups) if groups else None)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     for name in chosen:
