@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from latentds.analysis.encode import LATENTS, Codes, encode_dataset
 from latentds.analysis.report import write_report
@@ -315,12 +316,14 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
                   dict(factorvae or {}), colour_by, tuple(groups) if groups else None)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
-    for name in chosen:
-        try:
-            metrics[name], figs = PROBES[name](ctx)
-            figures += figs
-        except Skip as why:
-            skipped[name] = str(why)
+    with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            try:
+                metrics[name], figs = PROBES[name](ctx)
+                figures += figs
+            except Skip as why:
+                skipped[name] = str(why)
     metrics["skipped"] = skipped
     metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim}
     metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
