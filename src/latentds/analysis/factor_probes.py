@@ -14,8 +14,15 @@ from sklearn.preprocessing import StandardScaler
 
 
 def factor_probes(latents: np.ndarray, factors: np.ndarray, names: list[str], *, max_classes: int = 10,
-                  seed: int = 0) -> dict:
-    """{factor: {"kind": "r2" | "accuracy", "linear": score, "mlp": score, "chance": score of a constant guess}}."""
+                  max_samples: int = 5000, seed: int = 0) -> dict:
+    """{factor: {"kind": "r2" | "accuracy", "linear": score, "mlp": score, "chance": score of a constant guess}}.
+
+    Uses at most ``max_samples`` samples (a seeded subset), and MLPs with early stopping: one probe per factor
+    of a 30-factor render stays in seconds.
+    """
+    if len(latents) > max_samples:
+        keep = np.random.default_rng(seed).choice(len(latents), max_samples, replace=False)
+        latents, factors = latents[keep], factors[keep]
     x = StandardScaler().fit_transform(latents.astype(np.float64))
     results = {}
     for j, name in enumerate(names):
@@ -25,12 +32,12 @@ def factor_probes(latents: np.ndarray, factors: np.ndarray, names: list[str], *,
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=stratify)
         if discrete:
             linear = LogisticRegression(max_iter=1000)
-            mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed)
+            mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, early_stopping=True, random_state=seed)
             values, counts = np.unique(y_tr, return_counts=True)
             chance = float(np.mean(y_te == values[np.argmax(counts)]))
         else:
             linear = Ridge(alpha=1.0)
-            mlp = MLPRegressor(hidden_layer_sizes=(64,), max_iter=500, random_state=seed)
+            mlp = MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, early_stopping=True, random_state=seed)
             y_tr, y_te = (y_tr - y_tr.mean()) / (y_tr.std() or 1.0), (y_te - y_tr.mean()) / (y_tr.std() or 1.0)
             chance = 0.0
         scores = {}
