@@ -10,12 +10,20 @@ from pathlib import Path
 import numpy as np
 
 
-def umap_embedding(latents: np.ndarray, *, seed: int = 0, n_neighbors: int = 15):
-    """(embedding (N, 2), fitted reducer) of the latents; the reducer's ``transform`` places new points."""
-    import umap  # noqa: PLC0415
+def umap_embedding(latents: np.ndarray, *, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """(N, 2) UMAP embedding of the latents (to place other points, e.g. paths, include them in ``latents``).
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(latents) - 1), random_state=seed)
-    return reducer.fit_transform(latents.astype(np.float32)), reducer
+    The k-nearest-neighbour graph comes from scikit-learn and is handed to UMAP: UMAP's own approximate search
+    (pynndescent) spends about a minute compiling with numba in every new process, more than the whole layout.
+    """
+    import umap  # noqa: PLC0415
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    points = latents.astype(np.float32)
+    k = min(n_neighbors, len(points) - 1)
+    distances, indices = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(points)
+    reducer = umap.UMAP(n_components=2, n_neighbors=k, random_state=seed, precomputed_knn=(indices, distances, None))
+    return reducer.fit_transform(points)
 
 
 def scatter(points: np.ndarray, colour: np.ndarray | None, path: Path, *, title: str, colour_label: str = "",

@@ -238,8 +238,12 @@ def probe_umap(ctx: Context):
             colour, label = factors[:, j], names[j]
         except Skip:
             colour, label = None, ""
-    embedding, reducer = umap_embedding(codes.latents)
-    overlays = {name: reducer.transform(z.astype(np.float32)) for name, z in ctx.paths.items()}
+    extra = list(ctx.paths.items())  # the paths are embedded with the latents, then split off for drawing
+    stacked = np.concatenate([codes.latents] + [z for _, z in extra]) if extra else codes.latents
+    placed = umap_embedding(stacked)
+    embedding, overlays, start = placed[:len(codes.latents)], {}, len(codes.latents)
+    for name, z in extra:
+        overlays[name], start = placed[start:start + len(z)], start + len(z)
     scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
             overlays=overlays)
     spread = np.argsort(codes.latents.var(axis=0))[::-1][:2]
