@@ -132,6 +132,9 @@ def test_umap_view_with_interpolation_paths(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["interpolation", "umap"], n=48,
                   sequence_data=base / "seq", progress=False)
+    by_label = run(model, base / "varied", tmp_path / "labels", probes=["umap"], n=48, colour_by="preset",
+                   dims=(4, 1), progress=False)
+    assert by_label["umap"]["coloured_by"] == "preset (1 categories)" and by_label["umap"]["dims"] == [4, 1]
     assert metrics["umap"]["overlaid_paths"] == ["linear", "natural", "spherical"]
     assert metrics["umap"]["coloured_by"] and len(metrics["umap"]["dims"]) == 2
     assert {"umap.png", "latent_dims.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}

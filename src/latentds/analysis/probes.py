@@ -39,6 +39,7 @@ class Context:
     factorvae: dict = field(default_factory=dict)  # batch_size, n_train, n_eval, n_variance for the score
     colour_by: str | None = None  # a factor or label name for the UMAP and scatter colours
     groups: tuple[str, str] | None = None  # two group selections for latent arithmetic (see select)
+    dims: tuple[int, int] | None = None  # the two latent dimensions of the plain scatter (default: widest two)
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -239,6 +240,9 @@ def probe_umap(ctx: Context):
     codes = ctx.need_codes()
     if ctx.colour_by:
         colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
+        if colour.dtype.kind not in "fiub":  # categorical labels (e.g. class names): colour by category index
+            categories, colour = np.unique(colour, return_inverse=True)
+            label = f"{label} ({len(categories)} categories)"
     else:
         try:
             factors, names = _varying_factors(codes)
@@ -254,14 +258,17 @@ def probe_umap(ctx: Context):
         overlays[name], start = placed[start:start + len(z)], start + len(z)
     scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
             overlays=overlays)
-    spread = np.argsort(codes.latents.var(axis=0))[::-1][:2]
+    spread = list(ctx.dims) if ctx.dims else np.argsort(codes.latents.var(axis=0))[::-1][:2]
+    if max(spread) >= codes.latents.shape[1]:
+        raise InvalidParameterError(f"--dims {spread}: the latent has {codes.latents.shape[1]} dimensions")
     scatter(codes.latents[:, spread], colour, ctx.figures_dir / "latent_dims.png", colour_label=label,
-            title="The two latent dimensions of largest variance", axes=(f"z{spread[0]}", f"z{spread[1]}"))
+            title="Two latent dimensions", axes=(f"z{spread[0]}", f"z{spread[1]}"))
     what = f"coloured by {label}" if label else "uncoloured (no factors)"
     return {"coloured_by": label, "overlaid_paths": sorted(overlays), "dims": [int(d) for d in spread]}, [
         ("umap.png", f"UMAP of {len(embedding):,} latents, {what}"
          + ("; lines: the natural, linear and spherical interpolation paths of group 0." if overlays else ".")),
-        ("latent_dims.png", f"The two latent dimensions with the largest variance, {what}.")]
+        ("latent_dims.png", f"Latent dimensions z{spread[0]} and z{spread[1]} "
+         f"({'as chosen' if ctx.dims else 'the two of largest variance'}), {what}.")]
 
 
 def probe_factorvae(ctx: Context):
@@ -310,7 +317,8 @@ PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
-        colour_by: str | None = None, groups: tuple[str, str] | None = None, progress: bool = True) -> dict:
+        colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
+        progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
@@ -318,14 +326,15 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     always named in the output). ``factorvae``: settings of the FactorVAE score (batch_size, n_train, n_eval,
     n_variance; see analysis.factorvae_cuboids), which renders fresh samples. ``colour_by``: a factor or label
     that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
-    vector."""
+    vector; ``dims``: the two latent dimensions of the plain scatter."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
     out = Path(out)
     ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
-                  dict(factorvae or {}), colour_by, tuple(groups) if groups else None)
+                  dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
+                  tuple(dims) if dims else None)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:

@@ -21,8 +21,10 @@ from latentds.cli import main
               "factor].")
 @click.option("--groups", nargs=2, default=None, metavar="A B", help="Two groups for latent arithmetic: "
               "ids:KEY,..., NAME=VALUE, NAME>N or NAME<N, e.g. --groups Smiling=1 Smiling=0.")
+@click.option("--dims", nargs=2, type=int, default=None, metavar="I J",
+              help="Latent dimensions of the plain scatter [default: the two of largest variance].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, quiet):
+def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, dims, quiet):
     """Probe the latent space of MODEL (a saved model or run directory, or a Hub id) on a shard set.
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
@@ -35,7 +37,7 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, colou
         raise InvalidParameterError(f"--n must be at least 2 (got {n})")
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
     metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
-                  inception_weights=inception_weights, colour_by=colour_by, groups=groups or None,
+                  inception_weights=inception_weights, colour_by=colour_by, groups=groups or None, dims=dims or None,
                   progress=not quiet)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
