@@ -17,6 +17,7 @@ trainer builds one optimiser per group and calls ``loss(batch, group)`` for each
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import socket
@@ -51,8 +52,8 @@ class ModelConfig:
     latent_dim: int = 128
 
 
-class LatentModel(nn.Module, PyTorchModelHubMixin, library_name="latentds", tags=["latentds"],
-                  repo_url="https://github.com/latentds/latentds"):
+class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, library_name="latentds",
+                  tags=["latentds"], repo_url="https://github.com/latentds/latentds"):
     """Base class: see the module docstring. Subclasses set ``Config`` and pass ``family=`` when subclassing."""
 
     family: ClassVar[str] = ""
@@ -80,13 +81,13 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, library_name="latentds", tags
         """Images (N, C, S, S) in [-1, 1] -> latent codes (N, latent_dim) (posterior means for VAEs)."""
         raise InvalidParameterError(f"{self.family} has no encoder")
 
+    @abc.abstractmethod
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (N, latent_dim) -> images (N, C, S, S) in [-1, 1]."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def loss(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
         """Named loss terms for a batch of images; ``"loss"`` is the total that ``group``'s optimiser minimises."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
         """The loss terms (DistributedDataParallel synchronises gradients through forward)."""
