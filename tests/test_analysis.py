@@ -223,3 +223,37 @@ def test_groups_and_colours_come_from_labels_factors_or_ids(sets, tmp_path):
                   groups=("n_cuboids=4", "n_cuboids=2"), progress=False)
     assert metrics["arithmetic"]["n_a"] == four.sum() and "n_cuboids=4" in metrics["arithmetic"]["vector"]
     assert "attribute vector" in (tmp_path / "report.html").read_text()
+
+
+def test_models_without_encoder_and_data_without_factors_are_skipped_with_reasons(sets, tmp_path):
+    import public_fixtures as fx
+
+    from latentds.datasets.pack import pack_dataset
+    from latentds.zoo.base import LatentModel, ModelConfig
+
+    class DecoderOnly(LatentModel, family="test_decoder_only"):
+        Config = ModelConfig
+
+        def __init__(self, config=None):
+            super().__init__(config)
+            self.net = torch.nn.Linear(self.config.latent_dim, 3 * 16 * 16)
+
+        def decode(self, z):
+            return torch.tanh(self.net(z)).view(-1, 3, 16, 16)
+
+        def loss(self, x, group="model"):
+            return {"loss": self.decode(torch.zeros(len(x), self.config.latent_dim)).pow(2).mean()}
+
+    base, model = sets
+    generator = DecoderOnly(ModelConfig(image_size=16, latent_dim=4))
+    metrics = run(generator, base / "varied", tmp_path / "gen", probes=["pca", "umap", "scores"], progress=False)
+    assert set(metrics["skipped"]) == {"pca", "umap", "scores"}
+    assert all("no encoder" in why for why in metrics["skipped"].values())
+
+    (tmp_path / "food").mkdir()
+    root = fx.build_food101(tmp_path / "food")["root"]
+    pack_dataset("food101", root, tmp_path / "packed", size=16, workers=1, progress=False)
+    metrics = run(model, tmp_path / "packed", tmp_path / "out", probes=["scores", "factors", "pca"], n=8,
+                  progress=False)
+    assert "needs ground-truth factors" in metrics["skipped"]["scores"]
+    assert "needs ground-truth factors" in metrics["skipped"]["factors"] and "pca" in metrics
