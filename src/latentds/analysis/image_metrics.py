@@ -67,8 +67,14 @@ def per_image_pcc(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
 
 
 def per_image_ssim(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-    """(N,) SSIM per image (11 px Gaussian window, data range 2 for [-1, 1] images)."""
-    return structural_similarity_index_measure(recon, real, data_range=SSIM_DATA_RANGE, reduction="none")
+    """(N,) SSIM per image (11 px Gaussian window, data range 2 for [-1, 1] images).
+
+    Computed in float32: PyTorch's float64 convolution on the CPU is ~50x slower (11 s for 256 images of 64 px),
+    and SSIM needs no more than float32's precision.
+    """
+    ssim = structural_similarity_index_measure(recon.float(), real.float(), data_range=SSIM_DATA_RANGE,
+                                               reduction="none")
+    return ssim.to(real.dtype)
 
 
 def _summary(values: torch.Tensor) -> dict:

@@ -65,10 +65,6 @@ class PublicDataset(abc.ABC):
         for i in range(len(self)):
             yield self[i]
 
-    def params(self) -> dict:
-        """What identifies this dataset view (recorded in packed manifests)."""
-        return {"dataset": self.name, "split": self.split, "root": str(self.root.resolve())}
-
     @staticmethod
     def open_rgb(path: Path) -> Image.Image:
         """Open an image file as RGB (greyscale, palette, CMYK and alpha images converted)."""
