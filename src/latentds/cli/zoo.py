@@ -18,7 +18,7 @@ def zoo_list():
 
     for name in recipe_names():
         description = tomllib.loads(recipe_source(f"zoo/{name}")[1]).get("description", "")
-        click.echo(f"zoo/{name:<12} {description}")
+        click.echo(f"zoo/{name:<13} {description}")
 
 
 @main.command()
@@ -32,8 +32,11 @@ def zoo_list():
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps [recipe's train.max_steps].")
 @click.option("--batch-size", type=int, default=None, help="Batch size per rank [recipe's train.batch_size].")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... [recipe's train.device].")
+@click.option("--log", type=click.Choice(["jsonl", "tensorboard"]), default=None,
+              help="tensorboard: also write TensorBoard scalars and image grids to RUN/tensorboard "
+                   "[recipe's train.log; metrics.jsonl always].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, device, quiet):
+def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, device, log, quiet):
     """Train a model from RECIPE: zoo/NAME (see `latentds zoo`) or a path to a TOML recipe.
 
     \b
@@ -41,8 +44,12 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
       latentds train zoo/vae --data data/varied --out runs/vae
       latentds train zoo/beta_vae --data data/phi --out runs/bvae --set model.image_size=64 --epochs 5
       latentds train zoo/vae --data data/varied --out runs/vae --resume
+      latentds train zoo/vae_disc --data data/phi --out runs/vd --set model.update_strategy=inferior
+      latentds train zoo/cycle_vae --data data/ids --out runs/cyc --set model.image_size=64
+      latentds train zoo/clamped_vae --data data/sweeps --out runs/clamped
       torchrun --nproc-per-node 4 -m latentds.cli train zoo/vae --data data/varied --out runs/vae-ddp
     The run directory is loadable with latentds.from_pretrained(RUN) and `latentds sample RUN`.
+    What a family trains on (plain batches, same-label pairs, one-factor groups) is in its recipe's [data].
     """
     from dataclasses import replace  # noqa: PLC0415
 
@@ -50,7 +57,7 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
     from latentds.zoo.trainer import train as run_training  # noqa: PLC0415
 
     spec = with_options(load_recipe(recipe, overrides), epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                        device=device)
+                        device=device, log=log)
     if data:
         spec = replace(spec, data=replace(spec.data, shards=data))
     run = run_training(spec, out, resume=resume, progress=not quiet)

@@ -9,10 +9,20 @@ A family is one file: a frozen config dataclass and a LatentModel subclass that 
     class VAE(LatentModel, family="vae"):
         Config = VAEConfig
 
-and every family answers ``encode``, ``decode``, ``sample``, ``reconstruct`` and ``loss``. Training with more than
-one optimiser (a discriminator, a GAN) is part of the interface: ``parameter_groups()`` names the groups, the
-trainer builds one optimiser per group and calls ``loss(batch, group)`` for each, in order, every step that
-``updates(group, step)`` allows.
+and every family answers ``encode``, ``decode``, ``sample``, ``reconstruct`` and ``loss``. A model sees the whole
+collated batch (``batch["image"]``, ``"labels"``, ``"factors"``/``"factor_mask"``, ``"group"`` ids for paired or
+grouped batches; a bare image tensor works too) and the training step.
+
+Training with more than one optimiser (a discriminator, a GAN, a reverse cycle) is part of the interface:
+``parameter_groups()`` names the groups (they may share parameters); each step the trainer calls
+``losses(batch, step)`` once (all groups' loss terms from one shared forward pass), hands the terms' values to
+``choose_updates(values, step)`` -- the model decides from the current batch which groups step -- and
+back-propagates each chosen group's ``"loss"`` into that group's parameters only.
+
+Optional capabilities are declared on the class, never guessed: ``has_encoder`` (``encode`` works),
+``is_posterior`` (``posterior(x) -> (mu, logvar)``), ``is_partitioned`` (``partition() -> {"s": slice,
+"z": slice}``); ``batches`` says what batches the family trains on ("plain", "pairs" or "groups") and
+``group_defaults`` its optimiser settings per group.
 """
 
 from __future__ import annotations
@@ -34,7 +44,6 @@ from latentds.errors import InvalidParameterError, LatentdsError
 from latentds.zoo.config import from_dict
 
 REGISTRY: dict[str, type[LatentModel]] = {}
-FAMILY_MODULES = ("vae",)  # imported on first use of the registry; each registers its families
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
@@ -58,11 +67,21 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
 
     family: ClassVar[str] = ""
     Config: ClassVar[type] = ModelConfig
+    summary: ClassVar[str] = ""  # one line for `latentds zoo` and the model card
+    has_encoder: ClassVar[bool] = True
+    is_posterior: ClassVar[bool] = False
+    is_partitioned: ClassVar[bool] = False
+    batches: ClassVar[str] = "plain"  # "plain", "pairs" (two samples sharing a label) or "groups" (one factor moves)
+    group_defaults: ClassVar[dict[str, dict]] = {}  # optimiser settings per group over the recipe's [train]
     card_info: dict[str, Any]  # recipe, data, metrics: written into the model card by save_pretrained
 
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if family:
+            known = REGISTRY.get(family)
+            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"model family {family!r} is already registered by {known.__module__}."
+                                f"{known.__qualname__}; choose another name")
             cls.family = family
             REGISTRY[family] = cls
 
@@ -86,28 +105,37 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
         """Latent codes (N, latent_dim) -> images (N, C, S, S) in [-1, 1]."""
 
     @abc.abstractmethod
-    def loss(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
-        """Named loss terms for a batch of images; ``"loss"`` is the total that ``group``'s optimiser minimises."""
+    def loss(self, batch: dict | torch.Tensor, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch (a collated batch dict or an image tensor); ``"loss"`` is the total that
+        ``group``'s optimiser minimises."""
 
-    def forward(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
-        """The loss terms (DistributedDataParallel synchronises gradients through forward)."""
-        return self.loss(x, group)
+    def losses(self, batch: dict | torch.Tensor, step: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+        """The loss terms of every group for one batch: {group: terms}. Families with several groups override
+        this to share one forward pass between them."""
+        return {group: self.loss(batch, group, step) for group in self.parameter_groups()}
+
+    def forward(self, batch: dict | torch.Tensor, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+        return self.loss(batch, group, step)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimiser, in update order (one group, "model", unless a family needs more)."""
         return {"model": list(self.parameters())}
 
-    def updates(self, group: str, step: int) -> bool:
-        """Whether ``group`` is updated at training step ``step`` (every step by default)."""
-        return True
+    def choose_updates(self, values: dict[str, dict[str, float]], step: int) -> list[str]:
+        """The groups to update at ``step``, given this batch's loss values {group: {term: float}} (averaged over
+        DDP ranks, so every rank decides the same). Every group, every step, by default."""
+        return list(values)
 
     # --- derived ---------------------------------------------------------------------------------------------
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latent codes from the prior (N(0, I) unless a family says otherwise), on the model's device."""
+        device = next(self.parameters()).device
+        return torch.randn(n, self.config.latent_dim, generator=generator, device="cpu").to(device)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images decoded from the prior N(0, I)."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device="cpu").to(device)
-        return self.decode(z)
+        """``n`` images decoded from the prior."""
+        return self.decode(self.prior(n, generator))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,6 +164,11 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
         return model
 
 
+def images(batch: dict | torch.Tensor) -> torch.Tensor:
+    """The image tensor of a collated batch (or the tensor itself)."""
+    return batch if isinstance(batch, torch.Tensor) else batch["image"]
+
+
 def create(name: str, **overrides) -> LatentModel:
     """A new model of family ``name`` with its config defaults, overridden by ``overrides``."""
     families()
@@ -146,11 +179,14 @@ def create(name: str, **overrides) -> LatentModel:
 
 
 def families() -> list[str]:
-    """Every registered model family."""
+    """Every registered model family (the modules of latentds.zoo.models are imported on first use)."""
     import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
 
-    for module in FAMILY_MODULES:
-        importlib.import_module(f"latentds.zoo.{module}")
+    from latentds.zoo import models as package  # noqa: PLC0415
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
     return sorted(REGISTRY)
 
 

@@ -1,13 +1,12 @@
 """Convolutional blocks shared by every model family: an encoder to a vector and a decoder from one.
 
-For an image of side S (a power of two, at least 8) both stacks have log2(S) - 2 stride-2 stages between S x S
-and a 4 x 4 feature map; widths double per stage from ``width`` (DCGAN's layout: 4x4 kernels, batch norm,
+For an image of side S both stacks have one stride-2 stage per halving of S down to a B x B feature map, B = 4
+for powers of two (64 -> 32 -> 16 -> 8 -> 4) and the odd part otherwise (60 -> 30 -> 15); widths double per stage
+from ``width`` (DCGAN's layout: 4x4 kernels, batch norm,
 LeakyReLU 0.2 in the encoder, ReLU in the decoder, tanh at the output).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -16,10 +15,19 @@ from latentds.errors import InvalidParameterError
 
 
 def stages(image_size: int) -> int:
-    n = math.log2(image_size) if image_size > 0 else -1
-    if n != int(n) or image_size < 8:
-        raise InvalidParameterError(f"image_size must be a power of two, at least 8 (got {image_size})")
-    return int(n) - 2
+    """The number of stride-2 stages between an image of side ``image_size`` and the smallest feature map."""
+    n, side = 0, image_size
+    while side % 2 == 0 and side > 4:
+        side, n = side // 2, n + 1
+    if image_size < 8 or n == 0 or side > 32:
+        raise InvalidParameterError(f"image_size must be at least 8 and halve at least once to a side of at most 32 "
+                                    f"(a power of two, or e.g. 60 -> 30 -> 15; got {image_size})")
+    return n
+
+
+def base_side(image_size: int) -> int:
+    """The side of the smallest feature map (4 for powers of two)."""
+    return image_size >> stages(image_size)
 
 
 class ConvEncoder(nn.Module):
@@ -36,7 +44,7 @@ class ConvEncoder(nn.Module):
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             c = w
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c * 16, out_features)
+        self.head = nn.Linear(c * base_side(image_size) ** 2, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
@@ -47,9 +55,9 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, image_size: int, channels: int, width: int, in_features: int):
         super().__init__()
-        n = stages(image_size)
+        n, self.side = stages(image_size), base_side(image_size)
         self.top = width * 2 ** (n - 1)
-        self.project = nn.Sequential(nn.Linear(in_features, self.top * 16), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(nn.Linear(in_features, self.top * self.side**2), nn.ReLU(inplace=True))
         layers, c = [], self.top
         for i in reversed(range(n - 1)):
             w = width * 2**i
@@ -59,4 +67,4 @@ class ConvDecoder(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.features(self.project(z).view(-1, self.top, 4, 4))
+        return self.features(self.project(z).view(-1, self.top, self.side, self.side))

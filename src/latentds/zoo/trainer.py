@@ -1,17 +1,31 @@
-"""The one training loop of the zoo: any LatentModel, any recipe, one process or DDP under torchrun.
+"""The one training loop of the zoo: any LatentModel, any recipe, one process or data-parallel under torchrun.
 
 Run directory (``out``):
     recipe.toml          the recipe as run
-    metrics.jsonl        one line per `log_every` steps: step, epoch, loss terms, lr, images/s
-    checkpoint.pt        model, optimisers, schedulers, step, position in the epoch, RNG state (atomic; tensors
-                         and numbers only, read back with torch.load(weights_only=True))
+    metrics.jsonl        one line per `log_every` steps: step, epoch, loss terms, how often each group was updated
+                         (``updates/GROUP``, multi-group families), lr per group, images/s; with data.holdout, one
+                         ``val/...`` line per epoch
+    checkpoint.pt        model, optimisers, scaler, step, position in the epoch, CPU and CUDA RNG state (atomic;
+                         tensors and numbers only, read back with torch.load(weights_only=True))
     config.json, model.safetensors, README.md   the model, refreshed at every checkpoint: from_pretrained(out)
     figures/             loss.png; epoch-NNN-recon.png and epoch-NNN-samples.png at each epoch's end
+    tensorboard/         with train.log = "tensorboard": the same scalars and the epoch image grids
 
-``resume=True`` continues from checkpoint.pt as if never stopped: same weights, optimiser moments, learning rate,
-data order (the stream is deterministic in (seed, epoch); the batches already seen this epoch are skipped) and
-noise (the torch RNG state). Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every
-epoch (see latentds.datasets.shards), gradients are averaged by DistributedDataParallel, and only rank 0 writes.
+Each step: the model computes every group's loss terms from one forward pass (``losses``), decides from their
+values which groups step (``choose_updates``), and each chosen group's loss is back-propagated into that group's
+parameters only, then its optimiser steps; one AMP scaler update per step. Learning rates are a function of the
+run's step (warm-up, then the group's schedule over the run), set right before a group's optimiser steps, so a
+group that skips steps still reduces its rate at the same point of training.
+
+``resume=True`` continues from checkpoint.pt as if never stopped: same weights, optimiser moments, data order (the
+stream is deterministic in (seed, epoch); the batches already seen this epoch are skipped) and noise (RNG state).
+
+Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every epoch (see
+latentds.datasets.shards). Gradients are averaged with explicit all-reduces per group rather than by
+DistributedDataParallel's reducer, which expects every forward pass to be followed by one backward through all
+used parameters -- not true of families whose groups step on some steps only or share parameters. The loss values
+the model decides from are averaged first, so every rank updates the same groups; buffers (batch-norm statistics)
+follow rank 0 like DDP's. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from tqdm.auto import tqdm
 from latentds.datasets.shards import load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.zoo.base import LatentModel, create
-from latentds.zoo.recipe import Recipe, recipe_from_dict
+from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -40,18 +54,12 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if not recipe.data.shards:
         raise InvalidParameterError("no training data: pass --data DIR (a shard set) or set data.shards in the recipe")
-    state = _prepare_run(out, recipe, resume) if rank == 0 else (torch.load(out / CHECKPOINT, weights_only=True)
-                                                                  if resume else None)
     t = recipe.train
     device = _device(t.device, rank)
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
     torch.manual_seed(t.seed)  # the same initial weights on every rank
     model = create(recipe.model["family"], **recipe.model).to(device)
-    data = load_shards(recipe.data.shards, batch_size=t.batch_size, shuffle=recipe.data.shuffle, seed=t.seed,
-                       value_range=recipe.data.value_range, flip=recipe.data.flip,
-                       size=resize_for(recipe.data.shards, model.config.image_size))
+    check(recipe, model)
+    data, validation = _streams(recipe, model)
     per_epoch = data.epoch_batches(recipe.data.num_workers, world)
     if per_epoch == 0:
         raise InvalidParameterError(f"{recipe.data.shards} has too few images for one batch of {t.batch_size} per "
@@ -59,10 +67,15 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     horizon = t.epochs * per_epoch if per_epoch else t.max_steps
     if not horizon:
         raise InvalidParameterError("these shards have no manifest with counts: set train.max_steps")
+    last_step = min(horizon, t.max_steps or horizon)  # max_steps stops early; the schedule spans the epochs
+    state = _prepare_run(out, recipe, resume) if rank == 0 else (torch.load(out / CHECKPOINT, weights_only=True)
+                                                                  if resume else None)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     groups = model.parameter_groups()
-    optimizers = {g: _optimizer(t, params) for g, params in groups.items()}
-    schedulers = {g: torch.optim.lr_scheduler.LambdaLR(opt, _schedule(t, horizon)) for g, opt in optimizers.items()}
+    settings = {g: t.optim(g, model.group_defaults.get(g)) for g in groups}
+    optimizers = {g: _optimizer(settings[g], params) for g, params in groups.items()}
     amp_dtype = _amp_dtype(t.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     step, epoch, skip, rng = 0, 0, 0, None
@@ -70,75 +83,78 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
         model.load_state_dict(state["model"])
         for g in optimizers:
             optimizers[g].load_state_dict(state["optimizers"][g])
-            schedulers[g].load_state_dict(state["schedulers"][g])
         scaler.load_state_dict(state["scaler"])
-        step, epoch, skip, rng = state["step"], state["epoch"], state["batch"], state["rng"]
+        step, epoch, skip, rng = state["step"], state["epoch"], state["batch"], state
     else:
         torch.manual_seed(t.seed + 7919 * rank)  # different noise per rank
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=recipe.data.num_workers,
-                                         pin_memory=device.type == "cuda")
-    writer = _RunWriter(out, recipe, model) if rank == 0 else None
-    fixed_z = torch.randn(64, model.config.latent_dim, generator=torch.Generator().manual_seed(t.seed))
-    bar = tqdm(total=min(horizon, t.max_steps or horizon), initial=step, unit="step", disable=not progress or rank,
+    if world > 1:
+        _broadcast(model)
+    loader = _loader(data, recipe.data.num_workers, device)
+    writer = _RunWriter(out, recipe, model, t.log == "tensorboard") if rank == 0 else None
+    fixed_z = model.prior(64, generator=torch.Generator().manual_seed(t.seed)).cpu()
+    bar = tqdm(total=last_step, initial=step, unit="step", disable=not progress or rank,
                desc=f"train {model.family}", dynamic_ncols=True)
-    sums, count, images, tick = {}, 0, 0, time.perf_counter()
+    window = _Window(groups)
 
     def _flush() -> None:
-        """Write the mean loss terms since the last line (rank 0) and show them on the bar."""
-        nonlocal sums, count, images, tick
-        if count and writer:
-            rate = images / (time.perf_counter() - tick)
-            means = {k: v / count for k, v in sums.items()}
-            writer.log(step, epoch, means, schedulers, rate)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:3]} | {"img/s": f"{rate:.0f}"})
-        sums, count, images, tick = {}, 0, 0, time.perf_counter()
-    done = bool(t.max_steps and step >= t.max_steps)
+        if window.count and writer:
+            row = writer.log(step, epoch, window.means(), {g: _lr(settings[g], step, horizon) for g in groups},
+                             window.rate(world))
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:5]} | {"img/s": f"{row['images_per_s']:.0f}"})
+        window.reset()
+
+    done = step >= last_step
     x = None
     while not done and epoch < t.epochs:
         data.set_epoch(epoch)
         batches = iter(loader)
         if rng is not None:  # after the loader took its seed: the noise continues exactly where it stopped
-            torch.set_rng_state(rng)
+            _restore_rng(rng)
             rng = None
         position = 0
         for batch in batches:
             position += 1
             if position <= skip:
                 continue
-            x = batch["image"].to(device, non_blocking=True)
+            batch = _to_device(batch, device)
+            x = batch["image"]
             model.train()
-            for g, opt in optimizers.items():
-                if not model.updates(g, step):
-                    continue
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                    terms = net(x, g)
-                scaler.scale(terms["loss"]).backward()
+            with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+                terms = model.losses(batch, step)
+            values = _values(terms, world)
+            chosen = [g for g in groups if g in set(model.choose_updates(values, step))]
+            for i, g in enumerate(chosen):
+                _set_lr(optimizers[g], settings[g], step, horizon)
+                optimizers[g].zero_grad(set_to_none=True)
+                scaler.scale(terms[g]["loss"]).backward(inputs=groups[g], retain_graph=i < len(chosen) - 1)
+                if world > 1:
+                    _all_reduce_grads(groups[g], world)
                 if t.grad_clip:
-                    scaler.unscale_(opt)
+                    scaler.unscale_(optimizers[g])
                     torch.nn.utils.clip_grad_norm_(groups[g], t.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                prefix = f"{g}/" if len(optimizers) > 1 else ""
-                for k, v in terms.items():
-                    sums[prefix + k] = sums.get(prefix + k, 0.0) + float(v.detach())
-            for s in schedulers.values():
-                s.step()
-            step, count, images = step + 1, count + 1, images + x.shape[0] * world
+                scaler.step(optimizers[g])
+            scaler.update()
+            if world > 1:
+                _broadcast(model, buffers_only=True)
+            step += 1
+            window.add(values, chosen, x.shape[0])
             bar.update(1)
-            done = bool(t.max_steps and step >= t.max_steps)
+            done = step >= last_step
             if step % t.log_every == 0 or done:
                 _flush()
             if writer and (step % t.checkpoint_every == 0 or done):
-                writer.checkpoint(model, optimizers, schedulers, scaler, step, epoch, position)
+                writer.checkpoint(model, optimizers, scaler, step, epoch, position)
             if done:
                 break
         else:
             _flush()
             epoch, skip = epoch + 1, 0
+            if validation is not None:
+                scores = _validate(model, validation, recipe.data.num_workers, device, amp_dtype, world, step)
+                if writer:
+                    writer.log_validation(step, epoch, scores)
             if writer:
-                writer.checkpoint(model, optimizers, schedulers, scaler, step, epoch, 0)
+                writer.checkpoint(model, optimizers, scaler, step, epoch, 0)
                 if t.sample_every_epoch and x is not None:
                     writer.figures(model, x, fixed_z, epoch)
     bar.close()
@@ -149,7 +165,127 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     return out
 
 
-# --- pieces ------------------------------------------------------------------------------------------------------
+# --- data ----------------------------------------------------------------------------------------------------------
+
+def _streams(recipe: Recipe, model: LatentModel):
+    """The training stream and, with data.holdout, the validation stream."""
+    d, t = recipe.data, recipe.train
+    options = dict(batch_size=t.batch_size, seed=t.seed, value_range=d.value_range,
+                   size=resize_for(d.shards, model.config.image_size), batches=d.batches or model.batches,
+                   pair_label=d.pair_label, holdout=d.holdout)
+    data = load_shards(d.shards, shuffle=d.shuffle, flip=d.flip, split="train", **options)
+    validation = load_shards(d.shards, shuffle=0, split="validation", **options) if d.holdout else None
+    return data, validation
+
+
+def _loader(stream, num_workers: int, device: torch.device):
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
+                                       pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def _validate(model, stream, num_workers, device, amp_dtype, world, step) -> dict[str, float]:
+    """Mean loss terms over the held-out stream (every rank its share, averaged)."""
+    model.eval()
+    sums, count = {}, 0
+    for batch in _loader(stream, num_workers, device):
+        batch = _to_device(batch, device)
+        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+            terms = model.losses(batch, step)
+        for key, value in _flat(terms).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        count += 1
+    means = {k: v / max(1, count) for k, v in sums.items()}
+    if world > 1:
+        means = _mean_over_ranks(means)
+    return means
+
+
+# --- one step ------------------------------------------------------------------------------------------------------
+
+def _flat(terms: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """{group: {term: t}} -> {"term": t} for one group, {"group/term": t} for several."""
+    if len(terms) == 1:
+        return {k: v.detach() for k, v in next(iter(terms.values())).items()}
+    return {f"{g}/{k}": v.detach() for g, group_terms in terms.items() for k, v in group_terms.items()}
+
+
+def _values(terms: dict[str, dict[str, torch.Tensor]], world: int) -> dict[str, dict[str, float]]:
+    """The loss values as floats, averaged over ranks (one all-reduce) so every rank decides alike."""
+    keys = [(g, k) for g, group_terms in terms.items() for k in group_terms]
+    stacked = torch.stack([terms[g][k].detach().float().reshape(()) for g, k in keys])
+    if world > 1:
+        torch.distributed.all_reduce(stacked)
+        stacked /= world
+    values: dict[str, dict[str, float]] = {g: {} for g in terms}
+    for (g, k), v in zip(keys, stacked.tolist()):
+        values[g][k] = v
+    return values
+
+
+def _mean_over_ranks(means: dict[str, float]) -> dict[str, float]:
+    keys = sorted(means)
+    stacked = torch.tensor([means[k] for k in keys], dtype=torch.float64)
+    torch.distributed.all_reduce(stacked)
+    return {k: v / torch.distributed.get_world_size() for k, v in zip(keys, stacked.tolist())}
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average this group's gradients over ranks in one flat all-reduce (parameters without a gradient in this
+    pass have none on every rank, and are left out)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _broadcast(model: torch.nn.Module, buffers_only: bool = False) -> None:
+    """Rank 0's parameters (at the start) or buffers (every step, like DDP's broadcast_buffers) on every rank."""
+    tensors = list(model.buffers()) if buffers_only else list(model.state_dict().values())
+    for tensor in tensors:
+        torch.distributed.broadcast(tensor, 0)
+
+
+class _Window:
+    """Running sums of loss values and update counts between two lines of metrics.jsonl."""
+
+    def __init__(self, groups):
+        self.groups, self.multi = list(groups), len(groups) > 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums, self.updates, self.count, self.images, self.tick = {}, {}, 0, 0, time.perf_counter()
+
+    def add(self, values, chosen, images) -> None:
+        for g, group_values in values.items():
+            for k, v in group_values.items():
+                key = f"{g}/{k}" if self.multi else k
+                self.sums[key] = self.sums.get(key, 0.0) + v
+        for g in chosen:
+            self.updates[g] = self.updates.get(g, 0) + 1
+        self.count, self.images = self.count + 1, self.images + images
+
+    def means(self) -> dict[str, float]:
+        means = {k: v / self.count for k, v in self.sums.items()}
+        if self.multi:  # the fraction of this window's steps in which each group stepped
+            means |= {f"updates/{g}": self.updates.get(g, 0) / self.count for g in self.groups}
+        return means
+
+    def rate(self, world: int) -> float:
+        return self.images * world / max(1e-9, time.perf_counter() - self.tick)
+
+
+# --- settings ------------------------------------------------------------------------------------------------------
 
 def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
     """Check the run directory; return the checkpoint to resume from (None for a fresh run)."""
@@ -181,9 +317,14 @@ def _device(name: str, rank: int) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidParameterError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParameterError(f"--device {name}: no CUDA device here; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise InvalidParameterError(f"--device {name}: latentds trains on cpu or cuda")
     return device
 
 
@@ -197,55 +338,91 @@ def _amp_dtype(precision: str, device: torch.device):
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def _optimizer(t, params) -> torch.optim.Optimizer:
+def _optimizer(settings: OptimConfig, params) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if t.optimizer not in kinds:
-        raise InvalidParameterError(f"train.optimizer must be one of {', '.join(kinds)} (got {t.optimizer!r})")
-    return kinds[t.optimizer](params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    return kinds[settings.optimizer](params, lr=settings.lr, betas=tuple(settings.betas),
+                                     weight_decay=settings.weight_decay)
 
 
-def _schedule(t, horizon: int):
-    if t.schedule not in ("cosine", "constant"):
-        raise InvalidParameterError(f"train.schedule must be cosine or constant (got {t.schedule!r})")
+def _lr(settings: OptimConfig, step: int, horizon: int) -> float:
+    """The learning rate of a group at run step ``step`` of ``horizon``."""
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    if settings.schedule == "constant":
+        return settings.lr
+    if settings.schedule == "step":
+        return settings.lr * (settings.decay_factor if step >= settings.decay_at * horizon else 1.0)
+    progress = min(1.0, (step - settings.warmup_steps) / max(1, horizon - settings.warmup_steps))
+    return settings.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def factor(step: int) -> float:
-        if step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        if t.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - t.warmup_steps) / max(1, horizon - t.warmup_steps))
-        return 0.5 * (1 + math.cos(math.pi * progress))
 
-    return factor
+def _set_lr(optimizer, settings: OptimConfig, step: int, horizon: int) -> None:
+    for param_group in optimizer.param_groups:
+        param_group["lr"] = _lr(settings, step, horizon)
 
+
+def _rng_state() -> dict:
+    state = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+# --- what rank 0 writes ------------------------------------------------------------------------------------------
 
 class _RunWriter:
     """Everything rank 0 writes into the run directory."""
 
-    def __init__(self, out: Path, recipe: Recipe, model: LatentModel):
+    def __init__(self, out: Path, recipe: Recipe, model: LatentModel, tensorboard: bool):
         self.out, self.recipe = out, recipe
         (out / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
         model.card_info = {"title": f"{model.family} trained with latentds recipe {recipe.name}",
                            "recipe": recipe.to_toml(), "data": f"`{recipe.data.shards}`"}
         self.last = {}
+        self.board = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+            except ImportError:
+                raise InvalidParameterError("--log tensorboard needs the tensorboard package: "
+                                            "pip install 'latentds[tensorboard]'") from None
+            self.board = SummaryWriter(str(out / "tensorboard"))
 
-    def log(self, step, epoch, means, schedulers, rate) -> None:
-        lr = next(iter(schedulers.values())).get_last_lr()[0]
-        self.last = {"step": step, "epoch": epoch, **means, "lr": lr, "images_per_s": rate}
+    def _append(self, row: dict) -> None:
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(self.last) + "\n")
+            f.write(json.dumps(row) + "\n")
+        if self.board:
+            for key, value in row.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.board.add_scalar(key, value, row["step"])
+            self.board.flush()
 
-    def checkpoint(self, model, optimizers, schedulers, scaler, step, epoch, position) -> None:
+    def log(self, step, epoch, means, lrs, rate) -> dict:
+        lr = {"lr": next(iter(lrs.values()))} if len(lrs) == 1 else {f"lr/{g}": v for g, v in lrs.items()}
+        self.last = {"step": step, "epoch": epoch, **means, **lr, "images_per_s": rate}
+        self._append(self.last)
+        return self.last
+
+    def log_validation(self, step, epoch, scores) -> None:
+        self._append({"step": step, "epoch": epoch, **{f"val/{k}": v for k, v in scores.items()}})
+
+    def checkpoint(self, model, optimizers, scaler, step, epoch, position) -> None:
         state = {"model": model.state_dict(), "optimizers": {g: o.state_dict() for g, o in optimizers.items()},
-                 "schedulers": {g: s.state_dict() for g, s in schedulers.items()}, "scaler": scaler.state_dict(),
-                 "step": step, "epoch": epoch, "batch": position, "rng": torch.get_rng_state()}
+                 "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch": position, **_rng_state()}
         tmp = self.out / f".{CHECKPOINT}.partial"
         torch.save(state, tmp)
         os.replace(tmp, self.out / CHECKPOINT)
         self.save_model(model)
 
     def save_model(self, model) -> None:
-        model.card_info["metrics"] = {k: v for k, v in self.last.items() if k not in ("epoch", "lr")}
+        model.card_info["metrics"] = {k: v for k, v in self.last.items() if k not in ("epoch",)
+                                      and not k.startswith("lr")}
         tmp = self.out / ".model.partial"
         model.save_pretrained(tmp)
         for f in tmp.iterdir():
@@ -258,32 +435,36 @@ class _RunWriter:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
-        from torchvision.utils import save_image  # noqa: PLC0415
+        from torchvision.utils import make_grid, save_image  # noqa: PLC0415
 
         figures = self.out / "figures"
         figures.mkdir(exist_ok=True)
         model.eval()
-        real = x[:8]
-        try:
-            recon = model.reconstruct(real)
-            save_image(torch.cat([real, recon]).float().cpu() * 0.5 + 0.5, figures / f"epoch-{epoch:03d}-recon.png",
-                       nrow=8)
-        except InvalidParameterError:  # a family without an encoder
-            pass
-        samples = model.decode(fixed_z.to(x.device)).float().cpu()
-        save_image(samples * 0.5 + 0.5, figures / f"epoch-{epoch:03d}-samples.png", nrow=8)
+        grids = {}
+        if model.has_encoder:
+            real = x[:8]
+            grids["recon"] = torch.cat([real, model.reconstruct(real)]).float().cpu() * 0.5 + 0.5
+        grids["samples"] = model.decode(fixed_z.to(x.device)).float().cpu() * 0.5 + 0.5
+        for name, grid in grids.items():
+            save_image(grid, figures / f"epoch-{epoch:03d}-{name}.png", nrow=8)
+            if self.board:
+                self.board.add_image(name, make_grid(grid.clamp(0, 1), nrow=8), epoch)
         log = self.out / "metrics.jsonl"
         rows = [json.loads(line) for line in open(log, encoding="utf-8")] if log.is_file() else []
+        rows = [r for r in rows if "images_per_s" in r]
         if rows:
             fig, ax = plt.subplots(figsize=(6, 3.5))
-            for key in [k for k in rows[-1] if k not in ("step", "epoch", "lr", "images_per_s")]:
+            for key in [k for k in rows[-1] if k not in ("step", "epoch", "images_per_s")
+                        and not k.startswith(("lr", "updates/"))]:
                 ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key)
             ax.set_xlabel("step")
             ax.set_yscale("symlog")
-            ax.legend()
+            ax.legend(fontsize=7)
             fig.tight_layout()
             fig.savefig(figures / "loss.png", dpi=100)
             plt.close(fig)
 
     def finish(self, model) -> None:
         self.save_model(model)
+        if self.board:
+            self.board.close()

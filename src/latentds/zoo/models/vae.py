@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latentds.zoo.base import LatentModel, ModelConfig
+from latentds.zoo.base import LatentModel, ModelConfig, images
 from latentds.zoo.nets import ConvDecoder, ConvEncoder
 
 
@@ -22,6 +22,8 @@ class VAEConfig(ModelConfig):
 
 class VAE(LatentModel, family="vae"):
     Config = VAEConfig
+    summary = "VAE (Kingma & Welling 2014): conv encoder/decoder, latent 128, summed squared error + KL"
+    is_posterior = True
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config)
@@ -40,12 +42,23 @@ class VAE(LatentModel, family="vae"):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def loss(self, x: torch.Tensor, group: str = "model") -> dict[str, torch.Tensor]:
+    def loss(self, batch, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+        x = images(batch)
         mu, logvar = self.posterior(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = reparameterise(mu, logvar)
         recon = (self.decoder(z) - x).pow(2).flatten(1).sum(1).mean()
-        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+        kl = kl_normal(mu, logvar)
         return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """One sample of N(mu, exp(logvar)) that gradients flow through."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the latent, averaged over the batch."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
 
 
 @dataclass(frozen=True)
@@ -58,3 +71,4 @@ class BetaVAE(VAE, family="beta_vae"):
     """The same model with a heavier KL weight (beta = 4) and a smaller latent (32) by default."""
 
     Config = BetaVAEConfig
+    summary = "beta-VAE (Higgins et al. 2017): the VAE with beta = 4 and latent 32"
