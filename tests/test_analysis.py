@@ -145,6 +145,7 @@ class _Halves(torch.nn.Module):
     """A stand-in partitioned model: s is the first half of the latent, z the second; decode draws both."""
 
     family = "halves"
+    is_partitioned = True
 
     def __init__(self):
         super().__init__()
@@ -233,6 +234,7 @@ def test_models_without_encoder_and_data_without_factors_are_skipped_with_reason
 
     class DecoderOnly(LatentModel, family="test_decoder_only"):
         Config = ModelConfig
+        has_encoder = False
 
         def __init__(self, config=None):
             super().__init__(config)
@@ -257,3 +259,124 @@ def test_models_without_encoder_and_data_without_factors_are_skipped_with_reason
                   progress=False)
     assert "needs ground-truth factors" in metrics["skipped"]["scores"]
     assert "needs ground-truth factors" in metrics["skipped"]["factors"] and "pca" in metrics
+
+
+def test_probe_names_in_the_cli_help_are_every_probe():
+    from latentds.analysis.probes import PROBES
+    from latentds.cli.analysis import PROBE_NAMES
+
+    assert list(PROBE_NAMES) == list(PROBES)
+    assert "factorvae, walks" in CliRunner().invoke(main, ["analyze", "--help"]).stdout.replace("\n", " ")
+
+
+def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(sets, tmp_path):
+    base, _ = sets
+    torch.manual_seed(0)
+    dcgan = create("dcgan", image_size=16, width=8, latent_dim=4)
+    assert not dcgan.has_encoder
+    metrics = run(dcgan, base / "varied", tmp_path / "all", n=16, progress=False)
+    skipped = metrics["skipped"]
+    needs_encoder = {"pca", "interpolation", "umap", "metrics", "fid", "scores", "factors", "partition", "factorvae"}
+    assert set(skipped) == needs_encoder | {"arithmetic"}
+    assert all("dcgan has no encoder" in skipped[p] for p in needs_encoder)
+    assert "without an encoder" in skipped["arithmetic"] and "--groups ids:" in skipped["arithmetic"]
+    figures = {p.name for p in (tmp_path / "all" / "figures").iterdir()}
+    assert figures == {"walks.png", "generated.png"}
+    report = (tmp_path / "all" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 2 and "row-major from 0" in report
+    assert "no encoder" in report and not (tmp_path / "all" / "latents.safetensors").exists()
+
+    from PIL import Image
+
+    assert Image.open(tmp_path / "all" / "figures" / "generated.png").size == (8 * 17 + 1,) * 2  # 8 x 8 of 16 px
+
+    metrics = run(dcgan, base / "varied", tmp_path / "ids", probes=["arithmetic"], groups=("ids:0,1,2", "ids:3,4"),
+                  progress=False)
+    arithmetic = metrics["arithmetic"]
+    assert arithmetic["ids_a"] == [0, 1, 2] and arithmetic["ids_b"] == [3, 4]
+    assert (arithmetic["n_a"], arithmetic["n_b"]) == (3, 2) and arithmetic["targets"] == [5, 6, 7, 8, 9, 10]
+    assert "[0, 1, 2]" in arithmetic["vector"] and arithmetic["vector_norm"] > 0
+    codes = dcgan.prior(64, torch.Generator().manual_seed(0)).numpy()
+    assert arithmetic["vector_norm"] == pytest.approx(
+        float(np.linalg.norm(codes[:3].mean(0) - codes[3:5].mean(0))), rel=1e-5)
+    assert {"generated.png", "arithmetic.png"} <= {p.name for p in (tmp_path / "ids" / "figures").iterdir()}
+    assert metrics["skipped"] == {}
+
+    by_label = run(dcgan, base / "varied", tmp_path / "label", probes=["arithmetic"],
+                   groups=("n_cuboids=4", "n_cuboids=2"), progress=False)
+    assert "choose two groups of generated samples by id" in by_label["skipped"]["arithmetic"]
+    assert (tmp_path / "label" / "figures" / "generated.png").is_file()
+    out_of_range = run(dcgan, base / "varied", tmp_path / "range", probes=["arithmetic"], groups=("ids:1", "ids:64"),
+                       progress=False)
+    assert "0..63" in out_of_range["skipped"]["arithmetic"]
+
+
+def test_spherical_walks_keep_the_code_norms_and_linear_walks_dip(sets, tmp_path):
+    base, model = sets
+    torch.manual_seed(0)
+    dcgan = create("dcgan", image_size=16, width=8, latent_dim=16)
+    walks = run(dcgan, base / "varied", tmp_path / "gan", probes=["walks"], progress=False)["walks"]
+    linear, spherical = walks["code_norm_by_step"]["linear"], walks["code_norm_by_step"]["spherical"]
+    assert len(linear) == len(spherical) == 6 and walks["pairs"] == 4
+    ends = (linear[0], linear[-1])
+    assert spherical[0] == pytest.approx(ends[0], rel=1e-5) and spherical[-1] == pytest.approx(ends[1], rel=1e-5)
+    assert all(min(ends) - 1e-4 <= norm <= max(ends) + 1e-4 for norm in spherical)  # the great circle keeps them
+    assert min(linear[1:-1]) < 0.9 * min(ends)  # the chord dips towards the origin
+    assert walks["norm_ratio_min"]["spherical"] == pytest.approx(1.0, abs=1e-4)
+    assert walks["norm_ratio_min"]["linear"] < 0.9
+    assert walks["mean_code_norm"]["linear"] < walks["mean_code_norm"]["spherical"]
+    assert walks["image_step_mse"]["linear"] > 0 and walks["image_step_mse"]["spherical"] > 0
+    assert (tmp_path / "gan" / "figures" / "walks.png").is_file()
+    assert "great circle" in (tmp_path / "gan" / "report.html").read_text()
+    with_encoder = run(model, base / "varied", tmp_path / "vae", probes=["walks"], n=16, progress=False)
+    assert with_encoder["walks"]["norm_ratio_min"]["linear"] < with_encoder["walks"]["norm_ratio_min"]["spherical"]
+
+
+def test_walks_rows_are_linear_then_spherical_per_pair():
+    from latentds.analysis.interpolation import prior_walks
+
+    torch.manual_seed(0)
+    model = create("vae", image_size=16, width=8, latent_dim=4).eval()
+    result = prior_walks(model, pairs=2, steps=3)
+    codes = model.prior(4, torch.Generator().manual_seed(0))
+    assert result["images"].shape == (12, 3, 16, 16)
+    assert torch.allclose(result["linear"][1], lerp(codes[2], codes[3], torch.linspace(0, 1, 3)), atol=1e-6)
+    with torch.no_grad():
+        row3 = model.decode(slerp(codes[2], codes[3], torch.linspace(0, 1, 3)))  # pair 1, spherical: 4th row
+    assert torch.allclose(result["images"][9:12], row3, atol=1e-5)
+
+
+def test_partition_probe_on_a_cycle_vae(sets, tmp_path):
+    base, _ = sets
+    torch.manual_seed(0)
+    cycle = create("cycle_vae", image_size=16, width=8, class_dim=2, style_dim=3, latent_dim=5).eval()
+    assert cycle.is_partitioned
+    metrics = run(cycle, base / "varied", tmp_path, probes=["partition"], n=48, progress=False)
+    assert metrics["skipped"] == {}
+    partition = metrics["partition"]
+    assert set(partition["predictors"]) == {"s_to_z", "z_to_s"}
+    assert partition["predictors"]["s_to_z"]["regeneration_mse"] >= 0
+    assert partition["classifier"]["label"] == "n_cuboids" and "val_accuracy" in partition["classifier"]["s"]
+    assert (tmp_path / "figures" / "swap_grid.png").is_file()
+
+
+def test_encoding_follows_the_declared_posterior(sets):
+    from latentds.zoo.models.vae import VAE, VAEConfig
+
+    class EncodeOnly(VAE):  # a posterior method, but not declared: encoding must use `encode`
+        is_posterior = False
+
+        def posterior(self, x):
+            raise AssertionError("posterior() called on a model that does not declare is_posterior")
+
+        def encode(self, x):
+            return self.encoder(x).chunk(2, dim=1)[0]
+
+    base, _ = sets
+    torch.manual_seed(0)
+    model = EncodeOnly(VAEConfig(image_size=16, width=8, latent_dim=4)).eval()
+    codes = encode_dataset(model, base / "varied", n=8, progress=False)
+    assert codes.samples is None and codes.latents.shape == (8, 4)
+    first = next(iter(__import__("latentds").load_shards(base / "varied")))["image"][None]
+    with torch.no_grad():
+        assert np.allclose(codes.latents[0], model.encode(first).numpy()[0], atol=1e-5)

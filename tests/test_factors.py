@@ -1,8 +1,12 @@
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
 from latentds.errors import InvalidParameterError
-from latentds.render.factors import ANGLES, FACTORS_BY_NAME, factor_value, sample_labels
+from latentds.render.factors import (ANGLES, FACTORS_BY_NAME, check_sequence, factor_value, sample_labels,
+                                     sequence_factors, set_factor)
 from latentds.render.spec import RenderSpec
 
 
@@ -74,6 +78,14 @@ def test_sequence_groups_move_one_factor_linearly():
     ({"sequence": "phi_0", "steps": 3, "n": 10}, "use --n 12"),
     ({"extras": ("normals",)}, "--with"),
     ({"name": "a.b"}, "--name"),
+    ({"preset": "varied", "sequence": "phi_0,elbow", "steps": 4}, "unknown --sequence factor 'elbow'"),
+    ({"preset": "varied", "sequence": "phi_0,,theta_0", "steps": 4}, "unknown --sequence factor ''"),
+    ({"preset": "varied", "sequence": "phi_0,theta_0,phi_0", "steps": 4}, "names 'phi_0' twice"),
+    ({"identities": 4}, "--identities needs --varied"),
+    ({"preset": "varied", "identities": 1}, "--identities must be"),
+    ({"preset": "varied", "identities": 1_000_001}, "--identities must be"),
+    ({"preset": "varied", "identities": 2.5}, "--identities must be"),
+    ({"preset": "varied", "identities": True}, "--identities must be"),
 ])
 def test_bad_specs_are_refused_with_a_message(kwargs, message):
     with pytest.raises(InvalidParameterError, match=message.replace("-", r"\-")):
@@ -86,3 +98,46 @@ def test_spec_defaults_and_round_trip():
     assert RenderSpec.from_params(spec.params()) == spec
     ranges = RenderSpec("phi", n=25, shard_size=10).shard_ranges()
     assert [(r.start, r.stop) for r in ranges] == [(0, 10), (10, 20), (20, 25)]
+
+
+def test_labels_without_identities_are_those_of_earlier_versions():
+    """sha256 of these labels' JSON as computed before identities and multi-factor sequences existed."""
+    calls = ([("varied", 11, i, 64) for i in range(20)] + [("phi", 0, i, 64) for i in range(5)]
+             + [("varied", 11, i, 64, "phi_0", 4) for i in range(8)]
+             + [("varied", 11, i, 64, "lambda_2", 3) for i in range(6)])
+    labels = [sample_labels(*c) for c in calls]
+    assert not any("identity" in lab for lab in labels)
+    digest = hashlib.sha256(json.dumps(labels).encode()).hexdigest()
+    assert digest == "5714f16e23d6c4ddbe250eb2dd9c8f84154abda00a67fd4e0406363646c8f742"
+
+
+def test_sequence_factors_split_and_normalise():
+    assert sequence_factors(None) == ()
+    assert sequence_factors("phi_0") == ("phi_0",)
+    assert sequence_factors("phi_0, theta_0,light_azimuth") == ("phi_0", "theta_0", "light_azimuth")
+    spec = RenderSpec("varied", n=8, sequence="phi_0, theta_0", steps=4)
+    assert spec.sequence == "phi_0,theta_0" and sequence_factors(spec) == ("phi_0", "theta_0")
+    assert RenderSpec("varied", n=8, sequence=("phi_0", "theta_0"), steps=4) == spec
+    one = RenderSpec("varied", n=8, sequence="phi_0", steps=4)
+    assert one.params()["sequence"] == "phi_0" and "identities" not in one.params()
+    assert RenderSpec.from_params(spec.params()) == spec
+    check_sequence("varied", "phi_0", 4)  # still accepts one factor
+    with pytest.raises(InvalidParameterError, match="choose one of: phi_0, theta_0"):
+        check_sequence("varied", "phi_0,color_0", 4)
+
+
+def test_multi_factor_sequence_groups_cycle_through_the_factors():
+    factors, steps = ("phi_0", "theta_1", "light_azimuth"), 4
+    for g in range(6):
+        factor = factors[g % len(factors)]
+        group = [sample_labels("varied", 5, g * steps + k, 64, ",".join(factors), steps) for k in range(steps)]
+        assert all(lab["sequence"] == {"factor": factor, "group": g, "step": k, "steps": steps}
+                   for k, lab in enumerate(group))
+        f = FACTORS_BY_NAME[factor]
+        assert np.allclose([factor_value(lab, factor) for lab in group], np.linspace(f.low, f.high, steps))
+        rest = [{k: v for k, v in set_factor(lab, factor, None).items() if k not in ("key", "index", "sequence")}
+                for lab in group]
+        assert all(r == rest[0] for r in rest)  # nothing else moves
+    # A group moving the same factor as a one-factor sequence's is that group exactly.
+    assert [sample_labels("varied", 5, i, 64, "phi_0,theta_1", steps) for i in range(steps)] == \
+        [sample_labels("varied", 5, i, 64, "phi_0", steps) for i in range(steps)]

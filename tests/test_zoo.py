@@ -17,7 +17,21 @@ from latentds.zoo.base import HubError, LatentModel, ModelConfig, create, famili
 from latentds.zoo.recipe import load_recipe, recipe_from_dict
 from latentds.zoo.trainer import train
 
-TINY = {"image_size": 16, "width": 8, "latent_dim": 4}
+# Every registered family needs a tiny configuration here (a new family without one fails
+# test_every_family_has_a_tiny_configuration), and the loss term that must fall in a few steps of training.
+TINY = {
+    "vae": {"image_size": 16, "width": 8, "latent_dim": 4},
+    "beta_vae": {"image_size": 16, "width": 8, "latent_dim": 4},
+    "vae_disc": {"image_size": 16, "width": 8, "latent_dim": 4, "disc_width": 8},
+    "cycle_vae": {"image_size": 16, "width": 8, "class_dim": 2, "style_dim": 3, "latent_dim": 5},
+    "clamped_vae": {"image_size": 16, "width": 8, "latent_dim": 6, "factors": ["phi_0", "theta_0"],
+                    "units_per_factor": 2},
+    "dcgan": {"image_size": 16, "width": 8, "latent_dim": 4},
+}
+FALLING = {"vae": ("loss", 0.8), "beta_vae": ("loss", 0.8), "vae_disc": ("vae/recon", 0.8),
+           "cycle_vae": ("autoencoder/recon", 0.8), "clamped_vae": ("recon", 0.8),
+           "dcgan": ("discriminator/loss", 0.9)}  # a GAN's losses fight: its discriminator learns to beat chance
+FAMILIES = families()
 
 
 @pytest.fixture(scope="module")
@@ -27,31 +41,77 @@ def tiny_shards(tmp_path_factory):
     return out
 
 
-def tiny_recipe(name, shards, **train):
-    sets = [f"model.{k}={v}" for k, v in TINY.items()] + [f'data.shards="{shards}"', "data.num_workers=0",
-                                                         "train.batch_size=8", "train.warmup_steps=0",
-                                                         "train.log_every=2", "train.checkpoint_every=2"]
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, tiny_shards):
+    """A shard set per batch kind: plain, pairs (identities) and groups (two swept factors, 4 steps)."""
+    ids, seq = tmp_path_factory.mktemp("ids"), tmp_path_factory.mktemp("seq")
+    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=4, identities=6), ids, workers=1,
+                  progress=False)
+    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=5, sequence="phi_0,theta_0", steps=4),
+                  seq, workers=1, progress=False)
+    return {"plain": tiny_shards, "pairs": ids, "groups": seq}
+
+
+def tiny_recipe(name, shards, model=None, **train):
+    family = load_recipe(f"zoo/{name}").model["family"]
+    sets = [f"model.{k}={json.dumps(v)}" for k, v in {**TINY[family], **(model or {})}.items()]
+    sets += [f'data.shards="{shards}"', "data.num_workers=0", "train.batch_size=8", "train.warmup_steps=0",
+             "train.log_every=2", "train.checkpoint_every=2"]
     recipe = load_recipe(f"zoo/{name}", sets)
     return replace(recipe, train=replace(recipe.train, **train))
 
 
-@pytest.mark.parametrize("family", families())
-def test_every_family_encodes_decodes_samples_and_has_a_finite_loss(family):
+def data_for(family, tiny_data):
+    return tiny_data[create(family, **TINY[family]).batches]
+
+
+def test_every_family_has_a_tiny_configuration_and_a_recipe():
+    assert set(TINY) == set(FAMILIES) == set(FALLING)
+    from latentds.zoo.recipe import recipe_names
+
+    assert set(FAMILIES) <= set(recipe_names())
+    assert {"vae", "beta_vae", "vae_disc", "cycle_vae", "clamped_vae", "dcgan"} <= set(FAMILIES)
+
+
+def _batch(model, n=8):
+    x = torch.rand(n, 3, 16, 16) * 2 - 1
+    labels = [{"sequence": {"factor": "phi_0" if i < n // 2 else "theta_0"}} for i in range(n)]
+    group = torch.arange(n) // 2 if model.batches == "pairs" else torch.arange(n) // (n // 2)
+    return {"image": x, "labels": labels, "group": group}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_decodes_samples_and_has_finite_losses_for_every_group(family):
     torch.manual_seed(0)
-    model = create(family, **TINY)
-    x = torch.rand(5, 3, 16, 16) * 2 - 1
-    z = model.encode(x)
+    model = create(family, **TINY[family])
+    batch = _batch(model)
+    x = batch["image"]
+    z = model.prior(5)
     assert z.shape == (5, model.config.latent_dim)
-    assert model.decode(z).shape == x.shape and model.sample(3).shape == (3, 3, 16, 16)
+    assert model.decode(z).shape == (5, 3, 16, 16) and model.sample(3).shape == (3, 3, 16, 16)
     assert model.decode(z).abs().max() <= 1
-    terms = model.loss(x)
-    assert torch.isfinite(terms["loss"]) and terms["loss"].requires_grad
-    assert set(model.parameter_groups()) and all(model.parameter_groups().values())
+    if model.has_encoder:
+        assert model.encode(x).shape == (8, model.config.latent_dim)
+    else:
+        with pytest.raises(InvalidParameterError, match="no encoder"):
+            model.encode(x)
+    if model.is_posterior:
+        mu, logvar = model.posterior(x)
+        assert torch.equal(mu, model.encode(x)) and logvar.shape == mu.shape
+    if model.is_partitioned:
+        parts = model.partition()
+        assert parts["s"].stop == parts["z"].start and parts["z"].stop == model.config.latent_dim
+    groups = model.parameter_groups()
+    terms = model.losses(batch, step=0)
+    assert set(terms) == set(groups) and all(groups.values())
+    for group, group_terms in terms.items():
+        assert torch.isfinite(group_terms["loss"]) and group_terms["loss"].requires_grad, group
+    assert model.choose_updates({g: {k: v.item() for k, v in t.items()} for g, t in terms.items()}, 0)
 
 
-@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("family", FAMILIES)
 def test_save_then_load_is_exact_and_never_pickles(family, tmp_path):
-    model = create(family, **TINY)
+    model = create(family, **TINY[family])
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = latentds.from_pretrained(tmp_path)
@@ -65,8 +125,15 @@ def test_save_then_load_is_exact_and_never_pickles(family, tmp_path):
         load_pretrained(tmp_path)
 
 
+def test_a_second_family_with_a_taken_name_is_refused():
+    with pytest.raises(TypeError, match="'vae' is already registered"):
+        class Copy(LatentModel, family="vae"):  # noqa: F841
+            pass
+    assert create("vae", **TINY["vae"]).family == "vae"
+
+
 def test_config_keys_are_checked_on_load(tmp_path):
-    create("vae", **TINY).save_pretrained(tmp_path)
+    create("vae", **TINY["vae"]).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "latent_dims": 8}))
     with pytest.raises(InvalidParameterError, match="unknown key 'latent_dims'.*valid keys: beta"):
@@ -105,78 +172,187 @@ def test_recipes_are_strict_and_keep_tuples(tiny_shards):
         recipe_from_dict("x", {"model": {"latent_dim": 3}})
 
 
-def _first_and_last(run):
-    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
-    return rows[0], rows[-1]
+def _rows(run):
+    return [json.loads(line) for line in open(run / "metrics.jsonl")]
 
 
-@pytest.mark.parametrize("family", ["vae", "beta_vae"])
-def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family, tiny_shards, tmp_path):
-    run = train(tiny_recipe(family, tiny_shards, epochs=3, lr=3e-3), tmp_path / "run", progress=False)
-    first, last = _first_and_last(run)
-    assert last["step"] == 36 and last["loss"] < 0.8 * first["loss"]
-    assert {"recon", "kl", "lr", "images_per_s"} <= set(last)
-    figures = {p.name for p in (run / "figures").iterdir()}
-    assert {"loss.png", "epoch-003-recon.png", "epoch-003-samples.png"} <= figures
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family, tiny_data, tmp_path):
+    run = train(tiny_recipe(family, data_for(family, tiny_data), epochs=3, lr=3e-3), tmp_path / "run",
+                progress=False)
+    rows = _rows(run)
+    first, last = rows[0], rows[-1]
+    term, ratio = FALLING[family]
+    assert last["step"] == 36 and last[term] < ratio * first[term], (first[term], last[term])
     model = latentds.from_pretrained(run)
+    groups = list(model.parameter_groups())
+    if len(groups) > 1:  # how often each group stepped, per logging window
+        assert all(0 <= last[f"updates/{g}"] <= 1 for g in groups) and {f"lr/{g}" for g in groups} <= set(last)
+    figures = {p.name for p in (run / "figures").iterdir()}
+    assert {"loss.png", "epoch-003-samples.png"} <= figures
+    assert ("epoch-003-recon.png" in figures) == model.has_encoder
     assert model.family == family and "## Recipe" in (run / "README.md").read_text()
 
 
-def test_resume_continues_as_if_never_stopped(tiny_shards, tmp_path):
-    whole = train(tiny_recipe("vae", tiny_shards, epochs=2, max_steps=16), tmp_path / "whole", progress=False)
-    part = train(tiny_recipe("vae", tiny_shards, epochs=2, max_steps=5), tmp_path / "part", progress=False)
-    train(tiny_recipe("vae", tiny_shards, epochs=2, max_steps=16), part, resume=True, progress=False)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resume_continues_as_if_never_stopped(family, tiny_data, tmp_path):
+    data = data_for(family, tiny_data)
+    whole = train(tiny_recipe(family, data, epochs=2, max_steps=16), tmp_path / "whole", progress=False)
+    part = train(tiny_recipe(family, data, epochs=2, max_steps=5), tmp_path / "part", progress=False)
+    train(tiny_recipe(family, data, epochs=2, max_steps=16), part, resume=True, progress=False)
     a, b = latentds.from_pretrained(whole).state_dict(), latentds.from_pretrained(part).state_dict()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
-    assert _first_and_last(whole)[1]["step"] == _first_and_last(part)[1]["step"] == 16
+    assert _rows(whole)[-1]["step"] == _rows(part)[-1]["step"] == 16
 
 
-class _TwoGroups(LatentModel, family="test_two_groups"):
-    """A family with two optimisers, updated on different steps: the trainer must drive both."""
+@pytest.fixture
+def scripted_family():
+    """A two-group family whose choices follow a script; removed from the registry afterwards."""
+    from latentds.zoo.base import REGISTRY
 
-    Config = ModelConfig
+    class Scripted(LatentModel, family="test_scripted"):
+        Config = ModelConfig
+        group_defaults = {"second": {"lr": 0.05}}
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.a = torch.nn.Parameter(torch.zeros(1))
-        self.b = torch.nn.Parameter(torch.zeros(1))
-        self.calls = []
+        def __init__(self, config=None):
+            super().__init__(config)
+            self.a = torch.nn.Parameter(torch.zeros(1))
+            self.b = torch.nn.Parameter(torch.zeros(1))
+            self.shared = torch.nn.Parameter(torch.zeros(1))  # in neither group: never moves
+            self.seen = []
 
-    def decode(self, z):
-        return torch.zeros(z.shape[0], 3, self.config.image_size, self.config.image_size)
+        def decode(self, z):
+            return torch.zeros(z.shape[0], 3, self.config.image_size, self.config.image_size)
 
-    def parameter_groups(self):
-        return {"first": [self.a], "second": [self.b]}
+        def parameter_groups(self):
+            return {"first": [self.a], "second": [self.b]}
 
-    def updates(self, group, step):
-        return group == "first" or step % 2 == 0
+        def loss(self, batch, group="first", step=0):
+            p = self.a if group == "first" else self.b
+            # both groups' losses touch `shared` and the other group's parameter: only the group's own may move
+            return {"loss": (p - 1).pow(2).sum() + (self.a * self.b * self.shared).sum() + 0 * self.shared.sum()}
 
-    def loss(self, x, group="model"):
-        self.calls.append(group)
-        p = self.a if group == "first" else self.b
-        return {"loss": (p - 1).pow(2).sum()}
+        def choose_updates(self, values, step):
+            self.seen.append((step, sorted(values)))
+            return ["first"] if step % 3 else ["first", "second"]
+
+    yield Scripted
+    REGISTRY.pop("test_scripted", None)
 
 
-def test_the_trainer_drives_every_optimiser_group(tiny_shards, tmp_path, monkeypatch):
-    recipe = recipe_from_dict("two", {"model": {"family": "test_two_groups", "image_size": 16, "latent_dim": 2},
-                                      "data": {"shards": str(tiny_shards), "num_workers": 0},
-                                      "train": {"max_steps": 6, "batch_size": 8, "lr": 0.1, "schedule": "constant",
-                                                "sample_every_epoch": False, "log_every": 1}})
+def test_the_trainer_steps_exactly_the_groups_the_model_chooses(scripted_family, tiny_shards, tmp_path, monkeypatch):
+    recipe = recipe_from_dict("s", {"model": {"family": "test_scripted", "image_size": 16, "latent_dim": 2},
+                                    "data": {"shards": str(tiny_shards), "num_workers": 0},
+                                    "train": {"max_steps": 6, "batch_size": 8, "lr": 0.1, "schedule": "constant",
+                                              "sample_every_epoch": False, "log_every": 3,
+                                              "groups": {"first": {"optimizer": "adamw"}}}})
     created = []
     real_create = create
-
-    def spy(name, **kw):
-        created.append(real_create(name, **kw))
-        return created[-1]
-
-    monkeypatch.setattr("latentds.zoo.trainer.create", spy)
+    monkeypatch.setattr("latentds.zoo.trainer.create", lambda name, **kw: created.append(real_create(name, **kw))
+                        or created[-1])
     train(recipe, tmp_path / "run", progress=False)
     model = created[0]
-    assert model.calls == ["first", "second", "first", "first", "second", "first", "first", "second", "first"]
-    assert model.a.item() > model.b.item() > 0  # both moved towards 1; "first" took twice the steps
-    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
-    assert "first/loss" in rows[0] and "second/loss" in rows[0]
+    assert [step for step, _ in model.seen] == list(range(6)) and model.seen[0][1] == ["first", "second"]
+    assert model.shared.item() == 0.0
+    # "second" stepped at steps 0 and 3 only, with the family's lr 0.05; "first" every step with AdamW at 0.1
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["optimizers"]["second"]["state"][0]["step"] == 2
+    assert checkpoint["optimizers"]["first"]["state"][0]["step"] == 6
+    assert checkpoint["optimizers"]["second"]["param_groups"][0]["lr"] == 0.05
+    assert "decoupled_weight_decay" in checkpoint["optimizers"]["first"]["param_groups"][0] or \
+        checkpoint["optimizers"]["first"]["param_groups"][0]["weight_decay"] == 0.0
+    assert 0.05 * 2 * 0.9 < model.b.item() <= 0.05 * 2 + 1e-6 < model.a.item()
+    rows = _rows(tmp_path / "run")
+    assert [r["updates/second"] for r in rows] == [1 / 3, 1 / 3] and [r["updates/first"] for r in rows] == [1, 1]
+    with pytest.raises(InvalidParameterError, match="no parameter group 'third'; its groups: first, second"):
+        recipe_from_dict("s", {"model": {"family": "test_scripted"}, "train": {"groups": {"third": {"lr": 1.0}}}})
+
+
+STRATEGY_CASES = [  # (strategy, adversarial, discriminator loss, discriminator accuracy) -> groups
+    ("both", 5.0, 0.1, 0.99, ["vae", "discriminator"]),
+    ("inferior", 2.0, 0.5, 0.5, ["vae"]),            # the generator's loss is higher: the VAE is behind
+    ("inferior", 0.3, 0.9, 0.5, ["discriminator"]),  # the discriminator is behind
+    ("accuracy_threshold", 0.3, 0.9, 0.5, ["vae", "discriminator"]),
+    ("accuracy_threshold", 0.3, 0.9, 0.95, ["vae"]),
+]
+
+
+@pytest.mark.parametrize("strategy,g,d,accuracy,expected", STRATEGY_CASES)
+def test_each_update_strategy_chooses_the_groups_it_should(strategy, g, d, accuracy, expected):
+    model = create("vae_disc", **TINY["vae_disc"], update_strategy=strategy, accuracy_threshold=0.9)
+    values = {"vae": {"loss": 10.0, "adversarial": g}, "discriminator": {"loss": d, "accuracy": accuracy}}
+    assert model.choose_updates(values, step=7) == expected
+
+
+def test_probabilistic_inferior_follows_how_far_behind_each_is():
+    model = create("vae_disc", **TINY["vae_disc"], update_strategy="probabilistic_inferior")
+    values = {"vae": {"adversarial": 3.0}, "discriminator": {"loss": 1.0, "accuracy": 0.5}}
+    picks = [model.choose_updates(values, step) for step in range(2000)]
+    assert all(p in (["vae"], ["discriminator"]) for p in picks)
+    share = sum(p == ["vae"] for p in picks) / len(picks)
+    assert 0.71 < share < 0.79  # 3 / (3 + 1)
+    assert picks == [model.choose_updates(values, step) for step in range(2000)]  # the same on every rank and rerun
+
+
+def test_the_triplet_loss_pulls_latents_together_by_the_chosen_factor():
+    model = create("vae_disc", **TINY["vae_disc"], triplet_weight=1.0, triplet_factor="phi_0", triplet_margin=0.5)
+    from latentds.datasets.cuboids import FACTOR_NAMES
+
+    n = 32
+    factors = torch.zeros(n, len(FACTOR_NAMES))
+    phi = torch.linspace(-100, 100, n)
+    factors[:, FACTOR_NAMES.index("phi_0")] = phi
+    batch = {"factors": factors, "factor_mask": torch.ones(n, len(FACTOR_NAMES), dtype=torch.bool)}
+    torch.manual_seed(0)
+    ordered = model.triplet_loss(phi[:, None] / 100 * torch.ones(n, 4), batch)  # latents laid out by phi
+    torch.manual_seed(0)
+    scrambled = model.triplet_loss(phi[torch.randperm(n)][:, None] / 100 * torch.ones(n, 4), batch)
+    assert ordered < 0.5 * scrambled
+    with pytest.raises(InvalidParameterError, match="not a cuboid factor"):
+        create("vae_disc", **TINY["vae_disc"], triplet_weight=1.0, triplet_factor="nope")
+
+
+def test_cycle_vae_reconstructs_each_image_from_its_partners_s_and_its_own_z():
+    model = create("cycle_vae", **TINY["cycle_vae"]).eval()
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    seen = []
+    model.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    torch.manual_seed(0)
+    model.losses({"image": x, "group": torch.arange(6) // 2})
+    s, mu, logvar = model.split(x)
+    swapped = seen[0]  # the forward cycle's decoder input
+    parts = model.partition()
+    assert torch.allclose(swapped[:, parts["s"]], s[[1, 0, 3, 2, 5, 4]])  # the partner's s
+    torch.manual_seed(0)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    assert torch.allclose(swapped[:, parts["z"]], z)  # the image's own z sample
+    reverse_a, reverse_b = seen[1], seen[2]  # one prior z decoded with two pairs' s
+    assert torch.equal(reverse_a[:, parts["z"]], reverse_b[:, parts["z"]])
+    assert torch.allclose(reverse_a[:, parts["s"]], s[0::2]) and torch.allclose(reverse_b[:, parts["s"]],
+                                                                              s[0::2].roll(1, 0))
+    # the reverse cycle steps the encoder only
+    assert {id(p) for p in model.parameter_groups()["reverse_cycle"]} == {id(p) for p in model.encoder.parameters()}
+
+
+def test_clamped_units_equal_the_group_mean_and_only_the_varying_factor_moves():
+    model = create("clamped_vae", **TINY["clamped_vae"])  # phi_0 -> units 0-1, theta_0 -> 2-3, free 4-5
+    z = torch.randn(8, 6)
+    group = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    clamped, mask = model.clamp(z, group, ["theta_0", "light_azimuth"])
+    for g, free in ((0, [2, 3]), (1, [])):
+        rows = group == g
+        for unit in range(6):
+            column = clamped[rows, unit]
+            if unit in free:
+                assert torch.equal(column, z[rows, unit])
+            else:
+                assert torch.allclose(column, z[rows, unit].mean().expand(4))
+    assert mask.sum() == 8 * 6 - 4 * 2
+    torch.manual_seed(0)
+    batch = {"image": torch.rand(8, 3, 16, 16) * 2 - 1, "group": group,
+             "labels": [{"sequence": {"factor": "theta_0"}}] * 4 + [{"sequence": {"factor": "light_azimuth"}}] * 4}
+    assert model.loss(batch)["clamp"] > 0
 
 
 def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
@@ -184,7 +360,7 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     listing = runner.invoke(main, ["zoo"])
     assert listing.exit_code == 0 and "zoo/vae" in listing.stdout and "zoo/beta_vae" in listing.stdout
     args = ["train", "zoo/vae", "--data", str(tiny_shards), "--out", str(tmp_path / "run"), "--quiet",
-            "--max-steps", "3", "--batch-size", "8"] + [x for k, v in TINY.items() for x in ("--set", f"model.{k}={v}")]
+            "--max-steps", "3", "--batch-size", "8"] + [x for k, v in TINY["vae"].items() for x in ("--set", f"model.{k}={v}")]
     result = runner.invoke(main, args + ["--set", "data.num_workers=0"])
     assert result.exit_code == 0, result.output
     sampled = runner.invoke(main, ["sample", str(tmp_path / "run"), "--n", "9", "--out", str(tmp_path / "g.png")])
@@ -200,29 +376,35 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert missing.exit_code == 2 and "nope" in missing.stderr
 
 
-def test_ddp_under_torchrun_splits_each_epoch_between_ranks(tiny_shards, tmp_path):
+@pytest.mark.parametrize("family,extra", [("vae", []), ("vae_disc", ["--set", 'model.update_strategy="inferior"']),
+                                          ("cycle_vae", [])])
+def test_ddp_under_torchrun_splits_each_epoch_between_ranks(family, extra, tiny_data, tmp_path):
+    """Two gloo ranks on CPU; the multi-group families choose per step and leave parameters out of some passes."""
     import os
     import subprocess
     import sys
 
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "latentds.cli", "train",
-           "zoo/vae", "--data", str(tiny_shards), "--out", str(out), "--batch-size", "8", "--epochs", "2", "--quiet",
-           "--set", "data.num_workers=0"] + [x for k, v in TINY.items() for x in ("--set", f"model.{k}={v}")]
+           f"zoo/{family}", "--data", str(data_for(family, tiny_data)), "--out", str(out), "--batch-size", "8",
+           "--epochs", "2", "--quiet", "--set", "data.num_workers=0", "--set", "train.log_every=2"] + extra
+    cmd += [x for k, v in TINY[family].items() for x in ("--set", f"model.{k}={json.dumps(v)}")]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("trained vae") == 1  # rank 0 alone reports and writes
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert proc.stdout.count(f"trained {family}") == 1  # rank 0 alone reports and writes
+    rows = _rows(out)
     assert rows[-1]["step"] == 12  # 96 images / 2 ranks / batch 8 = 6 steps per epoch
-    assert latentds.from_pretrained(out).family == "vae"
+    if family == "vae_disc":  # the ranks agreed on every choice (else the gradient all-reduces would hang)
+        assert all(r["updates/vae"] + r["updates/discriminator"] == 1 for r in rows)
+    assert latentds.from_pretrained(out).family == family
 
 
 def test_a_hub_id_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
     """The Hub path for real, minus the network: a repo already in the cache (its real layout) loads offline."""
     import huggingface_hub.constants as hf
 
-    model = create("beta_vae", **TINY)
+    model = create("beta_vae", **TINY["beta_vae"])
     snapshot = tmp_path / "models--latentds-test--tiny-bvae" / "snapshots" / ("0" * 40)
     model.save_pretrained(snapshot)
     (tmp_path / "models--latentds-test--tiny-bvae" / "refs").mkdir()
@@ -237,7 +419,7 @@ def test_a_hub_id_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
 
 
 def test_push_says_what_is_missing(tmp_path, monkeypatch):
-    create("vae", **TINY).save_pretrained(tmp_path / "m")
+    create("vae", **TINY["vae"]).save_pretrained(tmp_path / "m")
     runner = CliRunner()
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     result = runner.invoke(main, ["push", str(tmp_path / "m"), "--repo", "org/name"])

@@ -65,12 +65,13 @@ class Codes:
 
 @torch.no_grad()
 def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, progress: bool = True) -> Codes:
-    """Encode the first ``n`` images (all by default) of shard set ``data`` in order with ``model``."""
-    try:
-        model.encode(torch.zeros(1, model.config.channels, model.config.image_size, model.config.image_size,
-                                 device=next(model.parameters()).device))
-    except InvalidParameterError:
-        raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it") from None
+    """Encode the first ``n`` images (all by default) of shard set ``data`` in order with ``model``.
+
+    Uses the capabilities the model declares: a model without ``has_encoder`` is refused; one with
+    ``is_posterior`` gives its posterior means (and one sample each), any other its ``encode``."""
+    if not getattr(model, "has_encoder", True):
+        raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it")
+    posterior = getattr(model, "is_posterior", False)
     device = next(model.parameters()).device
     stream = load_shards(data, batch_size=batch_size, partial=True, size=resize_for(data, model.config.image_size))
     model.eval()
@@ -79,7 +80,7 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
     with tqdm(total=total, unit="img", desc="encode", disable=not progress) as bar:
         for batch in stream:
             x = batch["image"].to(device)
-            if hasattr(model, "posterior"):
+            if posterior:
                 mu, logvar = model.posterior(x)
                 samples.append((mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).cpu().numpy())
             else:

@@ -1,8 +1,12 @@
-"""Linear, spherical and natural interpolation between the latents of two images.
+"""Linear, spherical and natural interpolation between the latents of two images, and walks between prior codes.
 
 The natural path is the rendered ``--sequence`` between the same two endpoints (only one factor moves): encoding
 every step of it shows how the model's latent space lays out a real articulation, against the straight line
 (linear) and the great circle (spherical) between the endpoint latents.
+
+``prior_walks`` needs no encoder (it serves generators such as DCGAN too): it walks both ways between pairs of
+codes drawn from the model's prior. Under a Gaussian prior the straight line dips towards the origin mid-way
+(where codes are rare), the great circle keeps the endpoints' norms: the reason spherical walks are preferred.
 """
 
 from __future__ import annotations
@@ -54,3 +58,37 @@ def interpolation_probe(model, group: dict) -> dict:
     images = torch.cat([real.float(), decoded["natural"], decoded["linear"], decoded["spherical"]]).cpu()
     return {"factor": group["factor"], "values": values.tolist(), **{k: v.cpu() for k, v in paths.items()},
             "images": images, "image_mse": mse, "factor_correlation": correlation}
+
+
+@torch.no_grad()
+def prior_walks(model, *, pairs: int = 4, steps: int = 6, seed: int = 0) -> dict:
+    """Linear and spherical walks of ``steps`` steps between ``pairs`` pairs of codes from ``model.prior`` (codes
+    2k and 2k + 1 of ``model.prior(2 * pairs, generator seeded seed)``).
+
+    Returns {"linear", "spherical": (pairs, steps, D) codes; "images": (2 * pairs * steps, C, S, S), rows pair k
+    linear then pair k spherical; "image_step_mse": {path: mean squared difference between consecutive decoded
+    images, averaged over steps and pairs}; "code_norm_by_step": {path: mean code norm over pairs at each step};
+    "mean_code_norm": {path: mean code norm along the path}; "endpoint_norm": mean norm of the endpoint codes;
+    "norm_ratio_min": {path: the smallest ratio along the path of a code's norm to the norm interpolated linearly
+    between its endpoints' norms (1 on the great circle, below 1 on the chord), averaged over pairs}}.
+    """
+    model.eval()
+    codes = model.prior(2 * pairs, torch.Generator().manual_seed(seed)).float()
+    t = torch.linspace(0, 1, steps, device=codes.device)
+    ends = codes.view(pairs, 2, -1)
+    paths = {"linear": torch.stack([lerp(a, b, t) for a, b in ends]),
+             "spherical": torch.stack([slerp(a, b, t) for a, b in ends])}
+    end_norms = ends.norm(dim=2)  # (pairs, 2)
+    expected = end_norms[:, :1] + t[None] * (end_norms[:, 1:] - end_norms[:, :1])  # (pairs, steps)
+    decoded, result = {}, {"image_step_mse": {}, "code_norm_by_step": {}, "mean_code_norm": {}, "norm_ratio_min": {}}
+    for name, z in paths.items():
+        images = model.decode(z.reshape(pairs * steps, -1)).float()
+        decoded[name] = images.view(pairs, steps, *images.shape[1:])
+        result["image_step_mse"][name] = float((decoded[name][:, 1:] - decoded[name][:, :-1]).pow(2).mean())
+        norms = z.norm(dim=2)  # (pairs, steps)
+        result["code_norm_by_step"][name] = norms.mean(0).cpu().tolist()
+        result["mean_code_norm"][name] = float(norms.mean())
+        result["norm_ratio_min"][name] = float((norms / expected.clamp_min(1e-12)).mean(0).min())
+    result["endpoint_norm"] = float(end_norms.mean())
+    images = torch.stack([decoded["linear"], decoded["spherical"]], dim=1).reshape(-1, *decoded["linear"].shape[2:])
+    return {"linear": paths["linear"].cpu(), "spherical": paths["spherical"].cpu(), "images": images.cpu(), **result}

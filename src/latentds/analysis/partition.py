@@ -1,6 +1,7 @@
 """Probes for models whose latent splits into a shared part s and a private part z (e.g. the cycle-consistent VAE).
 
-A partitioned model exposes ``partition() -> {"s": slice, "z": slice}`` over its latent vector. Probes:
+A partitioned model declares ``is_partitioned = True`` and exposes ``partition() -> {"s": slice, "z": slice}`` over
+its latent vector. Probes:
 - swap grid: image (i, j) decodes s of row image i with z of column image j;
 - the classifier probe of the cycle-VAE study (512 -> 256 -> 256 -> classes, batch norm, LeakyReLU 0.2) trained
   on s and on z to predict a label: train and validation accuracy for each (s should hold it, z should not);
@@ -16,7 +17,8 @@ from torch import nn
 
 
 def is_partitioned(model) -> bool:
-    return callable(getattr(model, "partition", None))
+    """Whether the model declares an s/z partition (``LatentModel.is_partitioned``; stand-ins declare it too)."""
+    return bool(getattr(model, "is_partitioned", False))
 
 
 @torch.no_grad()
@@ -89,6 +91,6 @@ def predictor_probe(model, latents: np.ndarray, *, epochs: int = 30, seed: int =
             predicted[:, parts[target]] = net(x[split:])
             device = next(model.parameters()).device
             error = (model.decode(predicted.to(device)) - model.decode(z_all[split:].to(device))).pow(2).mean()
-        result[f"{source}_to_{target}"] = {"regeneration_mse": float(error),
-                                           "latent_mse": float((net(x[split:]) - y[split:]).pow(2).mean())}
+            latent_error = (predicted[:, parts[target]] - y[split:]).pow(2).mean()
+        result[f"{source}_to_{target}"] = {"regeneration_mse": float(error), "latent_mse": float(latent_error)}
     return result

@@ -1,7 +1,13 @@
 """``run``: the chosen probes over (model, data) -> figures, metrics.json and a self-contained report.html.
 
 Each probe is a function ``probe(context) -> (metrics dict, [(figure file, one-line explanation)])`` in ``PROBES``;
-a probe that cannot apply (no encoder, no factors, no sequence data) is skipped with its reason in the report.
+a probe that cannot apply (no encoder, no factors, no sequence data) is skipped with its reason in the report (a
+skipped probe may still leave figures: ``Skip(reason, figures)``).
+
+The probes follow the capabilities the model declares (``has_encoder``, ``is_posterior``, ``is_partitioned``; see
+latentds.zoo.base). A model without an encoder (e.g. DCGAN) is studied through codes from its prior: ``walks``
+(linear and spherical walks between random codes, as for every model) and ``arithmetic`` on groups of generated
+samples chosen by id from ``generated.png``; the probes that need latents of the data are skipped, saying so.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ SCORE_SAMPLES = 2000  # disentanglement scores on at most this many latents (DCI
 
 
 class Skip(Exception):
-    """A probe that does not apply; the message says why."""
+    """A probe that does not apply; the message says why. ``figures`` it wrote all the same go into the report."""
+
+    def __init__(self, reason: str, figures: list[tuple[str, str]] | None = None):
+        super().__init__(reason)
+        self.figures = list(figures or [])
 
 
 @dataclass
@@ -49,7 +59,7 @@ class Context:
 
     def need_codes(self) -> Codes:
         if self.codes is None:
-            raise Skip("needs latents, and the model has no encoder")
+            raise Skip(f"{self.model.family} has no encoder: this probe needs latents of the data")
         return self.codes
 
 
@@ -76,8 +86,7 @@ def probe_interpolation(ctx: Context):
     from latentds.analysis.interpolation import interpolation_probe  # noqa: PLC0415
     from latentds.datasets.sequences import sequence_groups  # noqa: PLC0415
 
-    if ctx.model is None or ctx.codes is None:
-        raise Skip("needs an encoder")
+    ctx.need_codes()
     source = ctx.sequence_data or ctx.data
     try:
         groups = list(sequence_groups(source, groups=[0, 1, 2]))
@@ -169,9 +178,14 @@ def probe_factors(ctx: Context):
     return factor_probes(codes.latents, factors, names), []
 
 
+GENERATED = 64  # samples in generated.png, ids 0..63 row-major, for arithmetic on a model without an encoder
+
+
 def probe_arithmetic(ctx: Context):
     from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
 
+    if not ctx.model.has_encoder:
+        return _generated_arithmetic(ctx)
     codes = ctx.need_codes()
     if ctx.groups:
         high, low = select(codes, ctx.groups[0]), select(codes, ctx.groups[1])
@@ -194,6 +208,60 @@ def probe_arithmetic(ctx: Context):
             "vector_norm": float(np.linalg.norm(vector))}, [
         ("arithmetic.png", f"Latent arithmetic: the vector {what} (difference of their mean latents) added at "
          "scales 0, 0.5, 1 and 1.5 to images of the second group, one row each.")]
+
+
+def _generated_arithmetic(ctx: Context):
+    """Arithmetic for a model without an encoder: on groups of its generated samples, chosen by id."""
+    from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
+
+    codes = ctx.model.prior(GENERATED, torch.Generator().manual_seed(0))
+    ctx.model.eval()
+    with torch.no_grad():
+        images = torch.cat([ctx.model.decode(chunk).float().cpu() for chunk in codes.split(16)])
+    _grid(images, ctx.figures_dir / "generated.png", 8)
+    figures = [("generated.png", f"{GENERATED} samples generated from prior codes (seed 0). Their ids run "
+                f"row-major from 0 (top left) to {GENERATED - 1} (bottom right): choose two groups of them for "
+                "latent arithmetic, e.g. --groups ids:3,7,12 ids:1,5.")]
+    how = ("a model without an encoder: choose two groups of generated samples by id from generated.png, e.g. "
+           "--groups ids:3,7,12 ids:1,5")
+    if not ctx.groups or not all(g.startswith("ids:") for g in ctx.groups):
+        given = f" (got groups {ctx.groups[0]!r} and {ctx.groups[1]!r})" if ctx.groups else ""
+        raise Skip(how + given, figures)
+    chosen = []
+    for group in ctx.groups:
+        try:
+            ids = sorted({int(i) for i in group[4:].split(",") if i.strip()})
+        except ValueError:
+            raise Skip(f"cannot read {group!r}: ids are integers 0..{GENERATED - 1}; {how}", figures) from None
+        if not ids or ids[0] < 0 or ids[-1] >= GENERATED:
+            raise Skip(f"{group!r}: ids must be 0..{GENERATED - 1} (at least one); {how}", figures)
+        chosen.append(ids)
+    (a, b), latents = chosen, codes.float().cpu().numpy()
+    vector = attribute_vector(latents, np.array(a), np.array(b))
+    targets = [i for i in range(GENERATED) if i not in set(a) | set(b)][:6]
+    if not targets:
+        raise Skip(f"the two groups hold all {GENERATED} generated samples: none is left to apply the vector to",
+                   figures)
+    _grid(apply_vector(ctx.model, latents[targets], vector), ctx.figures_dir / "arithmetic.png", 4)
+    what = f"generated ids {a} minus generated ids {b}"
+    return {"vector": what, "ids_a": a, "ids_b": b, "n_a": len(a), "n_b": len(b), "targets": targets,
+            "vector_norm": float(np.linalg.norm(vector))}, figures + [
+        ("arithmetic.png", f"Latent arithmetic on generated samples: the vector {what} (difference of their mean "
+         f"codes) added at scales 0, 0.5, 1 and 1.5 to generated samples {targets} (in neither group), one row each.")]
+
+
+def probe_walks(ctx: Context):
+    from latentds.analysis.interpolation import prior_walks  # noqa: PLC0415
+
+    result = prior_walks(ctx.model, pairs=4, steps=6, seed=0)
+    _grid(result["images"], ctx.figures_dir / "walks.png", 6)
+    metrics = {"pairs": 4, "steps": 6, "seed": 0, **{k: result[k] for k in (
+        "image_step_mse", "mean_code_norm", "endpoint_norm", "norm_ratio_min", "code_norm_by_step")}}
+    ratio = result["norm_ratio_min"]
+    return metrics, [("walks.png", "Walks between 4 pairs of random prior codes (seed 0) in 6 steps: for each pair "
+                      "a row along the straight line (linear), then a row along the great circle (spherical). The "
+                      f"line's codes shrink to {ratio['linear']:.0%} of the endpoints' norm mid-way, the circle's "
+                      f"keep {ratio['spherical']:.0%}.")]
 
 
 def values_of(codes: Codes, name: str) -> np.ndarray:
@@ -235,9 +303,9 @@ def select(codes: Codes, expression: str) -> np.ndarray:
 
 
 def probe_umap(ctx: Context):
+    codes = ctx.need_codes()
     from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
 
-    codes = ctx.need_codes()
     if ctx.colour_by:
         colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
         if colour.dtype.kind not in "fiub":  # categorical labels (e.g. class names): colour by category index
@@ -312,7 +380,7 @@ def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
 
 PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
           "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic,
-          "partition": probe_partition, "fid": probe_fid, "factorvae": probe_factorvae}
+          "partition": probe_partition, "fid": probe_fid, "factorvae": probe_factorvae, "walks": probe_walks}
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
@@ -326,7 +394,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     always named in the output). ``factorvae``: settings of the FactorVAE score (batch_size, n_train, n_eval,
     n_variance; see analysis.factorvae_cuboids), which renders fresh samples. ``colour_by``: a factor or label
     that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
-    vector; ``dims``: the two latent dimensions of the plain scatter."""
+    vector -- for a model without an encoder, two ``ids:I,J,...`` selections of the samples in generated.png;
+    ``dims``: the two latent dimensions of the plain scatter."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
@@ -345,8 +414,10 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
                 figures += figs
             except Skip as why:
                 skipped[name] = str(why)
+                figures += why.figures
     metrics["skipped"] = skipped
-    metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim}
+    metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
+                        "has_encoder": bool(model.has_encoder)}
     metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_jsonable) + "\n")
     write_report(out, metrics, figures)
@@ -354,17 +425,15 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
 
 
 def _codes(ctx: Context, progress: bool) -> Codes | None:
+    """The data's latents (reused from an earlier run on the same model and data); None without an encoder."""
+    if not ctx.model.has_encoder:
+        return None
     if (ctx.out / LATENTS).is_file():
         codes = Codes.load(ctx.out)
         if codes.source.get("data") == ctx.data and codes.source.get("n") == ctx.n and \
                 codes.source.get("family") == ctx.model.family:
             return codes
-    try:
-        codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
-    except InvalidParameterError as e:
-        if "no encoder" in str(e):
-            return None
-        raise
+    codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
     codes.save(ctx.out)
     return codes
 

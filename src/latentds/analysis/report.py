@@ -34,10 +34,21 @@ EXPLAIN = {
     "scores": "Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.",
     "factors": "How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
                "accuracy, with the constant-guess baseline).",
-    "arithmetic": "The attribute vector: which groups, their sizes and the vector's length.",
+    "arithmetic": "The attribute vector: which groups (for a model without an encoder, which ids of generated.png), "
+                  "their sizes and the vector's length.",
     "partition": "Regeneration error of the s->z and z->s predictors, and the label classifier trained on s and z.",
     "factorvae": "FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.",
+    "walks": "Walks between random prior codes: mean squared image change per step, and code norms along each path -- "
+             "the linear one dips towards the origin mid-way, where a Gaussian prior has little mass; the spherical "
+             "one keeps the endpoints' norms, which is why it is used for Gaussian priors.",
 }
+
+
+def _encoded(metrics: dict) -> str:
+    n = metrics["data"]["n_encoded"]
+    if n == 0 and metrics["model"].get("has_encoder") is False:
+        return "No images encoded (the model has no encoder: its probes use codes drawn from its prior)"
+    return f"{n:,} images encoded"
 
 
 def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Path:
@@ -48,8 +59,8 @@ def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Pa
              "padding:2px 8px;text-align:left;font-size:13px}</style>",
              f"<h1>latentds analysis: {html.escape(metrics['model']['family'])} on "
              f"{html.escape(metrics['data']['source'])}</h1>",
-             f"<p>{metrics['data']['n_encoded']:,} images encoded; latent dimension "
-             f"{metrics['model']['latent_dim']}. All numbers are also in <code>metrics.json</code>.</p>"]
+             f"<p>{_encoded(metrics)}; latent dimension {metrics['model']['latent_dim']}. All numbers are also in "
+             "<code>metrics.json</code>.</p>"]
     for file, caption in figures:
         data = base64.b64encode((out / "figures" / file).read_bytes()).decode()
         parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(file)}'>"

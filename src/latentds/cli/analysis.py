@@ -6,13 +6,19 @@ import click
 
 from latentds.cli import main
 
+# Every probe of latentds.analysis.probes.PROBES, in its order (written out: importing it would import torch and
+# slow down `latentds --help`; tests/test_analysis.py checks the two agree).
+PROBE_NAMES = ("pca", "interpolation", "umap", "metrics", "scores", "factors", "arithmetic", "partition", "fid",
+               "factorvae", "walks")
+
 
 @main.command()
 @click.argument("model")
 @click.option("--data", required=True, help="Shard set to encode (a directory, brace pattern or URL).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for figures and report.")
-@click.option("--probes", default=None, metavar="a,b,c", help="Probes to run [default: all]: pca, interpolation, "
-              "umap, metrics, fid, scores, factors, arithmetic, partition.")
+@click.option("--probes", default=None, metavar="a,b,c",
+              help=f"Probes to run [default: all]: {', '.join(PROBE_NAMES)}. A model without an encoder (dcgan) "
+              "gets walks and arithmetic on generated samples; the others say why they are skipped.")
 @click.option("--n", type=int, default=2000, show_default=True, help="Images to encode.")
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -20,7 +26,8 @@ from latentds.cli import main
 @click.option("--colour-by", default=None, help="Factor or label that colours the UMAP [default: the most spread "
               "factor].")
 @click.option("--groups", nargs=2, default=None, metavar="A B", help="Two groups for latent arithmetic: "
-              "ids:KEY,..., NAME=VALUE, NAME>N or NAME<N, e.g. --groups Smiling=1 Smiling=0.")
+              "ids:KEY,..., NAME=VALUE, NAME>N or NAME<N, e.g. --groups Smiling=1 Smiling=0. For a model without an "
+              "encoder: ids of its samples in figures/generated.png, e.g. --groups ids:3,7,12 ids:1,5.")
 @click.option("--dims", nargs=2, type=int, default=None, metavar="I J",
               help="Latent dimensions of the plain scatter [default: the two of largest variance].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -25,15 +25,21 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
 @click.option("--workers", type=int, default=None, help="Rendering processes [default: all cores].")
 @click.option("--with", "extras", callback=_extras, default=None, metavar="depth,mask",
               help="Extra members per sample: depth (KEY.depth.npy), mask (KEY.mask.png, cuboid ids).")
-@click.option("--sequence", default=None, metavar="FACTOR",
-              help="Render groups of --steps images in which only FACTOR (e.g. phi_0) moves across its range.")
+@click.option("--sequence", default=None, metavar="FACTOR[,FACTOR...]",
+              help="Render groups of --steps images in which only FACTOR (e.g. phi_0) moves across its range; "
+                   "with several (phi_0,theta_0,light_azimuth), group g moves the (g mod count)-th.")
 @click.option("--steps", type=int, default=None, help="Images per --sequence group.")
+@click.option("--identities", type=int, default=None, metavar="K",
+              help="K identities: each fixes the chain's colours and cuboid count, from (seed, identity); pose and "
+                   "lights vary per sample; labels carry identity. Pairs of same-identity samples train the "
+                   "cycle-consistent VAE.")
 @click.option("--name", default=None, help="Shard name prefix [default: the preset name].")
 @click.option("--overwrite", is_flag=True, help="Replace a different dataset already in --out.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a pool of processes; ray: one task per shard on an existing Ray cluster.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, steps, name, overwrite, engine, quiet):
+def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, steps, identities, name, overwrite,
+           engine, quiet):
     """Render articulated cuboid chains into labelled WebDataset shards.
 
     Each sample is KEY.png (RGB) and KEY.json (every factor, enough to re-render it exactly), in shards
@@ -45,11 +51,13 @@ def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, st
       latentds render --phi --n 2000 --out data/phi
       latentds render --varied --with depth,mask --out data/varied
       latentds render --varied --n 10000 --sequence phi_0 --steps 10 --out data/phi0-sweeps
+      latentds render --varied --n 2400 --sequence phi_0,theta_0,light_azimuth --steps 8 --out data/sweeps
+      latentds render --varied --n 20000 --identities 500 --out data/varied-ids
     """
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
     spec = RenderSpec(preset=preset, n=n, size=size, seed=seed, shard_size=shard_size, sequence=sequence,
-                      steps=steps, extras=extras, name=name)
+                      steps=steps, extras=extras, name=name, identities=identities)
     try:
         report = render_shards(spec, out or f"data/{spec.name}", workers=workers, overwrite=overwrite,
                                engine=engine, progress=not quiet)

@@ -1,8 +1,9 @@
-"""The groups of a ``latentds render --sequence FACTOR --steps K`` shard set, in order.
+"""The groups of a ``latentds render --sequence FACTOR[,FACTOR...] --steps K`` shard set, in order.
 
-Each group is K images in which only FACTOR moves, linearly over its range: the "natural interpolation" that
+Each group is K images in which only one factor moves, linearly over its range: the "natural interpolation" that
 the analysis compares with linear and spherical latent interpolation, and the one-factor batches a clamped VAE
-trains on. Group g is samples g*K .. g*K+K-1, so a few chosen groups are read without reading the whole set.
+trains on. With several factors, group g moves the (g mod count)-th; each group's labels name its factor.
+Group g is samples g*K .. g*K+K-1, so a few chosen groups are read without reading the whole set.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from latentds.render.factors import factor_value
 def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range: str = "-1,1",
                     strict: bool = True) -> Iterator[dict]:
     """Yield {"group": g, "factor": name, "values": (K,) float64, "images": (K,3,H,W) float, "labels": [K dicts]}
-    for each group of a sequence render (all of them in order, or just ``groups``, in the order given)."""
+    for each group of a sequence render (all of them in order, or just ``groups``, in the order given);
+    ``factor`` is the one that group moves and ``values`` its value at each step."""
     shards, manifest = resolve_shards(source)
     params = (manifest or {}).get("params", {})
     if not params.get("sequence"):
         raise ShardError(f"{source} is not a --sequence render (its manifest names no sequence factor)")
-    factor, steps, total = params["sequence"], params["steps"], manifest["count"]
+    steps, total = params["steps"], manifest["count"]
     n_groups = total // steps
     wanted = list(range(n_groups)) if groups is None else list(groups)
     bad = [g for g in wanted if not 0 <= g < n_groups]
@@ -41,10 +43,21 @@ def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range:
         if len(samples) != steps:
             raise ShardError(f"group {g} of {source} has {len(samples)} of its {steps} samples")
         labels = [s["labels"] for s in samples]
+        factor = _group_factor(labels, g, source, params["sequence"])
         yield {"group": g, "factor": factor,
                "values": torch.tensor([_swept(lab, factor) for lab in labels], dtype=torch.float64),
                "images": transform.to_float(torch.stack([s["image"] for s in samples])),
                "labels": labels}
+
+
+def _group_factor(labels: list[dict], g: int, source, sequence: str) -> str:
+    """The factor group ``g`` moves, as its labels say (a multi-factor render moves a different one per group)."""
+    factors = {(lab.get("sequence") or {}).get("factor") for lab in labels}
+    if factors == {None} and "," not in sequence:  # labels without it: the manifest's one factor
+        return sequence
+    if len(factors) != 1 or None in factors:
+        raise ShardError(f"group {g} of {source} does not name one sequence factor in its labels (found {factors})")
+    return factors.pop()
 
 
 def _swept(labels: dict, factor: str) -> float:

@@ -14,6 +14,20 @@ into one contiguous, equal range per slot: no sample is served twice, every slot
 the same number of batches and DDP never stalls, whatever the number of shards. Without counts (URLs with no
 manifest beside them) whole shards are dealt round-robin to slots, as webdataset does.
 
+Batch layouts (``batches=``). "plain" (the default): ``batch_size`` samples as they come. "pairs": ``batch_size/2``
+pairs of different samples sharing ``labels[pair_label]``, [p0a, p0b, p1a, p1b, ...]. "groups": whole groups of
+a ``--sequence F --steps K`` render, K images each in step order. Both add ``batch["group"]`` (N,) long: the
+pair/group index of each image within its batch. In groups mode the epoch's *groups* (not samples) are cut into
+equal contiguous ranges per slot, over the set's order rotated by (seed, epoch) when shuffling, and shuffled as
+whole units. With counts, every slot yields exactly ``epoch_batches(...) / num_workers`` batches in every mode
+(pairs re-draw pairs the slot already formed when its share runs short; only a damaged shard can make a plain or
+groups slot yield fewer); see latentds.datasets.batching.
+
+Validation split: ``holdout=f`` holds out the last ``round(count * f)`` samples of the set in its natural order
+(shards in manifest or given order; whole groups in groups mode); ``split="train"`` streams the rest,
+``split="validation"`` only those; a shard straddling the cut is read in part (``Shard.offset``).
+``ShardStream.split_range`` is the (lo, hi) range of set positions streamed ((0, None) without counts).
+
 Damaged shards: a shard that cannot be read to its end is reported as a ``ShardWarning`` naming the shard and
 how many samples were lost, and the stream goes on with the next one; ``strict=True`` raises ShardError instead.
 """
@@ -38,12 +52,15 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from webdataset.utils import pytorch_worker_info
 
+from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
 from latentds.datasets.cuboids import FACTOR_NAMES, cuboid_factors, factor_table, is_cuboid_labels
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform
-from latentds.errors import ShardError
+from latentds.errors import InvalidParameterError, ShardError
 
 MANIFEST = "manifest.json"
+BATCHES = ("plain", "pairs", "groups")
+SPLITS = ("train", "validation")
 
 # torchvision 0.29 (pinned) deprecates its image decoders in favour of TorchCodec and warns on every call; its
 # PNG decoder is still twice as fast as PIL + numpy here. Silence that one warning, nothing else.
@@ -58,7 +75,8 @@ class ShardWarning(UserWarning):
 @dataclass(frozen=True)
 class Shard:
     url: str
-    count: int | None  # samples in it, when a manifest says
+    count: int | None  # samples of it in the stream, when a manifest says
+    offset: int = 0  # samples skipped at its start (a shard partly included by a split)
 
 
 def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shard], dict | None]:
@@ -115,16 +133,33 @@ def slot_plan(shards: list[Shard], slot: int, slots: int, order_seed: int | None
     if order_seed is not None:
         random.Random(order_seed).shuffle(order)
     if any(s.count is None for s in order):
-        return [(s.url, 0, None) for s in order[slot::slots]]
+        return [(s.url, s.offset, None) for s in order[slot::slots]]
     per_slot = sum(s.count for s in order) // slots
-    lo, hi = slot * per_slot, (slot + 1) * per_slot
-    plan, start = [], 0
-    for s in order:
+    return range_parts(order, [(slot * per_slot, (slot + 1) * per_slot)])
+
+
+def range_parts(shards: list[Shard], ranges: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
+    """The (url, skip, take) parts holding positions [lo, hi) of each range of the concatenated (counted) shards."""
+    plan = []
+    for lo, hi in ranges:
+        start = 0
+        for s in shards:
+            a, b = max(lo, start), min(hi, start + s.count)
+            if a < b:
+                plan.append((s.url, s.offset + a - start, b - a))
+            start += s.count
+    return plan
+
+
+def trim_shards(shards: list[Shard], lo: int, hi: int) -> list[Shard]:
+    """The (counted) shards cut down to positions [lo, hi) of their concatenation, partial shards by offset."""
+    out, start = [], 0
+    for s in shards:
         a, b = max(lo, start), min(hi, start + s.count)
         if a < b:
-            plan.append((s.url, a - start, b - a))
+            out.append(Shard(s.url, b - a, s.offset + a - start))
         start += s.count
-    return plan
+    return out
 
 
 def read_parts(parts: list[tuple[str, int, int | None]], strict: bool) -> Iterator[dict]:
@@ -231,15 +266,95 @@ def collate(samples: list[dict]) -> dict:
 
 
 class ShardStream(torch.utils.data.IterableDataset):
-    """An iterable over decoded samples (or batches) of a shard set; see the module docstring."""
+    """An iterable over decoded samples (or batches) of a shard set; see the module docstring.
+
+    ``shards`` is the streamed selection (cut down by the split); ``all_shards`` the set as resolved.
+    """
 
     def __init__(self, shards: list[Shard], manifest: dict | None, transform: ImageTransform, shuffle: int,
-                 seed: int, batch_size: int | None, partial: bool, strict: bool):
+                 seed: int, batch_size: int | None, partial: bool, strict: bool, *, batches: str = "plain",
+                 pair_label: str = "identity", holdout: float = 0.0, split: str = "train"):
         super().__init__()
-        self.shards, self.manifest, self.transform = shards, manifest, transform
+        self.manifest, self.transform = manifest, transform
         self.shuffle, self.seed, self.batch_size, self.partial, self.strict = shuffle, seed, batch_size, partial, strict
+        self.batches, self.pair_label, self.holdout, self.split = batches, pair_label, holdout, split
         self.epoch = 0
         self.factor_names = FACTOR_NAMES
+        self.all_shards = shards
+        self.steps = self._check_options()  # K of a sequence set in groups mode, else None
+        self.split_range, self.shards = self._split(shards)
+
+    def _check_options(self) -> int | None:
+        bad = InvalidParameterError
+        if self.batches not in BATCHES:
+            raise bad(f"batches must be one of {', '.join(map(repr, BATCHES))}, not {self.batches!r}")
+        if self.split not in SPLITS:
+            raise bad(f"split must be one of {', '.join(map(repr, SPLITS))}, not {self.split!r}")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout < 1:
+            raise bad(f"holdout must be a fraction from 0 (inclusive) to 1 (exclusive), not {self.holdout!r}")
+        if self.split == "validation" and not self.holdout:
+            raise bad("split='validation' needs holdout > 0 (the fraction of the set held out for validation)")
+        if self.holdout and not all(s.count is not None for s in self.all_shards):
+            raise ShardError("holdout needs the sample count of every shard (from a manifest.json beside the "
+                             "shards); not all of these shards have one")
+        if self.batches == "plain":
+            return None
+        if not self.batch_size:
+            raise bad(f"batches={self.batches!r} needs a batch_size")
+        if self.batches == "pairs":
+            if self.batch_size % 2:
+                raise bad(f"batches='pairs' needs an even batch_size (two images per pair), not {self.batch_size}")
+            if self.partial:
+                raise bad("batches='pairs' always yields full batches (pairs are re-drawn to fill the epoch); "
+                          "drop partial=True")
+            if not isinstance(self.pair_label, str) or not self.pair_label:
+                raise bad(f"pair_label must name a top-level label key, not {self.pair_label!r}")
+            return None
+        params = (self.manifest or {}).get("params", {})
+        if not params.get("sequence") or not params.get("steps"):
+            raise ShardError("batches='groups' needs a `latentds render --sequence F --steps K` shard set; this one's "
+                             "manifest names no sequence factor")
+        steps = int(params["steps"])
+        if self.batch_size % steps:
+            lower, upper = self.batch_size // steps * steps, (self.batch_size // steps + 1) * steps
+            nearest = f"{lower} or {upper}" if lower else f"{upper}"
+            raise bad(f"batches='groups' needs a batch_size that is a multiple of the set's {steps} steps per "
+                      f"group (whole groups per batch), not {self.batch_size}; use e.g. {nearest}")
+        if not all(s.count is not None for s in self.all_shards):
+            raise ShardError("batches='groups' needs the sample count of every shard (from the set's manifest.json)")
+        self._check_group_alignment(steps)
+        return steps
+
+    def _check_group_alignment(self, steps: int) -> None:
+        """Raise unless positions in the streamed shards fall on the set's groups (true of a whole set)."""
+        first = {r.get("name"): r.get("first_index") for r in (self.manifest or {}).get("shards", [])}
+        pos, prev_end = 0, None
+        for s in self.all_shards:
+            f = first.get(Path(s.url).name)
+            if f is None:  # a URL the manifest does not name: cannot check
+                return
+            f += s.offset
+            if (pos - f) % steps or (f % steps and prev_end != f):
+                raise ShardError(f"shard {s.url} starts in the middle of a sequence group of {steps}, apart from the "
+                                 f"rest of that group; batches='groups' needs whole groups: stream the set's "
+                                 f"directory, or shards in order whose boundaries fall between groups")
+            pos, prev_end = pos + s.count, f + s.count
+
+    def _split(self, shards: list[Shard]) -> tuple[tuple[int, int | None], list[Shard]]:
+        """(lo, hi) positions of the chosen split in the set's natural order, and the shards cut down to it."""
+        if not all(s.count is not None for s in shards):
+            return (0, None), shards  # holdout is 0 here
+        total = sum(s.count for s in shards)
+        if self.steps:  # whole groups
+            end = total // self.steps * self.steps
+            held = round(total // self.steps * self.holdout) * self.steps
+        else:
+            end, held = total, round(total * self.holdout)
+        lo, hi = (0, end - held) if self.split == "train" else (end - held, end)
+        if self.holdout and lo >= hi:
+            raise InvalidParameterError(f"holdout={self.holdout} leaves the {self.split} split of this set of "
+                                        f"{total} samples empty; choose a holdout that holds out some but not all")
+        return (lo, hi), (shards if (lo, hi) == (0, total) else trim_shards(shards, lo, hi))
 
     @property
     def factor_table(self) -> list[dict]:
@@ -258,10 +373,19 @@ class ShardStream(torch.utils.data.IterableDataset):
         return all(s.count is not None for s in self.shards)
 
     def samples_per_slot(self, slots: int) -> int | None:
-        return sum(s.count for s in self.shards) // slots if self.counted else None
+        """Samples each slot reads per epoch (whole groups only in groups mode); None if counts unknown."""
+        if not self.counted:
+            return None
+        if self.steps:
+            return self.groups_per_slot(slots) * self.steps
+        return sum(s.count for s in self.shards) // slots
+
+    def groups_per_slot(self, slots: int) -> int:
+        """Whole groups each slot gets per epoch (groups mode)."""
+        return sum(s.count for s in self.shards) // self.steps // slots
 
     def epoch_samples(self, num_workers: int = 0, world_size: int | None = None) -> int | None:
-        """Samples one rank gets per epoch with ``num_workers`` DataLoader workers (None if counts unknown)."""
+        """Samples one rank reads per epoch with ``num_workers`` DataLoader workers (None if counts unknown)."""
         world_size = pytorch_worker_info()[1] if world_size is None else world_size
         workers = max(1, num_workers)
         per_slot = self.samples_per_slot(world_size * workers)
@@ -273,24 +397,66 @@ class ShardStream(torch.utils.data.IterableDataset):
             return None
         world_size = pytorch_worker_info()[1] if world_size is None else world_size
         workers = max(1, num_workers)
-        per_slot = self.samples_per_slot(world_size * workers)
-        per_worker = -(-per_slot // self.batch_size) if self.partial else per_slot // self.batch_size
+        if self.steps:
+            units, per_batch = self.groups_per_slot(world_size * workers), self.batch_size // self.steps
+        else:
+            units, per_batch = self.samples_per_slot(world_size * workers), self.batch_size
+        per_worker = -(-units // per_batch) if self.partial else units // per_batch
         return per_worker * workers
 
     def __iter__(self) -> Iterator[dict]:
         rank, world_size, worker, num_workers = pytorch_worker_info()
         slot, slots = rank * num_workers + worker, world_size * num_workers
-        order_seed = hash((self.seed, self.epoch)) & 0xFFFFFFFF if self.shuffle else None
-        stream = read_parts(slot_plan(self.shards, slot, slots, order_seed), self.strict)
-        stream = (decode_sample(s, self.transform) for s in stream)
-        if self.shuffle:
-            rng = random.Random(hash((self.seed, self.epoch, slot)))
-            stream = wds.filters._shuffle(stream, bufsize=self.shuffle, initial=self.shuffle, rng=rng)
-        if self.batch_size:
-            stream = wds.filters._batched(stream, self.batch_size, collation_fn=collate, partial=self.partial)
+        if self.batches == "groups":
+            stream = self._group_batches(slot, slots)
+        else:
+            order_seed = hash((self.seed, self.epoch)) & 0xFFFFFFFF if self.shuffle else None
+            stream = read_parts(slot_plan(self.shards, slot, slots, order_seed), self.strict)
+            stream = (decode_sample(s, self.transform) for s in stream)
+            if self.batches == "pairs":
+                stream = self._pair_batches(stream, slot, slots)
+            else:
+                if self.shuffle:
+                    rng = random.Random(hash((self.seed, self.epoch, slot)))
+                    stream = wds.filters._shuffle(stream, bufsize=self.shuffle, initial=self.shuffle, rng=rng)
+                if self.batch_size:
+                    stream = wds.filters._batched(stream, self.batch_size, collation_fn=collate, partial=self.partial)
         for item in stream:
             item["image"] = self.transform.to_float(item["image"])
             yield item
+
+    def _pair_batches(self, samples: Iterator[dict], slot: int, slots: int) -> Iterator[dict]:
+        pairs = pair_samples(samples, self.pair_label)
+        if self.shuffle:
+            size = -(-self.shuffle // 2)
+            pairs = wds.filters.shuffle(size, size, rng=random.Random(hash((self.seed, self.epoch, slot))))(pairs)
+        per_slot = self.samples_per_slot(slots)
+        wanted = None if per_slot is None else per_slot // self.batch_size * (self.batch_size // 2)
+        pairs = exactly(pairs, wanted, random.Random(hash((self.seed, self.epoch, slot, 1))))
+        return batched_units(pairs, self.batch_size // 2, collate)
+
+    def group_ranges(self, slot: int, slots: int) -> list[tuple[int, int]]:
+        """The (lo, hi) position ranges (within the split) of the whole groups ``slot`` reads this epoch: an
+        equal share of groups, contiguous over the natural order rotated by (seed, epoch) when shuffling."""
+        steps, per_slot = self.steps, self.groups_per_slot(slots)
+        n_groups = sum(s.count for s in self.shards) // steps
+        if not per_slot:
+            return []
+        rotation = random.Random(hash((self.seed, self.epoch)) & 0xFFFFFFFF).randrange(n_groups) if self.shuffle else 0
+        first = (rotation + slot * per_slot) % n_groups
+        end = first + per_slot
+        ranges = [(first * steps, min(end, n_groups) * steps)]
+        if end > n_groups:
+            ranges.append((0, (end - n_groups) * steps))
+        return ranges
+
+    def _group_batches(self, slot: int, slots: int) -> Iterator[dict]:
+        samples = read_parts(range_parts(self.shards, self.group_ranges(slot, slots)), self.strict)
+        groups = sequence_group_samples((decode_sample(s, self.transform) for s in samples), self.steps)
+        if self.shuffle:
+            size = -(-self.shuffle // self.steps)
+            groups = wds.filters.shuffle(size, size, rng=random.Random(hash((self.seed, self.epoch, slot))))(groups)
+        return batched_units(groups, self.batch_size // self.steps, collate, partial=self.partial)
 
     def __len__(self) -> int:
         """Items (batches with batch_size, else samples) this process yields per epoch, outside DataLoader."""
@@ -302,7 +468,8 @@ class ShardStream(torch.utils.data.IterableDataset):
 
 def load_shards(source, *, batch_size: int | None = None, shuffle: int = 0, seed: int = 0,
                 value_range: str = "-1,1", size: int | None = None, flip: bool = False,
-                partial: bool = False, strict: bool = False) -> ShardStream:
+                partial: bool = False, strict: bool = False, batches: str = "plain", pair_label: str = "identity",
+                holdout: float = 0.0, split: str = "train") -> ShardStream:
     """Stream a shard set for ``torch.utils.data.DataLoader`` (use ``batch_size=None`` there).
 
     source: a shard-set directory, a brace pattern (``dir/cuboids-{000000..000099}.tar``), a URL webdataset
@@ -311,7 +478,13 @@ def load_shards(source, *, batch_size: int | None = None, shuffle: int = 0, seed
     its contiguous range). value_range "-1,1" (tanh decoders) or "0,1". size: resize images on the fly.
     flip: random horizontal flips. partial: keep a last short batch per worker (off: every batch is full).
     strict: raise on a damaged shard instead of warning and skipping it.
+    batches: "plain", "pairs" (batch_size/2 pairs of different samples sharing ``labels[pair_label]``) or
+    "groups" (whole groups of a ``--sequence F --steps K`` render, batch_size a multiple of K); both add
+    ``batch["group"]``, each image's pair/group index within the batch. holdout: the fraction of the set (its
+    tail, in manifest order; whole groups in groups mode) held out for validation; split: "train" streams the
+    rest, "validation" the held-out tail.
     """
     shards, manifest = resolve_shards(source)
     transform = ImageTransform(size=size, flip=flip, value_range=value_range)
-    return ShardStream(shards, manifest, transform, shuffle, seed, batch_size, partial, strict)
+    return ShardStream(shards, manifest, transform, shuffle, seed, batch_size, partial, strict, batches=batches,
+                       pair_label=pair_label, holdout=holdout, split=split)

@@ -4,6 +4,10 @@ Sample ``i`` of a render depends only on ``(seed, i)``: every random draw for it
 ``numpy.random.default_rng([seed, stream, i])``. Every draw is made whether or not the sample uses it
 (a 2-cuboid chain still draws the angles of joints 1 and 2), so one factor never shifts another's value.
 
+With ``identities=K`` (varied preset) each sample (or sequence group) also draws an identity 0..K-1 from its own
+stream, and that identity's chain (cuboid count and colours) is drawn from ``(seed, identity)``; pose and lights
+stay the sample's own. Without it, labels are exactly those of a render without identities.
+
 A sample's labels are a plain JSON dict and hold everything needed to re-render it exactly:
 
     {"key": "000000042", "index": 42, "seed": 0, "preset": "varied", "size": 64,
@@ -16,7 +20,8 @@ A sample's labels are a plain JSON dict and hold everything needed to re-render 
      "point_lights": [{"azimuth", "elevation", "distance", "color", "intensity"}, ...],   # 0-4
      "camera": {"azimuth", "elevation", "distance", "yfov", "target"},
      "cuboid": {"length", "height", "width"}, "ambient": float,
-     "sequence": null | {"factor": "phi_0", "group": g, "step": s, "steps": K}}
+     "sequence": null | {"factor": "phi_0", "group": g, "step": s, "steps": K},
+     "identity": k}                                                     # only with identities
 """
 
 from __future__ import annotations
@@ -43,8 +48,11 @@ ANGLES = {"phi": (-135.0, 135.0), "theta": (-60.0, 60.0), "lambda": (-90.0, 90.0
 
 PHI_PRESET_THETA = 10.0
 
-# Streams keep plain samples and sequence groups from sharing draws.
+# Streams keep plain samples, sequence groups and identities from sharing draws. _IDENTITY draws an identity's
+# chain from (seed, identity); _IDENTITY_OF draws which identity a sample (or a sequence group) shows.
 _PLAIN, _SEQUENCE = 0, 1
+_IDENTITY, _IDENTITY_OF = 2, 3
+MIN_IDENTITIES, MAX_IDENTITIES = 2, 1_000_000
 
 
 @dataclass(frozen=True)
@@ -230,44 +238,94 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def check_sequence(preset: str, factor: str | None, steps: int | None) -> None:
-    """Raise InvalidParameterError unless (factor, steps) is a valid sequence for the preset."""
-    if factor is None:
+def sequence_factors(sequence) -> tuple[str, ...]:
+    """The factors of a --sequence, in group order: "phi_0,theta_0" (or a RenderSpec) -> ("phi_0", "theta_0");
+    None -> (). Group g of the render moves the (g mod len)-th."""
+    if sequence is not None and not isinstance(sequence, str):
+        sequence = sequence.sequence
+    return () if sequence is None else tuple(name.strip() for name in sequence.split(","))
+
+
+def check_sequence(preset: str, sequence: str | None, steps: int | None) -> None:
+    """Raise InvalidParameterError unless (sequence, steps) is a valid sequence for the preset; ``sequence`` is
+    one factor or several, comma-separated."""
+    if sequence is None:
         if steps is not None:
             raise InvalidParameterError("--steps needs --sequence FACTOR; add --sequence or drop --steps")
         return
     allowed = [f for f in SEQUENCE_FACTORS if f in PRESETS[preset].varies]
-    if factor not in allowed:
-        raise InvalidParameterError(
-            f"unknown --sequence factor {factor!r} for preset {preset!r}; choose one of: {', '.join(allowed)}")
+    factors = sequence_factors(sequence)
+    for i, factor in enumerate(factors):
+        if factor not in allowed:
+            raise InvalidParameterError(
+                f"unknown --sequence factor {factor!r} for preset {preset!r}; choose one of: {', '.join(allowed)}")
+        if factor in factors[:i]:
+            raise InvalidParameterError(f"--sequence names {factor!r} twice; name each factor once")
     if steps is None or steps < 2:
         raise InvalidParameterError(f"--steps must be at least 2 for a sequence (got {steps})")
 
 
+def check_identities(preset: str, identities: int | None) -> None:
+    """Raise InvalidParameterError unless ``identities`` is None or a valid identity count for the preset."""
+    if identities is None:
+        return
+    if preset != "varied":
+        raise InvalidParameterError(f"--identities needs --varied (preset {preset!r} has one fixed chain); "
+                                    "add --varied or drop --identities")
+    if isinstance(identities, bool) or not isinstance(identities, int) or \
+            not MIN_IDENTITIES <= identities <= MAX_IDENTITIES:
+        raise InvalidParameterError(f"--identities must be a whole number from {MIN_IDENTITIES} to "
+                                    f"{MAX_IDENTITIES:,} (got {identities})")
+
+
+def identity_chain(seed: int, identity: int) -> tuple[int, list[list[float]]]:
+    """(n_cuboids, colours of all MAX_CUBOIDS cuboids) of ``identity``: those of a varied sample drawn from
+    ``(seed, identity)``, so identities are spread over the chains exactly as plain varied samples are."""
+    chain = _sample_varied(np.random.default_rng([seed, _IDENTITY, identity]))
+    return chain["n_cuboids"], chain["colors"]
+
+
 def sample_labels(preset: str, seed: int, index: int, size: int,
-                  sequence: str | None = None, steps: int | None = None) -> dict:
+                  sequence: str | None = None, steps: int | None = None, identities: int | None = None) -> dict:
     """The labels (factors and settings) of sample ``index`` of a render; a plain JSON-able dict.
 
-    With ``sequence``, samples come in groups of ``steps``: within a group everything is drawn once from
-    ``(seed, group)`` and only ``sequence`` moves linearly from the low to the high end of its range.
+    With ``sequence`` (one factor or several, comma-separated), samples come in groups of ``steps``: within group
+    g everything is drawn once from ``(seed, g)`` and only the factor ``sequence_factors(sequence)[g % len]``
+    moves linearly from the low to the high end of its range.
+
+    With ``identities=K`` (varied preset) the sample shows identity k (0..K-1, drawn from ``(seed, index)``, or
+    ``(seed, g)`` for a whole sequence group): the cuboid count and colours are identity k's (identity_chain),
+    the rest is the sample's own. A sequence sweeping joint j still lengthens a shorter chain to j + 2 cuboids.
     """
     p = PRESETS[preset]
     if sequence is None:
-        labels = p.sample(np.random.default_rng([seed, _PLAIN, index]))
+        stream, draw = _PLAIN, index
         seq = None
     else:
         group, step = divmod(index, steps)
-        labels = p.sample(np.random.default_rng([seed, _SEQUENCE, group]))
-        if sequence.startswith(tuple(ANGLES)):  # the swept joint must exist in this group's chain
-            labels["n_cuboids"] = max(labels["n_cuboids"], int(sequence.rsplit("_", 1)[1]) + 2)
-        f = FACTORS_BY_NAME[sequence]
-        _set(labels, sequence, f.low + (f.high - f.low) * step / (steps - 1))
-        seq = {"factor": sequence, "group": group, "step": step, "steps": steps}
+        factors = sequence_factors(sequence)
+        factor = factors[group % len(factors)]
+        stream, draw = _SEQUENCE, group
+        seq = {"factor": factor, "group": group, "step": step, "steps": steps}
+    labels = p.sample(np.random.default_rng([seed, stream, draw]))
+    identity = None
+    if identities is not None:
+        check_identities(preset, identities)
+        identity = int(np.random.default_rng([seed, _IDENTITY_OF, stream, draw]).integers(identities))
+        labels["n_cuboids"], labels["colors"] = identity_chain(seed, identity)
+    if seq is not None:
+        if factor.startswith(tuple(ANGLES)):  # the swept joint must exist in this group's chain
+            labels["n_cuboids"] = max(labels["n_cuboids"], int(factor.rsplit("_", 1)[1]) + 2)
+        f = FACTORS_BY_NAME[factor]
+        _set(labels, factor, f.low + (f.high - f.low) * step / (steps - 1))
     n = labels["n_cuboids"]
     labels["joints"] = labels["joints"][: n - 1]
     labels["colors"] = labels["colors"][:n]
-    return {"key": sample_key(index), "index": index, "seed": seed, "preset": preset, "size": size,
-            **labels, "cuboid": dict(CUBOID), "ambient": AMBIENT, "sequence": seq}
+    out = {"key": sample_key(index), "index": index, "seed": seed, "preset": preset, "size": size,
+           **labels, "cuboid": dict(CUBOID), "ambient": AMBIENT, "sequence": seq}
+    if identity is not None:  # added only when used, so renders without identities keep their exact bytes
+        out["identity"] = identity
+    return out
 
 
 def factor_value(labels: dict, name: str):

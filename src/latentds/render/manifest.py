@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from latentds.render.factors import CUBOID, FACTORS, PRESETS
+from latentds.render.factors import CUBOID, FACTORS, PRESETS, sequence_factors
 from latentds.shardsets.manifest import FORMAT, FORMAT_VERSION, brace_pattern
 
 MEMBERS = {
@@ -21,6 +21,8 @@ def render_command(spec) -> str:
              f"--shard-size {spec.shard_size}"]
     if spec.sequence:
         parts.append(f"--sequence {spec.sequence} --steps {spec.steps}")
+    if spec.identities:
+        parts.append(f"--identities {spec.identities}")
     if spec.extras:
         parts.append(f"--with {','.join(spec.extras)}")
     if spec.name != spec.preset:
@@ -31,8 +33,7 @@ def render_command(spec) -> str:
 def build_manifest(spec, records: list[dict]) -> dict:
     """The manifest of a finished render of ``spec`` (a RenderSpec) with these shard records."""
     varies = set(PRESETS[spec.preset].varies)
-    if spec.sequence:
-        varies.add(spec.sequence)
+    varies.update(sequence_factors(spec))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -41,7 +42,8 @@ def build_manifest(spec, records: list[dict]) -> dict:
         "name": spec.name,
         "preset": spec.preset,
         "description": PRESETS[spec.preset].description,
-        "summary": f"preset {spec.preset!r}, seed {spec.seed}",
+        "summary": f"preset {spec.preset!r}, seed {spec.seed}" + (f", {spec.identities:,} identities"
+                                                                  if spec.identities else ""),
         "params": spec.params(),
         "command": render_command(spec),
         "seed": spec.seed,
@@ -64,6 +66,10 @@ def dataset_card(manifest: dict) -> str:
         for f in manifest["factors"])
     members = "\n".join(f"- `KEY.{m}`: {d}" for m, d in manifest["members"].items())
     pattern = brace_pattern(manifest)
+    k = manifest.get("params", {}).get("identities")
+    # Said only when used, so the cards of renders without identities keep their bytes.
+    identities = (f"\n{k:,} identities: each sample's `identity` label (0..{k - 1}) fixes the chain's cuboid count "
+                  "and colours (drawn from the seed and the identity); pose and lights vary per sample.\n" if k else "")
     return f"""# {manifest['name']}: articulated cuboid chains
 
 {manifest['count']:,} images of {manifest['image_size']}x{manifest['image_size']} pixels rendered with latentds
@@ -95,7 +101,7 @@ Angles are in degrees. Joint 0 is at the world origin; the camera is fixed: {jso
 | factor | type | range | varies | JSON path | meaning |
 |---|---|---|---|---|---|
 {rows}
-
+{identities}
 ## Loading
 
 With webdataset alone:

@@ -12,7 +12,8 @@ from latentds.shardsets.producer import write_tar_shard
 
 def render_sample(spec, index: int, renderer) -> dict:
     """One WebDataset sample (``__key__`` plus encoded members) of a render of ``spec`` (a RenderSpec)."""
-    labels = sample_labels(spec.preset, spec.seed, index, spec.size, spec.sequence, spec.steps)
+    labels = sample_labels(spec.preset, spec.seed, index, spec.size, spec.sequence, spec.steps,
+                           identities=spec.identities)
     images = renderer.render(labels, depth="depth" in spec.extras, mask="mask" in spec.extras)
     sample = {"__key__": labels["key"], "png": encode_png(images["rgb"]), "json": encode_json(labels)}
     if "depth" in images:

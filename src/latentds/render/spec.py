@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from latentds import __version__
 from latentds.errors import InvalidParameterError
-from latentds.render.factors import PRESETS, check_sequence
+from latentds.render.factors import PRESETS, check_identities, check_sequence, sequence_factors
 
 EXTRAS = ("depth", "mask")
 MIN_SIZE, MAX_SIZE = 8, 1024
@@ -17,6 +17,8 @@ MAX_N = 10**9
 @dataclass(frozen=True)
 class RenderSpec:
     """What to render. ``n=None`` takes the preset's default count; ``name`` (the shard prefix) the preset name.
+    ``sequence``: one factor or several, comma-joined (a list or tuple is joined); ``identities``: K identities
+    (varied preset only), see latentds.render.factors.sample_labels.
 
     The worker count and engine are not part of it: they never change the bytes.
     """
@@ -30,6 +32,7 @@ class RenderSpec:
     steps: int | None = None
     extras: tuple[str, ...] = field(default=())
     name: str | None = None
+    identities: int | None = None
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -38,6 +41,10 @@ class RenderSpec:
         object.__setattr__(self, "n", PRESETS[self.preset].default_n if self.n is None else self.n)
         object.__setattr__(self, "name", self.name or self.preset)
         object.__setattr__(self, "extras", tuple(sorted(set(self.extras))))
+        if isinstance(self.sequence, (list, tuple)):
+            object.__setattr__(self, "sequence", ",".join(self.sequence))
+        if isinstance(self.sequence, str):  # "phi_0, theta_0" and "phi_0,theta_0" are the same render
+            object.__setattr__(self, "sequence", ",".join(sequence_factors(self.sequence)))
         self._validate()
 
     def _validate(self) -> None:
@@ -56,6 +63,7 @@ class RenderSpec:
         if unknown:
             bad(f"unknown --with item(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(EXTRAS)}")
         check_sequence(self.preset, self.sequence, self.steps)
+        check_identities(self.preset, self.identities)
         if self.sequence is not None and self.n % self.steps:
             bad(f"--n {self.n} is not a whole number of sequences of --steps {self.steps}; "
                 f"use --n {(self.n // self.steps + 1) * self.steps}")
@@ -64,8 +72,11 @@ class RenderSpec:
 
     def params(self) -> dict:
         """The JSON form recorded in the manifest; two renders with equal params have equal bytes."""
-        return {"generator": "latentds.render", "generator_version": __version__,
-                **asdict(self), "extras": list(self.extras)}
+        params = {"generator": "latentds.render", "generator_version": __version__,
+                  **asdict(self), "extras": list(self.extras)}
+        if self.identities is None:  # so renders without identities keep the params (and manifest bytes) they had
+            del params["identities"]
+        return params
 
     @classmethod
     def from_params(cls, params: dict) -> RenderSpec:

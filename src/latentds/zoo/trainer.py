@@ -12,8 +12,9 @@ Run directory (``out``):
     tensorboard/         with train.log = "tensorboard": the same scalars and the epoch image grids
 
 Each step: the model computes every group's loss terms from one forward pass (``losses``), decides from their
-values which groups step (``choose_updates``), and each chosen group's loss is back-propagated into that group's
-parameters only, then its optimiser steps; one AMP scaler update per step. Learning rates are a function of the
+values which groups step (``choose_updates``), and each chosen group's loss is differentiated with respect to
+that group's parameters only (all of them from the same weights), then each optimiser steps; one AMP scaler update
+per step. Learning rates are a function of the
 run's step (warm-up, then the group's schedule over the run), set right before a group's optimiser steps, so a
 group that skips steps still reduces its rate at the same point of training.
 
@@ -103,7 +104,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:5]} | {"img/s": f"{row['images_per_s']:.0f}"})
         window.reset()
 
-    done = step >= last_step
+    done = bool(t.max_steps) and step >= t.max_steps
     x = None
     while not done and epoch < t.epochs:
         data.set_epoch(epoch)
@@ -122,11 +123,17 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
             with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
                 terms = model.losses(batch, step)
             values = _values(terms, world)
-            chosen = [g for g in groups if g in set(model.choose_updates(values, step))]
-            for i, g in enumerate(chosen):
+            wanted = set(model.choose_updates(values, step))
+            chosen = [g for g in groups if g in wanted]
+            # every chosen group's gradients first, from the same weights: groups may share parameters, and a
+            # step would change weights that another group's backward pass still needs
+            grads = {g: torch.autograd.grad(scaler.scale(terms[g]["loss"]), groups[g], allow_unused=True,
+                                            retain_graph=i < len(chosen) - 1) for i, g in enumerate(chosen)}
+            for g in chosen:
                 _set_lr(optimizers[g], settings[g], step, horizon)
                 optimizers[g].zero_grad(set_to_none=True)
-                scaler.scale(terms[g]["loss"]).backward(inputs=groups[g], retain_graph=i < len(chosen) - 1)
+                for param, grad in zip(groups[g], grads.pop(g)):
+                    param.grad = grad
                 if world > 1:
                     _all_reduce_grads(groups[g], world)
                 if t.grad_clip:
@@ -139,7 +146,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
             step += 1
             window.add(values, chosen, x.shape[0])
             bar.update(1)
-            done = step >= last_step
+            done = bool(t.max_steps) and step >= t.max_steps  # else the epochs end the run, with their figures
             if step % t.log_every == 0 or done:
                 _flush()
             if writer and (step % t.checkpoint_every == 0 or done):
