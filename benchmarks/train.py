@@ -1,10 +1,15 @@
-"""Trainer overhead: `latentds train zoo/vae` machinery vs a bare PyTorch loop, same model, batches, optimiser.
+"""Trainer overhead per family: `latentds train zoo/NAME` vs a bare loop of the same family, side by side.
 
-    python benchmarks/train.py [--data DIR] [--steps 60] [--device auto]
+    python benchmarks/train.py [--families vae,vae_disc,...] [--steps 40] [--device auto] [--size 64]
+                               [--plain DIR --pairs DIR --groups DIR]
 
-Both run the VAE recipe's model (64 px, latent 128) with Adam on batches of 64 from the same shard stream and
-DataLoader settings; the trainer adds its progress bar, scheduler, logging, checkpoints and figures (as
-configured in the recipe). Without --data, 4,000 `--varied` images are rendered first.
+For every family both loops run its packaged recipe's model (``--size`` px; DCGAN's 128 px default is lowered to
+it) on the same batches (the family's batch kind: plain, same-identity pairs, one-factor groups; the same stream,
+DataLoader settings and seed), the same optimisers (per-group settings from the recipe) and the same update rule
+(``losses`` -> ``choose_updates`` -> each chosen group's gradients -> its optimiser). The bare loop does nothing
+else; the trainer adds its progress bar, LR schedule, loss-value reduction, metrics.jsonl, checkpoints (as the
+recipe sets them) and epoch figures. Without the DIR options, 4,000 images of each kind are rendered first.
+Images/s exclude the first 5 steps (warm-up) in both.
 """
 
 from __future__ import annotations
@@ -21,65 +26,124 @@ import torch
 
 
 def bare_loop(recipe, steps: int, device: torch.device) -> float:
-    """images/s of the plainest loop over the same model, stream and optimiser (after 5 warm-up steps)."""
-    from latentds.datasets.shards import load_shards
+    """images/s of the plainest loop with the family's own update rule."""
+    from latentds.datasets.shards import load_shards, resize_for
     from latentds.zoo.base import create
 
-    torch.manual_seed(recipe.train.seed)
+    t, d = recipe.train, recipe.data
+    torch.manual_seed(t.seed)
     model = create(recipe.model["family"], **recipe.model).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.train.lr, betas=tuple(recipe.train.betas))
-    data = load_shards(recipe.data.shards, batch_size=recipe.train.batch_size, shuffle=recipe.data.shuffle)
-    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=recipe.data.num_workers)
+    groups = model.parameter_groups()
+    optimizers = {}
+    for g, params in groups.items():
+        s = t.optim(g, model.group_defaults.get(g))
+        kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
+        optimizers[g] = kind(params, lr=s.lr, betas=tuple(s.betas), weight_decay=s.weight_decay)
+    data = load_shards(d.shards, batch_size=t.batch_size, shuffle=d.shuffle, seed=t.seed,
+                       size=resize_for(d.shards, model.config.image_size), batches=d.batches or model.batches,
+                       pair_label=d.pair_label)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=d.num_workers,
+                                         pin_memory=device.type == "cuda")
     done, images, start = 0, 0, None
     while done < steps + 5:
-        for batch in loader:
+        batches = iter(loader)
+        for batch in batches:
             if done == 5:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 start, images = time.perf_counter(), 0
-            x = batch["image"].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            model.loss(x)["loss"].backward()
-            optimizer.step()
-            done, images = done + 1, images + x.shape[0]
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            terms = model.losses(batch, done)
+            values = {g: {k: v.item() for k, v in group.items()} for g, group in terms.items()}
+            wanted = set(model.choose_updates(values, done))
+            chosen = [g for g in groups if g in wanted]
+            grads = {g: torch.autograd.grad(terms[g]["loss"], groups[g], allow_unused=True,
+                                            retain_graph=i < len(chosen) - 1) for i, g in enumerate(chosen)}
+            for g in chosen:
+                optimizers[g].zero_grad(set_to_none=True)
+                for p, grad in zip(groups[g], grads[g]):
+                    p.grad = grad
+                optimizers[g].step()
+            done, images = done + 1, images + batch["image"].shape[0]
             if done == steps + 5:
                 break
-    return images / (time.perf_counter() - start)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    rate = images / (time.perf_counter() - start)
+    del batches  # stop the loader's workers now, not in a process forked later
+    return rate
+
+
+def trainer_rate(recipe, scratch: Path) -> float:
+    from latentds.zoo.trainer import train
+
+    run = scratch / f"run-{recipe.model['family']}"
+    train(recipe, run, progress=False)
+    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    shutil.rmtree(run)
+    # the trainer's own images/s per 5-step logging window (equal images each: their harmonic mean is images over
+    # time); the first window holds the warm-up steps
+    rates = [r["images_per_s"] for r in rows[1:] if "images_per_s" in r]
+    return len(rates) / sum(1 / r for r in rates)
+
+
+def render_sets(scratch: Path, size: int) -> dict[str, Path]:
+    from latentds.render import RenderSpec, render_shards
+
+    specs = {"plain": RenderSpec("varied", n=4000, size=size, shard_size=500),
+             "pairs": RenderSpec("varied", n=4000, size=size, shard_size=500, identities=100),
+             "groups": RenderSpec("varied", n=4000, size=size, shard_size=500, sequence="phi_0,theta_0,lambda_0",
+                                  steps=8)}
+    sets = {}
+    for kind, spec in specs.items():
+        sets[kind] = scratch / kind
+        render_shards(spec, sets[kind], progress=False)
+    return sets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--families", default=None, help="comma-separated [default: every registered family]")
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers in both loops")
+    for kind in ("plain", "pairs", "groups"):
+        parser.add_argument(f"--{kind}", type=Path, default=None, help=f"a {kind}-batch shard set to use")
     args = parser.parse_args()
 
-    from latentds.render import RenderSpec, render_shards
+    from latentds.zoo.base import create, families
     from latentds.zoo.recipe import load_recipe, with_options
-    from latentds.zoo.trainer import _device, train
+    from latentds.zoo.trainer import _device
 
     scratch = Path(tempfile.mkdtemp(prefix="latentds-train-"))
+    rows = []
     try:
-        data = args.data
-        if data is None:
-            data = scratch / "shards"
-            render_shards(RenderSpec("varied", n=4000, size=64, shard_size=500), data, progress=False)
-        recipe = with_options(load_recipe("zoo/vae"), max_steps=args.steps + 5, device=args.device)
-        recipe = replace(recipe, data=replace(recipe.data, shards=str(data)))
-        device = _device(recipe.train.device, 0)
-        bare = bare_loop(recipe, args.steps, device)
-
-        run = scratch / "run"
-        train(recipe, run, progress=False)
-        rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
-        # the trainer's own images/s per logging window; the first window holds the warm-up steps
-        ours = sum(r["images_per_s"] for r in rows[1:]) / max(1, len(rows[1:]))
+        sets = {k: getattr(args, k) for k in ("plain", "pairs", "groups")}
+        if not all(sets.values()):
+            sets = render_sets(scratch, args.size)
+        chosen = args.families.split(",") if args.families else families()
+        for family in chosen:
+            recipe = load_recipe(f"zoo/{family}", [f"model.image_size={args.size}", "train.log_every=5",
+                                                   f"data.num_workers={args.workers}"])
+            recipe = with_options(recipe, max_steps=args.steps + 5, device=args.device)
+            kind = recipe.data.batches or create(family, **recipe.model).batches
+            recipe = replace(recipe, data=replace(recipe.data, shards=str(sets[kind])))
+            device = _device(recipe.train.device, 0)
+            bare = bare_loop(recipe, args.steps, device)
+            ours = trainer_rate(recipe, scratch)
+            rows.append((family, kind, recipe.train.batch_size, ours, bare))
+            print(f"{family:<12} {ours:>9,.1f} img/s trainer  {bare:>9,.1f} img/s bare  "
+                  f"overhead {bare / ours - 1:+.1%}", flush=True)
     finally:
-        shutil.rmtree(scratch)
-    overhead = bare / ours - 1
-    print(f"VAE recipe (64 px, latent 128, batch 64, Adam) on {device}, {args.steps} steps:")
-    print(f"  latentds trainer:  {ours:,.1f} images/s (progress bar, schedule, metrics, checkpoints every "
-          f"{recipe.train.checkpoint_every} steps)")
-    print(f"  bare PyTorch loop: {bare:,.1f} images/s")
-    print(f"  trainer overhead: {overhead:+.1%} (target < 10%: {'met' if overhead < 0.10 else 'NOT met'})")
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n{args.size} px on {device}, {args.steps} timed steps after 5 warm-up steps, {args.workers} loader "
+          f"workers, checkpoints as each recipe sets them:")
+    print("| family | batches | batch | trainer img/s | bare loop img/s | overhead |")
+    print("|---|---|---|---|---|---|")
+    for family, kind, batch, ours, bare in rows:
+        flag = "" if bare / ours - 1 < 0.10 else " (over 10%)"
+        print(f"| {family} | {kind} | {batch} | {ours:,.1f} | {bare:,.1f} | {bare / ours - 1:+.1%}{flag} |")
 
 
 if __name__ == "__main__":

@@ -376,8 +376,8 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert missing.exit_code == 2 and "nope" in missing.stderr
 
 
-@pytest.mark.parametrize("family,extra", [("vae", []), ("vae_disc", ["--set", 'model.update_strategy="inferior"']),
-                                          ("cycle_vae", [])])
+@pytest.mark.parametrize("family,extra", [(f, ["--set", 'model.update_strategy="inferior"'] if f == "vae_disc" else [])
+                                          for f in FAMILIES])
 def test_ddp_under_torchrun_splits_each_epoch_between_ranks(family, extra, tiny_data, tmp_path):
     """Two gloo ranks on CPU; the multi-group families choose per step and leave parameters out of some passes."""
     import os
@@ -431,3 +431,48 @@ def test_push_says_what_is_missing(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(main, ["push", str(tmp_path / "empty"), "--repo", "org/name"])
     assert result.exit_code == 2 and "nothing to push" in result.stderr
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_latentds_sample_draws_from_every_family(family, tmp_path):
+    create(family, **TINY[family]).save_pretrained(tmp_path / "m")
+    result = CliRunner().invoke(main, ["sample", str(tmp_path / "m"), "--n", "4", "--out", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(tmp_path / "s.png") as grid:
+        assert grid.size[0] > 2 * 16  # a 2 x 2 grid of 16 px samples
+
+
+def test_held_out_loss_each_epoch_and_tensorboard_logs(tiny_shards, tmp_path):
+    recipe = tiny_recipe("vae_disc", tiny_shards, epochs=2)
+    recipe = replace(recipe, data=replace(recipe.data, holdout=0.25), train=replace(recipe.train, log="tensorboard"))
+    run = train(recipe, tmp_path / "run", progress=False)
+    rows = _rows(run)
+    validation = [r for r in rows if any(k.startswith("val/") for k in r)]
+    assert [r["epoch"] for r in validation] == [1, 2]
+    assert {"val/vae/loss", "val/discriminator/loss"} <= set(validation[0])
+    assert rows[-1]["step"] == 2 * 72 // 8  # 96 images, the last quarter held out
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 1000  # scalars and the epoch image grids
+
+
+@pytest.mark.parametrize("option,message", [
+    (["--batch-size", "0"], "batch_size (--batch-size) must be at least 1"),
+    (["--epochs", "-1"], "epochs (--epochs) must be at least 1"),
+    (["--max-steps", "-5"], "max_steps (--max-steps) must be 0"),
+    (["--device", "bogus"], "--device 'bogus' is not a device"),
+    (["--set", "train.lr=-1"], "train.lr must be positive"),
+    (["--set", "train.log_every=0"], "train.log_every must be at least 1"),
+    (["--set", "train.checkpoint_every=0"], "train.checkpoint_every must be at least 1"),
+    (["--set", "data.num_workers=-1"], "data.num_workers must be 0 or more"),
+    (["--set", "model.latent_dim=0"], "model.latent_dim must be at least 1"),
+    (["--set", "train.groups.critic.lr=1e-4"], "vae has no parameter group 'critic'"),
+    (["--set", "data.holdout=1.5"], "data.holdout must be from 0 to below 1"),
+])
+def test_bad_training_settings_are_one_line_errors_and_write_nothing(option, message, tiny_shards, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(tiny_shards), "--out", str(out), "--quiet",
+                                       "--set", "data.num_workers=0"] + option)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

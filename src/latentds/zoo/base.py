@@ -60,6 +60,11 @@ class ModelConfig:
     channels: int = 3
     latent_dim: int = 128
 
+    def __post_init__(self):
+        for name, low in (("image_size", 8), ("channels", 1), ("latent_dim", 1)):
+            if getattr(self, name) < low:
+                raise InvalidParameterError(f"model.{name} must be at least {low} (got {getattr(self, name)})")
+
 
 class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, library_name="latentds",
                   tags=["latentds"], repo_url="https://github.com/latentds/latentds"):

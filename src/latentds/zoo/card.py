@@ -27,12 +27,17 @@ def model_card(model) -> str:
         f"({n_params:,} parameters, {model.config.image_size}x{model.config.image_size} RGB images in [-1, 1], "
         f"latent dimension {model.config.latent_dim}).",
         "",
+        f"{model.summary}." if model.summary else "",
+        "",
+        f"Capabilities: {_capabilities(model)}; trained on {model.batches} batches.",
+        "",
         "## Loading",
         "",
         "```python",
         "import latentds",
         'model = latentds.from_pretrained("THIS_REPO_OR_DIRECTORY")  # config.json + model.safetensors, no pickle',
-        "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]",
+        "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]" if model.has_encoder else
+        "z = model.prior(16)             # codes from the prior",
         "x = model.decode(z); samples = model.sample(16)",
         "```",
         "",
@@ -51,3 +56,9 @@ def model_card(model) -> str:
                          for k, v in info["metrics"].items())
         parts += ["", "## Metrics (end of training)", "", "| metric | value |", "|---|---|", rows]
     return "\n".join(parts) + "\n"
+
+
+def _capabilities(model) -> str:
+    names = [name for name, has in (("encoder", model.has_encoder), ("posterior", model.is_posterior),
+                                    ("s/z partition", model.is_partitioned)) if has]
+    return ", ".join(names) if names else "decoder only (no encoder)"

@@ -65,6 +65,9 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     if per_epoch == 0:
         raise InvalidParameterError(f"{recipe.data.shards} has too few images for one batch of {t.batch_size} per "
                                     f"worker and rank; lower --batch-size or data.num_workers")
+    if validation is not None and validation.epoch_batches(recipe.data.num_workers, world) == 0:
+        raise InvalidParameterError(f"data.holdout {recipe.data.holdout} holds out too few images for one batch of "
+                                    f"{t.batch_size} per worker and rank; raise data.holdout or lower --batch-size")
     horizon = t.epochs * per_epoch if per_epoch else t.max_steps
     if not horizon:
         raise InvalidParameterError("these shards have no manifest with counts: set train.max_steps")
@@ -165,6 +168,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
                 if t.sample_every_epoch and x is not None:
                     writer.figures(model, x, fixed_z, epoch)
     bar.close()
+    batches = None  # a loader stopped mid-epoch: end its workers now
     if writer:
         writer.finish(model)
     if world > 1:

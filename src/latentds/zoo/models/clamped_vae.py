@@ -31,6 +31,7 @@ class ClampedVAEConfig(VAEConfig):
     clamp_weight: float = 1.0
 
     def __post_init__(self):
+        super().__post_init__()
         need = len(self.factors) * self.units_per_factor
         if self.units_per_factor < 1 or need > self.latent_dim:
             raise InvalidParameterError(f"model.factors x model.units_per_factor ({need} units) must fit in "

@@ -42,6 +42,7 @@ class CycleVAEConfig(ModelConfig):
     kl_weight: float = 3.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.latent_dim != self.class_dim + self.style_dim:
             raise InvalidParameterError(f"model.latent_dim must equal class_dim + style_dim "
                                         f"({self.class_dim} + {self.style_dim}), got {self.latent_dim}")

@@ -31,6 +31,7 @@ class DCGANConfig(ModelConfig):
     dropout: float = 0.4
 
     def __post_init__(self):
+        super().__post_init__()
         if self.image_size < 16 or self.image_size % 2**UPSAMPLINGS:
             raise InvalidParameterError(f"dcgan: model.image_size must be a multiple of 16, at least 16 "
                                         f"(four stride-2 stages; got {self.image_size})")

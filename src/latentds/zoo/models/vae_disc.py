@@ -49,6 +49,7 @@ class VAEDiscConfig(VAEConfig):
     triplet_margin: float = 1.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.update_strategy not in STRATEGIES:
             raise InvalidParameterError(f"model.update_strategy must be one of {', '.join(STRATEGIES)} "
                                         f"(got {self.update_strategy!r})")
