@@ -476,3 +476,19 @@ def test_bad_training_settings_are_one_line_errors_and_write_nothing(option, mes
                                        "--set", "data.num_workers=0"] + option)
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_analyze_runs_on_a_trained_model_of_every_family(family, tiny_data, tmp_path):
+    from latentds.analysis import run as analyze
+
+    data = data_for(family, tiny_data)
+    trained = train(tiny_recipe(family, data, epochs=1, max_steps=3), tmp_path / "run", progress=False)
+    model = latentds.from_pretrained(trained)
+    metrics = analyze(model, data, tmp_path / "analysis", probes=["walks", "metrics", "partition", "arithmetic"],
+                      n=32, groups=("ids:0,1,2", "ids:3,4") if not model.has_encoder else None, progress=False)
+    assert "walks" in metrics and (tmp_path / "analysis" / "report.html").is_file()
+    assert ("metrics" in metrics) == model.has_encoder and ("partition" in metrics) == model.is_partitioned
+    assert "arithmetic" in metrics  # from encoded data, or from generated samples chosen by id
+    if model.is_partitioned:
+        assert (tmp_path / "analysis" / "figures" / "swap_grid.png").is_file()
