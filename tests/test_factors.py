@@ -141,3 +141,49 @@ def test_multi_factor_sequence_groups_cycle_through_the_factors():
     # A group moving the same factor as a one-factor sequence's is that group exactly.
     assert [sample_labels("varied", 5, i, 64, "phi_0,theta_1", steps) for i in range(steps)] == \
         [sample_labels("varied", 5, i, 64, "phi_0", steps) for i in range(steps)]
+
+
+def _two_cuboid_indices(seed, count, **kwargs):
+    return [i for i in range(200) if sample_labels("varied", seed, i, 64, **kwargs)["n_cuboids"] == 2][:count]
+
+
+def test_fixing_an_angle_of_a_missing_joint_draws_the_new_joints_from_the_preset():
+    from latentds.render.factors import _PLAIN, PRESETS
+
+    for index in _two_cuboid_indices(3, 5):
+        labels = sample_labels("varied", 3, index, 64)
+        before = json.loads(json.dumps(labels))
+        fixed = set_factor(labels, "phi_2", 33.0)
+        drawn = PRESETS["varied"].sample(np.random.default_rng([3, _PLAIN, index]))  # every draw of this sample
+        assert fixed["n_cuboids"] == 4 and len(fixed["joints"]) == 3 and len(fixed["colors"]) == 4
+        assert fixed["joints"][1] == drawn["joints"][1]  # the preset's draws for this sample, not 0 degrees
+        assert any(fixed["joints"][1][angle] != 0.0 for angle in ANGLES)
+        assert {k: v for k, v in fixed["joints"][2].items() if k != "phi"} == \
+            {k: v for k, v in drawn["joints"][2].items() if k != "phi"}
+        assert fixed["joints"][2]["phi"] == 33.0
+        assert fixed["colors"] == drawn["colors"]  # new cuboids get their own colours, not copies of the last
+        assert fixed["joints"][0] == before["joints"][0] and fixed["colors"][:2] == before["colors"]
+        assert {k: v for k, v in fixed.items() if k not in ("n_cuboids", "joints", "colors")} == \
+            {k: v for k, v in before.items() if k not in ("n_cuboids", "joints", "colors")}
+        assert set_factor(sample_labels("varied", 3, index, 64), "phi_2", 33.0) == fixed  # deterministic
+
+
+def test_fixing_a_missing_joint_keeps_identity_colours_and_sequence_draws():
+    from latentds.render.factors import identity_chain
+
+    index = _two_cuboid_indices(4, 1, identities=5)[0]
+    labels = sample_labels("varied", 4, index, 64, identities=5)
+    fixed = set_factor(labels, "theta_1", -20.0)
+    assert fixed["n_cuboids"] == 3 and fixed["colors"] == identity_chain(4, labels["identity"])[1][:3]
+    # a sequence group draws once per group: lengthening gives what a sequence over that joint shows
+    steps = 4
+    group = next(g for g in range(50) if sample_labels("varied", 4, g * steps, 64, "phi_0", steps)["n_cuboids"] == 2)
+    labels = sample_labels("varied", 4, group * steps + 1, 64, "phi_0", steps)
+    swept = sample_labels("varied", 4, group * steps + 1, 64, "phi_1", steps)
+    fixed = set_factor(labels, "phi_1", swept["joints"][1]["phi"])
+    assert fixed["joints"][1] == swept["joints"][1] and fixed["colors"] == swept["colors"]
+
+
+def test_the_phi_preset_has_no_second_joint_to_fix():
+    with pytest.raises(InvalidParameterError, match="draws only 1 joint"):
+        set_factor(sample_labels("phi", 0, 0, 64), "phi_1", 10.0)

@@ -3,11 +3,14 @@
 import math
 import sys
 
+import numpy as np
 import pytest
+import scipy.ndimage
 import torch
 from torch import nn
 
-from latentds.analysis.image_metrics import EncoderFeatures, fid, reconstruction_metrics
+from latentds.analysis.image_metrics import (SSIM_CONVENTION, EncoderFeatures, fid, per_image_ssim,
+                                             reconstruction_metrics)
 from latentds.errors import InvalidParameterError
 
 
@@ -82,6 +85,61 @@ def test_per_image_values_do_not_depend_on_the_other_images_in_the_batch():
 def test_reconstruction_metrics_reject_mismatched_shapes():
     with pytest.raises(InvalidParameterError, match="same shape"):
         reconstruction_metrics(images(n=4), images(n=5))
+
+
+# --- SSIM in the reference convention (Wang et al. 2004, scikit-image) -------------------------------------------
+def reference_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
+    """SSIM of two (C, H, W) float64 images as Wang et al. 2004 and scikit-image compute it: Gaussian window of
+    sigma 1.5 truncated at 3.5 sigma (11 taps), population covariances, the map averaged over the interior (a
+    5 px border left out), per channel, then over channels."""
+    def blur(x):
+        return scipy.ndimage.gaussian_filter(x, sigma=1.5, truncate=3.5)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    per_channel = []
+    for x, y in zip(a, b, strict=True):
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        ssim_map = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        per_channel.append(ssim_map[5:-5, 5:-5].mean())
+    return float(np.mean(per_channel))
+
+
+def ssim_pairs(size=64):
+    """(real, recon) pairs of [-1, 1] RGB images: white noise, blurred noise and a structured scene, each with
+    slight and heavy noise on the reconstruction."""
+    g = torch.Generator().manual_seed(3)
+    noise = torch.rand(4, 3, size, size, generator=g) * 2 - 1
+    blurred = (nn.functional.avg_pool2d(noise, 5, stride=1, padding=2) * 2).clamp(-1, 1)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    scene = torch.stack([xx, yy, xx * yy])[None].repeat(4, 1, 1, 1)
+    scene[:, :, : size // 5, : size // 5] = 1.0  # a bright block reaching into the border
+    scene[:, 1, size // 2:, :] = -0.8
+    for real in (noise, blurred, scene):
+        for level in (0.05, 0.4):
+            yield real, (real + level * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+
+
+def test_ssim_matches_the_reference_convention():
+    for real, recon in ssim_pairs():
+        expected = [reference_ssim(r.double().numpy(), c.double().numpy()) for r, c in zip(real, recon, strict=True)]
+        assert per_image_ssim(real, recon).tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_ssim_matches_scikit_image():
+    metrics = pytest.importorskip("skimage.metrics")
+    for real, recon in ssim_pairs():
+        expected = [metrics.structural_similarity(r.double().numpy(), c.double().numpy(), gaussian_weights=True,
+                                                  sigma=1.5, use_sample_covariance=False, data_range=2.0,
+                                                  channel_axis=0) for r, c in zip(real, recon, strict=True)]
+        assert per_image_ssim(real, recon).tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_ssim_names_its_convention_and_needs_its_window():
+    m = reconstruction_metrics(images(), noisy(images(), 0.1))
+    assert m["ssim"]["convention"] == SSIM_CONVENTION and "interior" in SSIM_CONVENTION
+    with pytest.raises(InvalidParameterError, match="at least 11"):
+        reconstruction_metrics(images(size=10), images(size=10))
 
 
 # --- FID with a named feature network ---------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Disentanglement scores on latents whose answer is known: copies, noise, permutations, rotations, duplicates."""
+"""Disentanglement scores on latents whose answer is known: copies, noise, permutations, rotations, duplicates.
+
+These behavioural checks run DCI in fast mode (10 boosting rounds) to keep the suite quick; the reference mode (the
+default, 100 rounds) is checked against an independent implementation in test_reference_scores.py.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,14 @@ import pytest
 import scipy.linalg
 import sklearn
 
-from latentds.analysis.scores import factor_vae_score, scores
+from latentds.analysis.scores import factor_vae_score
+from latentds.analysis.scores import scores as _scores
 from latentds.errors import InvalidParameterError
+
+
+def scores(*args, **kwargs):
+    """scores() in fast mode: see the module docstring."""
+    return _scores(*args, mode="fast", **kwargs)
 
 N = 2_000
 SCORE_KEYS = {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap", "settings"}
@@ -98,7 +108,8 @@ def test_settings_record_the_estimators(identity):
     assert settings["n_samples"] == N
     assert (settings["n_train"], settings["n_test"]) == (1_600, 400)
     assert settings["skipped_factors"] == []
-    assert settings["dci"]["n_estimators"] >= 1
+    assert settings["dci"]["n_estimators"] == 10 and settings["mode"] == "fast"
+    assert settings["versions"]["scikit-learn"] == sklearn.__version__
 
 
 def test_exact_copy_of_a_discrete_factor_has_mig_one():
@@ -184,3 +195,15 @@ def test_factor_vae_random_encoder_is_at_chance():
 def test_factor_vae_bad_count_raises():
     with pytest.raises(InvalidParameterError, match="n_factors"):
         factor_vae_score(lambda x: x, sample_fixed, 0, sample_random=sample_random)
+
+
+def test_factor_vae_records_its_vote_counts_and_standard_error():
+    rng = np.random.default_rng(10)
+    result = factor_vae_score(lambda images: rng.normal(size=(len(images), K)), sample_fixed, K,
+                              sample_random=sample_random, n_train=200, n_eval=100, n_variance=500)
+    p = result["factor_vae_eval_accuracy"]
+    assert result["factor_vae_eval_accuracy_se"] == pytest.approx(np.sqrt(p * (1 - p) / 100))
+    assert 0.02 < result["factor_vae_eval_accuracy_se"] < 0.05  # p near 1/5 on 100 votes
+    settings = result["settings"]
+    assert (settings["n_train"], settings["n_eval"], settings["n_variance"]) == (200, 100, 500)
+    assert settings["reference_counts"]["n_eval"] == 5_000 and "versions" in settings

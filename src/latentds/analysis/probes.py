@@ -63,6 +63,12 @@ class Context:
         return self.codes
 
 
+def _need_decoder(ctx: Context) -> None:
+    """Skip a probe that decodes codes into images when the model declares no decoder (e.g. the end-to-end CNN)."""
+    if not getattr(ctx.model, "has_decoder", True):
+        raise Skip(f"{ctx.model.family} has no decoder")
+
+
 def _grid(images: torch.Tensor, path: Path, nrow: int) -> None:
     from torchvision.utils import save_image  # noqa: PLC0415
 
@@ -70,6 +76,7 @@ def _grid(images: torch.Tensor, path: Path, nrow: int) -> None:
 
 
 def probe_pca(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.pca import pca_probe  # noqa: PLC0415
     from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
 
@@ -83,6 +90,7 @@ def probe_pca(ctx: Context):
 
 
 def probe_interpolation(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.interpolation import interpolation_probe  # noqa: PLC0415
     from latentds.datasets.sequences import sequence_groups  # noqa: PLC0415
 
@@ -108,6 +116,7 @@ def probe_interpolation(ctx: Context):
 
 
 def probe_metrics(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.image_metrics import reconstruction_metrics  # noqa: PLC0415
     from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
@@ -120,11 +129,14 @@ def probe_metrics(ctx: Context):
     result = reconstruction_metrics(batch["image"], recon)
     _grid(torch.cat([batch["image"][:8], recon[:8]]), ctx.figures_dir / "reconstructions.png", 8)
     summary = {k: v["mean"] for k, v in result.items()}
+    summary["ssim_convention"] = result["ssim"]["convention"]
     return summary, [("reconstructions.png", "Top: data; bottom: reconstructions. Mean per-image MSE "
-                      f"{summary['mse']:.4f}, SSIM {summary['ssim']:.3f}, Pearson r {summary['pcc']:.3f}.")]
+                      f"{summary['mse']:.4f}, SSIM {summary['ssim']:.3f} (interior mean, as scikit-image), "
+                      f"Pearson r {summary['pcc']:.3f}.")]
 
 
 def probe_fid(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
     from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
@@ -182,6 +194,7 @@ GENERATED = 64  # samples in generated.png, ids 0..63 row-major, for arithmetic 
 
 
 def probe_arithmetic(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
 
     if not ctx.model.has_encoder:
@@ -251,6 +264,7 @@ def _generated_arithmetic(ctx: Context):
 
 
 def probe_walks(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.interpolation import prior_walks  # noqa: PLC0415
 
     result = prior_walks(ctx.model, pairs=4, steps=6, seed=0)
@@ -352,6 +366,7 @@ def probe_factorvae(ctx: Context):
 
 
 def probe_partition(ctx: Context):
+    _need_decoder(ctx)
     from latentds.analysis.partition import classifier_probe, is_partitioned, predictor_probe, swap_grid  # noqa
 
     codes = ctx.need_codes()

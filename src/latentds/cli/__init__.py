@@ -37,7 +37,7 @@ def main(debug: bool) -> None:
 
 
 def _register() -> None:
-    from latentds.cli import analysis, datasets, render, zoo  # noqa: F401,PLC0415  (commands attach to `main`)
+    from latentds.cli import analysis, datasets, render, study, zoo  # noqa: F401,PLC0415  (commands attach to `main`)
 
 
 _register()

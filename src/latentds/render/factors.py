@@ -123,18 +123,44 @@ def _set(labels: dict, name: str, value: float) -> None:
 
 
 def set_factor(labels: dict, name: str, value: float) -> dict:
-    """``labels`` (from sample_labels) with sequence-able factor ``name`` set to ``value``; a joint angle of a
-    joint the chain lacks first lengthens the chain (new joints and cuboids drawn from the same preset sample)."""
+    """``labels`` (from sample_labels; changed in place and returned) with sequence-able factor ``name`` set to
+    ``value``.
+
+    Setting an angle of a joint j the chain lacks first lengthens the chain to j + 2 cuboids, and the new joints'
+    angles and the new cuboids' colours are the sample's own draws from its preset -- the values the sample would
+    have had with that many cuboids (every sample draws all MAX_JOINTS joints and MAX_CUBOIDS colours; with
+    identities, the colours are its identity's). They are drawn again from the sample's ``(seed, index)`` (or
+    sequence group), so the result is deterministic. The phi preset draws a single joint: it has no joint 1 or 2.
+    """
     if name not in SEQUENCE_FACTORS:
         raise InvalidParameterError(f"cannot set factor {name!r}; settable: {', '.join(SEQUENCE_FACTORS)}")
     if name.startswith(tuple(ANGLES)):
         j = int(name.rsplit("_", 1)[1])
-        while len(labels["joints"]) <= j:
-            labels["joints"].append({"phi": 0.0, "theta": 0.0, "lambda": 0.0})
-            labels["colors"].append(list(labels["colors"][-1]))
-        labels["n_cuboids"] = len(labels["joints"]) + 1
+        if len(labels["joints"]) <= j:
+            joints, colors = _drawn_chain(labels)
+            if len(joints) <= j:
+                raise InvalidParameterError(f"cannot set {name}: preset {labels['preset']!r} draws only "
+                                            f"{len(joints)} joint(s)")
+            n = j + 2
+            labels["joints"] = labels["joints"] + [dict(joint) for joint in joints[len(labels["joints"]):n - 1]]
+            labels["colors"] = labels["colors"] + [list(color) for color in colors[len(labels["colors"]):n]]
+            labels["n_cuboids"] = n
     _set(labels, name, value)
     return labels
+
+
+def _drawn_chain(labels: dict) -> tuple[list[dict], list[list[float]]]:
+    """Every joint and colour a sample's preset drew for it (before sample_labels trimmed them to its chain), from
+    its labels: the same generator as in sample_labels, re-seeded from ``(seed, stream, index or group)``."""
+    try:
+        preset, seed, sequence = labels["preset"], labels["seed"], labels["sequence"]
+        stream, draw = (_PLAIN, labels["index"]) if sequence is None else (_SEQUENCE, sequence["group"])
+    except (KeyError, TypeError):
+        raise InvalidParameterError("labels must come from sample_labels (with preset, seed, index and sequence) "
+                                    "to lengthen their chain") from None
+    chain = PRESETS[preset].sample(np.random.default_rng([seed, stream, draw]))
+    colors = identity_chain(seed, labels["identity"])[1] if "identity" in labels else chain["colors"]
+    return chain["joints"], colors
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ Training with more than one optimiser (a discriminator, a GAN, a reverse cycle) 
 back-propagates each chosen group's ``"loss"`` into that group's parameters only.
 
 Optional capabilities are declared on the class, never guessed: ``has_encoder`` (``encode`` works),
-``is_posterior`` (``posterior(x) -> (mu, logvar)``), ``is_partitioned`` (``partition() -> {"s": slice,
-"z": slice}``); ``batches`` says what batches the family trains on ("plain", "pairs" or "groups") and
-``group_defaults`` its optimiser settings per group.
+``has_decoder`` (``decode``, and so ``sample`` and ``reconstruct``, work; False for a network that only reads
+images, such as the end-to-end CNN), ``is_posterior`` (``posterior(x) -> (mu, logvar)``), ``is_partitioned``
+(``partition() -> {"s": slice, "z": slice}``); ``batches`` says what batches the family trains on ("plain",
+"pairs" or "groups") and ``group_defaults`` its optimiser settings per group.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
     Config: ClassVar[type] = ModelConfig
     summary: ClassVar[str] = ""  # one line for `latentds zoo` and the model card
     has_encoder: ClassVar[bool] = True
+    has_decoder: ClassVar[bool] = True
     is_posterior: ClassVar[bool] = False
     is_partitioned: ClassVar[bool] = False
     batches: ClassVar[str] = "plain"  # "plain", "pairs" (two samples sharing a label) or "groups" (one factor moves)
@@ -105,9 +107,9 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
         """Images (N, C, S, S) in [-1, 1] -> latent codes (N, latent_dim) (posterior means for VAEs)."""
         raise InvalidParameterError(f"{self.family} has no encoder")
 
-    @abc.abstractmethod
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (N, latent_dim) -> images (N, C, S, S) in [-1, 1]."""
+        raise InvalidParameterError(f"{self.family} has no decoder")
 
     @abc.abstractmethod
     def loss(self, batch: dict | torch.Tensor, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ def model_card(model) -> str:
         "",
         f"Capabilities: {_capabilities(model)}; trained on {model.batches} batches.",
         "",
+        *(["## Use", "", model.card_usage, ""] if getattr(model, "card_usage", "") else []),
         "## Loading",
         "",
         "```python",
@@ -38,7 +39,8 @@ def model_card(model) -> str:
         'model = latentds.from_pretrained("THIS_REPO_OR_DIRECTORY")  # config.json + model.safetensors, no pickle',
         "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]" if model.has_encoder else
         "z = model.prior(16)             # codes from the prior",
-        "x = model.decode(z); samples = model.sample(16)",
+        "x = model.decode(z); samples = model.sample(16)" if model.has_decoder else
+        "# no decoder: decode, sample and reconstruct raise an error",
         "```",
         "",
         "## Config",
@@ -61,4 +63,6 @@ def model_card(model) -> str:
 def _capabilities(model) -> str:
     names = [name for name, has in (("encoder", model.has_encoder), ("posterior", model.is_posterior),
                                     ("s/z partition", model.is_partitioned)) if has]
+    if not model.has_decoder:
+        return ", ".join(names + ["no decoder"])
     return ", ".join(names) if names else "decoder only (no encoder)"

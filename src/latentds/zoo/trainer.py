@@ -72,8 +72,8 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     if not horizon:
         raise InvalidParameterError("these shards have no manifest with counts: set train.max_steps")
     last_step = min(horizon, t.max_steps or horizon)  # max_steps stops early; the schedule spans the epochs
-    state = _prepare_run(out, recipe, resume) if rank == 0 else (torch.load(out / CHECKPOINT, weights_only=True)
-                                                                  if resume else None)
+    state = _prepare_run(out, recipe, resume) if rank == 0 else (_load_checkpoint(out / CHECKPOINT)
+                                                                  if resume and (out / CHECKPOINT).is_file() else None)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
@@ -302,18 +302,22 @@ def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
     """Check the run directory; return the checkpoint to resume from (None for a fresh run)."""
     has_run = (out / "recipe.toml").is_file()
     if resume:
-        if not (out / CHECKPOINT).is_file():
-            raise OutputDirectoryError(f"nothing to resume in {out}: it holds no {CHECKPOINT}; drop --resume")
+        if not has_run:
+            raise OutputDirectoryError(f"nothing to resume in {out}: it holds no training run; drop --resume")
         import tomllib  # noqa: PLC0415
 
         saved = recipe_from_dict(recipe.name, tomllib.loads((out / "recipe.toml").read_text()))
         if (saved.model, saved.data) != (recipe.model, recipe.data):
             raise OutputDirectoryError(f"{out} was trained with another model or data section; resume it with the "
                                        "same recipe (train settings such as epochs and max_steps may change)")
-        return torch.load(out / CHECKPOINT, weights_only=True)
+        if not (out / CHECKPOINT).is_file():  # stopped before its first checkpoint: start it again
+            for name in ("recipe.toml", "metrics.jsonl"):
+                (out / name).unlink(missing_ok=True)
+            return None
+        return _load_checkpoint(out / CHECKPOINT)
     if has_run or (out / CHECKPOINT).is_file():
-        raise OutputDirectoryError(f"{out} already holds a training run; add --resume to continue it, "
-                                   "or choose another --out")
+        raise OutputDirectoryError(f"{out} already holds a training run; add --resume to continue it (a run stopped "
+                                   "before its first checkpoint starts again), or choose another --out")
     if out.exists() and any(out.iterdir()):
         raise OutputDirectoryError(f"--out {out} is not empty; choose a new or empty directory")
     try:
@@ -321,6 +325,19 @@ def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
     except OSError as e:
         raise OutputDirectoryError(f"cannot create --out {out}: {e.strerror}") from None
     return None
+
+
+def _load_checkpoint(file: Path) -> dict:
+    """A checkpoint written by this trainer (tensors and numbers only); a damaged one is a clear error."""
+    try:
+        state = torch.load(file, weights_only=True)
+    except Exception as e:  # truncated, empty, or not a checkpoint
+        raise OutputDirectoryError(f"cannot read {file} ({str(e).splitlines()[0][:120]}); it is damaged: move it "
+                                   "away and resume from an earlier copy, or train into a new --out") from None
+    needed = {"model", "optimizers", "scaler", "step", "epoch", "batch", "rng"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise OutputDirectoryError(f"{file} is not a latentds checkpoint (it lacks {sorted(needed - set(state or {}))})")
+    return state
 
 
 def _device(name: str, rank: int) -> torch.device:
@@ -452,10 +469,11 @@ class _RunWriter:
         figures.mkdir(exist_ok=True)
         model.eval()
         grids = {}
-        if model.has_encoder:
+        if model.has_encoder and model.has_decoder:
             real = x[:8]
             grids["recon"] = torch.cat([real, model.reconstruct(real)]).float().cpu() * 0.5 + 0.5
-        grids["samples"] = model.decode(fixed_z.to(x.device)).float().cpu() * 0.5 + 0.5
+        if model.has_decoder:
+            grids["samples"] = model.decode(fixed_z.to(x.device)).float().cpu() * 0.5 + 0.5
         for name, grid in grids.items():
             save_image(grid, figures / f"epoch-{epoch:03d}-{name}.png", nrow=8)
             if self.board:

@@ -1,0 +1,1 @@
+"""The packaged studies: one TOML file each (see latentds.studies.study for the format)."""

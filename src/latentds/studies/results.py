@@ -1,0 +1,124 @@
+"""A study's results: every run's metrics gathered, tables (mean +- spread over seeds beside the published number),
+findings restated as measured comparisons, written as results.json and results.md."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from latentds.studies.study import Study
+
+
+def metric(metrics: dict, path: str):
+    """The number at a dotted ``path`` of a run's analysis metrics (a list of numbers: its mean; None where
+    absent)."""
+    value = metrics
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return sum(value) / len(value)  # per-step values (e.g. an interpolation's image error): their mean
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _summary(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": spread, "n": len(values), "values": values}
+
+
+def collect(study: Study, scale: str, out: Path, seeds: int, skipped: dict) -> dict:
+    runs = {}
+    for run in study.runs:
+        per_seed = {}
+        for seed in range(seeds):
+            file = out / "runs" / run.name / f"seed-{seed}" / "analysis" / "metrics.json"
+            if file.is_file():
+                per_seed[seed] = json.loads(file.read_text(encoding="utf-8"))
+        runs[run.name] = per_seed
+    tables = [_table(study, spec, runs) for spec in study.tables]
+    findings = [_finding(study, spec, runs) for spec in study.findings]
+    return {"study": study.name, "scale": scale, "scale_means": study.scales.get(scale, ""), "seeds": seeds,
+            "paper": study.paper, "tables": tables, "findings": findings, "skipped": skipped,
+            "runs": {name: {str(s): m for s, m in per.items()} for name, per in runs.items()}}
+
+
+def _label(run, key: str | None) -> str:
+    if not key:
+        return run.name
+    return str(run.axes.get(key, run.sets.get(key, run.name)))
+
+
+def _table(study: Study, spec: dict, runs: dict) -> dict:
+    rows = []
+    for run in study.runs_matching(spec.get("runs", "*")):
+        values = [metric(m, spec["metric"]) for m in runs.get(run.name, {}).values()]
+        row, column = _label(run, spec.get("rows")), _label(run, spec.get("columns")) if spec.get("columns") else ""
+        key = f"{row},{column}" if column else row
+        rows.append({"run": run.name, "row": row, "column": column, "ours": _summary(values),
+                     "published": spec.get("published", {}).get(key)})
+    return {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
+            "note": spec.get("note", ""), "rows": rows}
+
+
+def _finding(study: Study, spec: dict, runs: dict) -> dict:
+    measured = []
+    for run in study.runs_matching(spec["runs"]):
+        seeds = runs.get(run.name, {}).values()
+        other = runs.get(spec["right_run"], {}).values() if spec.get("right_run") else seeds
+        left = _summary([metric(m, spec["left"]) for m in seeds])
+        right = _summary([metric(m, spec["right"]) for m in other])
+        if left and right:
+            holds = left["mean"] < right["mean"] if spec["op"] == "<" else left["mean"] > right["mean"]
+            name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
+            measured.append({"run": name, "left": left["mean"], "right": right["mean"], "holds": holds})
+    verdict = ("not measured" if not measured else "confirmed" if all(m["holds"] for m in measured)
+               else "not confirmed" if not any(m["holds"] for m in measured) else "mixed")
+    return {"claim": spec["claim"], "published": spec.get("published", ""), "left": spec["left"], "op": spec["op"],
+            "right": spec["right"], "measured": measured, "verdict": verdict}
+
+
+def _fmt(summary: dict | None) -> str:
+    if summary is None:
+        return "—"
+    if summary["n"] == 1:
+        return f"{summary['mean']:.4g}"
+    return f"{summary['mean']:.4g} ± {summary['std']:.2g} (n={summary['n']})"
+
+
+def write_results(study: Study, out: Path, results: dict) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    lines = [f"# Study `{study.name}` at scale `{results['scale']}`", "", study.description, "",
+             f"Reproduces: {study.paper}", "",
+             f"Scale `{results['scale']}`: {results['scale_means']}. Seeds: {results['seeds']} "
+             "(ours: mean ± standard deviation over seeds).", ""]
+    for table in results["tables"]:
+        better = {True: " (lower is better)", False: " (higher is better)"}.get(table["lower_is_better"], "")
+        lines += [f"## {table['title']}{better}", "", f"Metric `{table['metric']}`. {table['note']}".strip(), "",
+                  "| run | ours | published |", "|---|---|---|"]
+        for row in table["rows"]:
+            label = row["row"] + (f" / {row['column']}" if row["column"] else "")
+            published = "—" if row["published"] is None else f"{row['published']:.4g}"
+            lines.append(f"| {label} | {_fmt(row['ours'])} | {published} |")
+        lines.append("")
+    if results["findings"]:
+        lines += ["## Findings", ""]
+        for f in results["findings"]:
+            numbers = "; ".join(f"{m['run']}: {m['left']:.4g} {f['op']} {m['right']:.4g}? "
+                                f"{'yes' if m['holds'] else 'no'}" for m in f["measured"]) or "no measurement"
+            lines += [f"- **{f['claim']}** — {f['verdict']}. Measured (`{f['left']}` {f['op']} `{f['right']}`): "
+                      f"{numbers}." + (f" Published: {f['published']}" if f["published"] else ""), ""]
+    if results["skipped"]:
+        lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in results["skipped"].items()] + [""]
+    figures = sorted(out.glob("runs/*/seed-0/analysis/figures/*.png"))
+    if figures:
+        lines += ["## Figures (seed 0)", ""]
+        lines += [f"- [{p.parts[-5]}: {p.name}]({p.relative_to(out).as_posix()})" for p in figures]
+        lines.append("")
+    lines += ["Each run's full analysis (every probe, with a line of explanation) is in "
+              "`runs/RUN/seed-K/analysis/report.html`; every run loads with `latentds.from_pretrained`.", ""]
+    (out / "results.md").write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,143 @@
+"""``run_study``: render a study's data, train its runs (every seed), analyse them, and write the results.
+
+Output directory:
+    study.json                  which study and scale this directory holds (another study or scale is refused)
+    data/NAME/                  the rendered shard sets (resumable, byte-identical for the same study and scale)
+    runs/RUN/seed-K/            a training run (a loadable model with its card) and its analysis/ (report.html)
+    results.md, results.json    tables (ours: mean +- spread over seeds, beside the published number) and findings
+
+Re-running the same command resumes: finished renders, runs (marked by a ``.finished`` file) and analyses are kept;
+a run interrupted after its first checkpoint continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.studies.study import Run, Study, load_study
+
+FINISHED = ".finished"
+STUDY_FILE = "study.json"
+
+
+def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: dict[str, str] | None = None,
+              seeds: int = 1, device: str | None = None, progress: bool = True) -> dict:
+    """Run study ``name`` at ``scale`` into ``out``; ``data`` maps the study's external data names to shard sets
+    (a single external entry may be given as {"": path}). Returns the results dict (also results.json)."""
+    from latentds.studies.results import collect, write_results  # noqa: PLC0415
+
+    study = load_study(name, scale)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise InvalidParameterError(f"--seeds must be at least 1 (got {seeds})")
+    out = Path(out)
+    _claim(out, study, scale)
+    paths, missing = _data(study, out, data or {}, progress)
+    skipped = {}
+    for run in _ordered(study):
+        if run.data in missing or run.analyze.get("data") in missing:
+            skipped[run.name] = f"needs --data for {missing.get(run.data) or missing.get(run.analyze.get('data'))}"
+            continue
+        for seed in range(seeds):
+            run_dir = train_run(run, seed, out, paths, device, progress)
+            analyze_run(run, seed, run_dir, out, paths, progress)
+    results = collect(study, scale, out, seeds, skipped)
+    write_results(study, out, results)
+    return results
+
+
+def _claim(out: Path, study: Study, scale: str) -> None:
+    marker = {"study": study.name, "scale": scale}
+    file = out / STUDY_FILE
+    if file.is_file():
+        held = json.loads(file.read_text(encoding="utf-8"))
+        if {k: held.get(k) for k in marker} != marker:
+            raise OutputDirectoryError(f"{out} holds study {held.get('study')} at scale {held.get('scale')}; "
+                                       "choose another --out")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise OutputDirectoryError(f"--out {out} is not empty and holds no study; choose a new or empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(marker) + "\n", encoding="utf-8")
+
+
+def _data(study: Study, out: Path, given: dict[str, str], progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """(data name -> shard set, external data names not given -> what they are)."""
+    from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
+
+    external = [k for k, v in study.data.items() if v.get("external")]
+    if "" in given:  # a bare --data PATH: the study's one external entry
+        if len(external) != 1:
+            raise InvalidParameterError(f"study {study.name} takes --data NAME=PATH with NAME one of: "
+                                        f"{', '.join(external) or '(none: it renders all its data)'}")
+        given = {external[0]: given.pop("")} | given
+    unknown = [k for k in given if k not in external]
+    if unknown:
+        raise InvalidParameterError(f"study {study.name} has no external data {unknown[0]!r}; "
+                                    f"it takes: {', '.join(external) or 'none'}")
+    paths, missing = {}, {}
+    for key, entry in study.data.items():
+        if entry.get("external"):
+            if key in given:
+                paths[key] = str(given[key])
+            else:
+                missing[key] = f"{key} ({entry.get('what', 'a shard set')})"
+            continue
+        spec = RenderSpec(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in entry.items()})
+        target = out / "data" / key
+        render_shards(spec, target, progress=progress)
+        paths[key] = str(target)
+    return paths, missing
+
+
+def _ordered(study: Study) -> list[Run]:
+    """Runs whose models others use as feature networks come first."""
+    feature = {r.analyze.get("feature_run") for r in study.runs}
+    return sorted(study.runs, key=lambda r: r.name not in feature)
+
+
+def train_run(run: Run, seed: int, out: Path, paths: dict, device: str | None, progress: bool) -> Path:
+    from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
+    from latentds.zoo.trainer import CHECKPOINT, train  # noqa: PLC0415
+
+    run_dir = out / "runs" / run.name / f"seed-{seed}"
+    if (run_dir / FINISHED).is_file():
+        return run_dir
+    overrides = [f"{k}={json.dumps(v)}" for k, v in run.sets.items()] + [f"train.seed={seed}"]
+    recipe = load_recipe(run.recipe, overrides)
+    recipe = with_options(recipe, device=device, **{k: v for k, v in run.train.items()})
+    recipe = replace(recipe, data=replace(recipe.data, shards=paths[run.data]))
+    resume = (run_dir / CHECKPOINT).is_file()
+    if run_dir.exists() and not resume:  # killed before its first checkpoint: nothing to keep
+        shutil.rmtree(run_dir)
+    train(recipe, run_dir, resume=resume, progress=progress)
+    (run_dir / FINISHED).write_text("", encoding="utf-8")
+    return run_dir
+
+
+def analyze_run(run: Run, seed: int, run_dir: Path, out: Path, paths: dict, progress: bool) -> dict | None:
+    from latentds.analysis import run as analyze  # noqa: PLC0415
+    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
+
+    a = run.analyze
+    if not a:
+        return None
+    target = run_dir / "analysis"
+    if (target / FINISHED).is_file():
+        return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+    options = {"probes": a.get("probes"), "n": a.get("n", 1000), "progress": progress}
+    if a.get("sequence_data"):
+        options["sequence_data"] = paths[a["sequence_data"]]
+    if a.get("groups"):
+        options["groups"] = tuple(a["groups"])
+    if a.get("factorvae"):
+        options["factorvae"] = dict(a["factorvae"])
+    if a.get("feature_run"):
+        options["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
+    metrics = analyze(load_pretrained(run_dir), paths[a.get("data", run.data)], target, **options)
+    (target / FINISHED).write_text("", encoding="utf-8")
+    return metrics

@@ -1,0 +1,129 @@
+"""Studies: every packaged study reads at every scale, runs at smoke scale end to end, resumes, and refuses misuse."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from latentds.cli import main
+from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.studies import SCALES, load_study, run_study, study_names
+from latentds.zoo.base import load_pretrained
+
+STUDIES = study_names()
+VERDICTS = {"confirmed", "not confirmed", "mixed", "not measured"}
+
+
+def test_the_five_studies_are_packaged():
+    assert set(STUDIES) == {"disc-strategies", "cycle-identity", "beta-sweep", "gan-walks", "kl-weight"}
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_reads_at_every_scale(name, scale):
+    study = load_study(name, scale)
+    assert study.runs and study.tables and study.description and study.paper and set(study.scales) == set(SCALES)
+    for run in study.runs:
+        assert run.data in study.data and not any(isinstance(v, dict) and "smoke" in v for v in run.sets.values())
+
+
+def test_a_matrix_expands_into_one_run_per_combination():
+    study = load_study("disc-strategies", "smoke")
+    grid = study.runs_matching("vae_disc-*-*")
+    assert len(grid) == 8
+    assert {(r.axes["model.update_strategy"], r.axes["train.schedule"]) for r in grid} == {
+        (s, lr) for s in ("both", "inferior", "probabilistic_inferior", "accuracy_threshold")
+        for lr in ("constant", "step")}
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Every study at smoke scale, once (its external data not given)."""
+    results = {}
+    for name in STUDIES:
+        out = tmp_path_factory.mktemp(name)
+        results[name] = (out, run_study(name, out, scale="smoke", progress=False))
+    return results
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_runs_at_smoke_scale_and_writes_its_results(name, smoke_runs):
+    out, results = smoke_runs[name]
+    study = load_study(name, "smoke")
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results, default=str))
+    markdown = (out / "results.md").read_text()
+    assert f"Study `{name}` at scale `smoke`" in markdown
+    external = {k for k, v in study.data.items() if v.get("external")}
+    for run in study.runs:
+        if run.data in external:  # skipped, saying which --data it needs
+            assert "needs --data" in results["skipped"][run.name] and run.name in markdown
+            continue
+        model_dir = out / "runs" / run.name / "seed-0"
+        model = load_pretrained(model_dir)
+        assert model.family in run.recipe and (model_dir / "README.md").is_file()
+        if run.analyze:
+            assert (model_dir / "analysis" / "report.html").is_file() and results["runs"][run.name]["0"]
+    for table in results["tables"]:
+        assert table["title"] in markdown and table["rows"]
+        measured = [row for row in table["rows"] if row["ours"] is not None]
+        assert measured, table["title"]
+        for row in measured:
+            assert row["ours"]["n"] == 1 and row["ours"]["values"][0] == row["ours"]["mean"]
+    for finding in results["findings"]:
+        assert finding["verdict"] in VERDICTS and finding["claim"] in markdown
+
+
+def test_published_numbers_sit_beside_ours(smoke_runs):
+    out, results = smoke_runs["disc-strategies"]
+    fid = results["tables"][0]
+    rows = {(r["row"], r["column"]): r for r in fid["rows"]}
+    assert rows[("inferior", "constant")]["published"] == 50.53 and rows[("accuracy_threshold", "step")]["published"] == 28.09
+    assert all(r["ours"]["mean"] > 0 for r in fid["rows"])
+    assert "features" in (out / "results.md").read_text()  # the FID feature network is named
+    metrics = results["runs"]["vae_disc-both-constant"]["0"]
+    assert "e2e_cnn" in metrics["fid"]["samples"]["feature_network"]
+
+
+def test_rerunning_resumes_without_retraining_and_refuses_another_study(smoke_runs):
+    out, first = smoke_runs["gan-walks"]
+    weights = out / "runs" / "dcgan-cuboids" / "seed-0" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = run_study("gan-walks", out, scale="smoke", progress=False)
+    assert weights.stat().st_mtime_ns == stamp and again["tables"] == first["tables"]
+    with pytest.raises(OutputDirectoryError, match="holds study gan-walks at scale smoke"):
+        run_study("kl-weight", out, scale="smoke", progress=False)
+    with pytest.raises(OutputDirectoryError, match="holds study gan-walks"):
+        run_study("gan-walks", out, scale="cpu", progress=False)
+
+
+def test_a_run_killed_before_it_finished_is_trained_again_or_resumed(tmp_path):
+    out = tmp_path / "kl"
+    run_study("kl-weight", out, scale="smoke", progress=False)
+    run_dir = out / "runs" / "vae-cuboids-1.0" / "seed-0"
+    (run_dir / ".finished").unlink()
+    (run_dir / "analysis" / ".finished").unlink()
+    results = run_study("kl-weight", out, scale="smoke", progress=False)
+    assert (run_dir / ".finished").is_file() and results["runs"]["vae-cuboids-1.0"]["0"]["metrics"]["pcc"] is not None
+
+
+def test_seeds_give_a_mean_and_spread(tmp_path):
+    results = run_study("gan-walks", tmp_path / "g", scale="smoke", seeds=2, progress=False)
+    row = results["tables"][0]["rows"][0]
+    assert row["ours"]["n"] == 2 and len(row["ours"]["values"]) == 2
+    assert (tmp_path / "g" / "runs" / "dcgan-cuboids" / "seed-1" / "model.safetensors").is_file()
+
+
+def test_study_cli_lists_runs_and_refuses_bad_input(tmp_path):
+    runner = CliRunner()
+    listing = runner.invoke(main, ["study"])
+    assert listing.exit_code == 0 and all(name in listing.stdout for name in STUDIES)
+    for args, message in [(["nope"], "no study 'nope'; choose one of"),
+                          (["gan-walks", "--scale", "smoke", "--data", "x=/tmp", "--out", str(tmp_path / "a")],
+                           "no external data 'x'; it takes: faces"),
+                          (["gan-walks", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path / "b")],
+                           "--seeds must be at least 1")]:
+        result = runner.invoke(main, ["study"] + args)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(InvalidParameterError, match="--scale must be one of"):
+        load_study("gan-walks", "huge")
