@@ -32,7 +32,7 @@ TINY = {
 FALLING = {"vae": ("loss", 0.8), "beta_vae": ("loss", 0.8), "vae_disc": ("vae/recon", 0.8),
            "cycle_vae": ("autoencoder/recon", 0.8), "clamped_vae": ("recon", 0.8),
            "dcgan": ("discriminator/loss", 0.9),  # a GAN's losses fight: its discriminator learns to beat chance
-           "e2e_cnn": ("mse", 0.8)}
+           "e2e_cnn": ("mse", 0.9)}
 FAMILIES = families()
 
 

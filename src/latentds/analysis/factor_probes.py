@@ -27,7 +27,7 @@ def factor_probes(latents: np.ndarray, factors: np.ndarray, names: list[str], *,
     results = {}
     for j, name in enumerate(names):
         y = factors[:, j]
-        discrete = len(np.unique(y)) <= max_classes
+        discrete = len(np.unique(y)) <= max_classes and bool(np.all(y == np.round(y)))  # counts, not few floats
         stratify = y if discrete and min(np.unique(y, return_counts=True)[1]) >= 2 else None
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=stratify)
         if discrete:

@@ -26,7 +26,10 @@ from latentds.analysis.report import write_report
 from latentds.errors import InvalidParameterError
 
 
-SCORE_SAMPLES = 2000  # disentanglement scores on at most this many latents (DCI and SAP grow with N x D x K)
+# Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
+# classes. The reference trains on 10,000, and DCI disentanglement and completeness grow with the training points
+# (see the DCI note in analysis/scores.py), so compare these with papers' numbers only as lower estimates.
+SCORE_SAMPLES = 2000
 
 
 class Skip(Exception):
@@ -50,6 +53,7 @@ class Context:
     colour_by: str | None = None  # a factor or label name for the UMAP and scatter colours
     groups: tuple[str, str] | None = None  # two group selections for latent arithmetic (see select)
     dims: tuple[int, int] | None = None  # the two latent dimensions of the plain scatter (default: widest two)
+    feature_model: object = None  # a model whose encoder gives the FID features (default: the analysed model's)
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -148,8 +152,17 @@ def probe_fid(ctx: Context):
     with torch.no_grad():
         recon = ctx.model.reconstruct(real.to(device)).float().cpu()
         samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
-    # Inception only with local weights; otherwise the model's own encoder, and the output says which.
-    feature = "inception" if ctx.inception_weights else EncoderFeatures(ctx.model)
+    # Inception only with local weights; else a given feature model (e.g. a study's e2e_cnn, named with the hash
+    # of its weights) or the model's own encoder; the output always names the network.
+    if ctx.inception_weights:
+        feature = "inception"
+    elif ctx.feature_model is not None:
+        from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+
+        named = feature_network_name(ctx.feature_model) if ctx.feature_model.family == "e2e_cnn" else None
+        feature = EncoderFeatures(ctx.feature_model.to(device).eval(), name=named)
+    else:
+        feature = EncoderFeatures(ctx.model)
     kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
     result = {"reconstructions": fid(real, recon, feature, **kwargs), "samples": fid(real, samples, feature, **kwargs)}
     return result, []
@@ -164,8 +177,9 @@ def probe_scores(ctx: Context):
     if keep:  # the colour channels triple the factor count for little insight: scores cover the scalar factors
         factors, names = factors[:, keep], [names[j] for j in keep]
     rows = np.random.default_rng(0).permutation(len(factors))[:SCORE_SAMPLES]
-    wide = codes.latents.shape[1] > 32
-    result = scores(codes.latents[rows], factors[rows], dci_max_features="sqrt" if wide else None)
+    # disentanglement_lib's estimators (DCI: 100 boosting rounds over all latents), one factor per core; the
+    # settings record the mode, the points and the library versions.
+    result = scores(codes.latents[rows], factors[rows], mode="reference")
     result["factors"] = names
     return result, []
 
@@ -401,7 +415,7 @@ PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
         colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
-        progress: bool = True) -> dict:
+        feature_model=None, progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
@@ -410,7 +424,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     n_variance; see analysis.factorvae_cuboids), which renders fresh samples. ``colour_by``: a factor or label
     that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
     vector -- for a model without an encoder, two ``ids:I,J,...`` selections of the samples in generated.png;
-    ``dims``: the two latent dimensions of the plain scatter."""
+    ``dims``: the two latent dimensions of the plain scatter. ``feature_model``: a model with an encoder (e.g. a
+    trained ``e2e_cnn``) whose features FID uses instead of the analysed model's own (Inception weights win)."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
@@ -418,7 +433,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     out = Path(out)
     ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
                   dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                  tuple(dims) if dims else None)
+                  tuple(dims) if dims else None, feature_model)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:

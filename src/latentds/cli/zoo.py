@@ -10,11 +10,17 @@ from latentds.cli import main
 
 
 @main.command("zoo")
-def zoo_list():
+@click.option("--pretrained", "pretrained", default=None, metavar="DIR", is_flag=False, flag_value="studies",
+              help="List the trained models under DIR instead (default DIR: studies, where `latentds study` writes).")
+def zoo_list(pretrained):
     """List the packaged recipes, one line each (run one with `latentds train zoo/NAME`)."""
     from latentds.zoo.recipe import recipe_names, recipe_source  # noqa: PLC0415
 
     import tomllib  # noqa: PLC0415
+
+    if pretrained is not None:
+        _list_pretrained(pretrained)
+        return
 
     for name in recipe_names():
         description = tomllib.loads(recipe_source(f"zoo/{name}")[1]).get("description", "")
@@ -98,3 +104,28 @@ def push(run, repo, private):
 
     url = push_model(run, repo, private=private)
     click.echo(f"pushed {run} -> {url}")
+
+
+def _list_pretrained(directory: str) -> None:
+    """Every finished model under ``directory`` (a saved model or training run), with the title of its card."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from latentds.errors import InvalidParameterError  # noqa: PLC0415
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise InvalidParameterError(f"--pretrained {directory}: no such directory (run `latentds study` first)")
+    found = 0
+    for weights in sorted(root.rglob("model.safetensors")):
+        folder = weights.parent
+        if not (folder / "config.json").is_file():
+            continue
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        card = folder / "README.md"
+        title = next((line[2:] for line in card.read_text(encoding="utf-8").splitlines() if line.startswith("# ")),
+                     "") if card.is_file() else ""
+        click.echo(f"{str(folder):<60} {config.get('family', '?'):<12} {title}")
+        found += 1
+    if not found:
+        click.echo(f"no trained models under {directory}")

@@ -44,7 +44,9 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
             continue
         for seed in range(seeds):
             run_dir = train_run(run, seed, out, paths, device, progress)
-            analyze_run(run, seed, run_dir, out, paths, progress)
+            metrics = analyze_run(run, seed, run_dir, out, paths, progress)
+            if metrics is not None:
+                write_card(study, scale, run, seed, run_dir, paths, metrics)
     results = collect(study, scale, out, seeds, skipped)
     write_results(study, out, results)
     return results
@@ -138,6 +140,32 @@ def analyze_run(run: Run, seed: int, run_dir: Path, out: Path, paths: dict, prog
         options["factorvae"] = dict(a["factorvae"])
     if a.get("feature_run"):
         options["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
-    metrics = analyze(load_pretrained(run_dir), paths[a.get("data", run.data)], target, **options)
+    model = load_pretrained(run_dir)
+    metrics = analyze(model, paths[a.get("data", run.data)], target, **options)
     (target / FINISHED).write_text("", encoding="utf-8")
     return metrics
+
+
+def write_card(study: Study, scale: str, run: Run, seed: int, run_dir: Path, paths: dict, metrics: dict) -> None:
+    """Rewrite the run's model card with the study, scale, seed, the data's manifest hash and its measured
+    numbers (the values of the study's tables for this run)."""
+    import hashlib  # noqa: PLC0415
+
+    from latentds.studies.results import metric  # noqa: PLC0415
+    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
+    from latentds.zoo.card import model_card  # noqa: PLC0415
+
+    model = load_pretrained(run_dir)
+    manifest = Path(paths[run.data]) / "manifest.json"
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "no manifest"
+    numbers = {t["metric"]: metric(metrics, t["metric"]) for t in study.tables if run in study.runs_matching(t["runs"])}
+    model.card_info = {
+        "title": f"{model.family}: study {study.name}, run {run.name}, scale {scale}, seed {seed}",
+        "recipe": (run_dir / "recipe.toml").read_text(encoding="utf-8"),
+        "data": f"`{paths[run.data]}` (manifest sha256 {digest}); study `{study.name}` at scale `{scale}`: "
+                f"{study.scales.get(scale, '')}",
+        "metrics": {k: v for k, v in numbers.items() if v is not None},
+    }
+    tmp = run_dir / ".README.md.partial"
+    tmp.write_text(model_card(model), encoding="utf-8")
+    os.replace(tmp, run_dir / "README.md")
