@@ -399,10 +399,12 @@ def probe_partition(ctx: Context):
 
 
 def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
-    """A label with 2 to 50 classes that the classifier probe predicts (identity for Sprites, n_cuboids ...)."""
+    """The label the classifier probe predicts: identity when the data has one (Sprites' 672, --identities K),
+    else the first of these labels with 2 to 50 classes."""
     for name in ("identity", "class_name", "label", "n_cuboids", "race", "gender"):
         values = [labels.get(name) for labels in codes.labels]
-        if None not in values and 2 <= len(set(map(str, values))) <= 50:
+        classes = len(set(map(str, values)))
+        if None not in values and 2 <= classes and (classes <= 50 or name == "identity"):
             return name, np.array([str(v) for v in values])
     return None
 
