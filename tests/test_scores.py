@@ -207,3 +207,63 @@ def test_factor_vae_records_its_vote_counts_and_standard_error():
     settings = result["settings"]
     assert (settings["n_train"], settings["n_eval"], settings["n_variance"]) == (200, 100, 500)
     assert settings["reference_counts"]["n_eval"] == 5_000 and "versions" in settings
+
+
+# The cuboid FactorVAE probe, with a stand-in renderer that writes the factor values into the pixels.
+class _FactorPixels:
+    """A renderer whose image shows each scalar factor of a sample as the brightness of one pixel."""
+
+    def __init__(self, names):
+        self.names, self.seen = names, []
+
+    def render(self, labels):
+        from latentds.render.factors import FACTORS_BY_NAME, factor_value
+
+        self.seen.append(labels)
+        rgb = np.zeros((4, 4, 3), dtype=np.uint8)
+        for k, name in enumerate(self.names):
+            f, value = FACTORS_BY_NAME[name], factor_value(labels, name)
+            if value is not None:  # a joint the chain lacks shows as black
+                rgb.reshape(-1, 3)[k] = round(255 * (value - f.low) / (f.high - f.low))
+        return {"rgb": rgb}
+
+
+class _PixelEncoder:
+    """A "model" whose code is the pixels that carry the factors: a perfectly disentangled encoder."""
+
+    def __init__(self, k):
+        import torch
+
+        self.k, self.weight = k, torch.nn.Parameter(torch.zeros(1))
+        self.config = type("Config", (), {"image_size": 4})()
+
+    def parameters(self):
+        return iter([self.weight])
+
+    def eval(self):
+        return self
+
+    def encode(self, images):
+        return images[:, 0].flatten(1)[:, : self.k]
+
+
+def test_cuboid_factor_vae_records_votes_and_fixes_missing_joints_from_the_preset(monkeypatch):
+    import latentds.render.renderer
+    from latentds.analysis.factorvae_cuboids import VOTES, cuboid_factor_vae
+
+    names = ["phi_0", "phi_2", "light_azimuth"]  # phi_2: most samples lack joint 2, so fixing it lengthens them
+    renderer = _FactorPixels(names)
+    monkeypatch.setattr(latentds.render.renderer, "process_renderer", lambda size, cuboid: renderer)
+    result = cuboid_factor_vae(_PixelEncoder(len(names)), factors=names, batch_size=16, n_train=60, n_eval=40,
+                               n_variance=200)
+    assert result["factors"] == names and result["factor_vae_eval_accuracy"] > 0.9
+    lengthened = [labels for labels in renderer.seen if labels["n_cuboids"] == 4]
+    assert len(lengthened) > 100  # every phi_2 batch, and the 4-cuboid draws
+    # the joints a lengthened chain gains carry the preset's draws (the old code set them to 0 degrees)
+    assert all(angle != 0.0 for labels in lengthened for joint in labels["joints"] for angle in joint.values())
+    p = result["factor_vae_eval_accuracy"]
+    assert result["factor_vae_eval_accuracy_se"] == pytest.approx(np.sqrt(p * (1 - p) / 40))
+    assert result["settings"]["votes"] == "quick (counts overridden)" and result["settings"]["n_eval"] == 40
+    assert VOTES["reference"] == (10_000, 5_000, 10_000) and VOTES["quick"][:2] == (100, 50)
+    with pytest.raises(InvalidParameterError, match="votes"):
+        cuboid_factor_vae(_PixelEncoder(3), factors=names, votes="many")

@@ -54,6 +54,7 @@ class Context:
     groups: tuple[str, str] | None = None  # two group selections for latent arithmetic (see select)
     dims: tuple[int, int] | None = None  # the two latent dimensions of the plain scatter (default: widest two)
     feature_model: object = None  # a model whose encoder gives the FID features (default: the analysed model's)
+    scores_mode: str = "reference"  # disentanglement_lib's estimators, or "fast" (DCI 10 rounds; not comparable)
     paths: dict = field(default_factory=dict)  # interpolation paths (name -> (K, D) latents) for the UMAP overlay
     figures_dir: Path = field(init=False)
 
@@ -179,7 +180,7 @@ def probe_scores(ctx: Context):
     rows = np.random.default_rng(0).permutation(len(factors))[:SCORE_SAMPLES]
     # disentanglement_lib's estimators (DCI: 100 boosting rounds over all latents), one factor per core; the
     # settings record the mode, the points and the library versions.
-    result = scores(codes.latents[rows], factors[rows], mode="reference")
+    result = scores(codes.latents[rows], factors[rows], mode=ctx.scores_mode)
     result["factors"] = names
     return result, []
 
@@ -417,7 +418,7 @@ PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
         colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
-        feature_model=None, progress: bool = True) -> dict:
+        feature_model=None, scores_mode: str = "reference", progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``inception_weights``: a local Inception
@@ -427,7 +428,9 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
     vector -- for a model without an encoder, two ``ids:I,J,...`` selections of the samples in generated.png;
     ``dims``: the two latent dimensions of the plain scatter. ``feature_model``: a model with an encoder (e.g. a
-    trained ``e2e_cnn``) whose features FID uses instead of the analysed model's own (Inception weights win)."""
+    trained ``e2e_cnn``) whose features FID uses instead of the analysed model's own (Inception weights win).
+    ``scores_mode``: "reference" (disentanglement_lib's settings, DCI with 100 boosting rounds: minutes for wide
+    latents) or "fast" (10 rounds: seconds, inflates DCI on entangled codes; recorded in the settings)."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
@@ -435,7 +438,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     out = Path(out)
     ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
                   dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                  tuple(dims) if dims else None, feature_model)
+                  tuple(dims) if dims else None, feature_model, scores_mode)
     ctx.codes = _codes(ctx, progress)
     metrics, figures, skipped = {}, [], {}
     with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:

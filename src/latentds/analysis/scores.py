@@ -9,8 +9,7 @@ test points, SAP with ``LinearSVC(C=0.01, class_weight="balanced")`` on discrete
 of 64 with dimensions pruned below a standard deviation of 0.05.
 
 ``scores(..., mode="reference")`` (the default) uses exactly those estimators, so its numbers are comparable with
-the papers'; the DCI classifiers (one per factor) are fitted in parallel threads (joblib; tree building releases the
-GIL). ``mode="fast"`` boosts 10 rounds instead of 100: 6-10 times faster, but it inflates DCI disentanglement and
+the papers'; the DCI classifiers (one per factor) are fitted in parallel worker processes (joblib). ``mode="fast"`` boosts 10 rounds instead of 100: 6-10 times faster, but it inflates DCI disentanglement and
 completeness, about 2.5-fold on entangled codes (fewer rounds concentrate the importance on fewer latents; figures
 below): a quick look, never a number to compare with a paper. Every result records its settings and the library
 versions, since scores also drift with scikit-learn versions (disentanglement_lib issue #33).
@@ -73,7 +72,7 @@ def scores(latents, factors, *, discrete: Sequence[bool] | None = None, n_bins: 
     DCI with 10 rounds, 6-10 times faster but inflated on entangled codes -- not comparable with papers.
     ``dci_max_features`` (e.g. "sqrt") lets DCI's trees look at a random subset of latents per split: faster for
     wide latents, but no longer the reference estimator (disentanglement_lib looks at all). ``n_jobs``: DCI
-    classifiers fitted at once, one per factor (joblib threads; -1: all cores).
+    classifiers fitted at once, one per factor (joblib processes; -1: all cores).
 
     Returns {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap"} as floats, plus
     "settings": the mode, the estimators, their parameters, the points used and the library versions.
@@ -217,7 +216,7 @@ def _dci_importance(x_train, y_train, x_test, y_test, seed: int, max_features: s
 
     Follows ``compute_importance_gbt`` in disentanglement_lib/evaluation/metrics/dci.py (which fits
     ``GradientBoostingClassifier()``: 100 rounds), with a fixed random_state. The factors are fitted in parallel
-    joblib threads: nearly all the time goes into Cython tree building, which releases the GIL.
+    joblib worker processes (threads gave no speed-up here: the per-round Python work holds the GIL).
     """
     def fit(j):
         if np.unique(y_train[:, j]).size < 2:  # a rare class may miss the training split: predict the constant
@@ -226,7 +225,7 @@ def _dci_importance(x_train, y_train, x_test, y_test, seed: int, max_features: s
         model.fit(x_train, y_train[:, j])
         return np.abs(model.feature_importances_), float(np.mean(model.predict(x_test) == y_test[:, j]))
 
-    results = joblib.Parallel(n_jobs=n_jobs, prefer="threads")(
+    results = joblib.Parallel(n_jobs=n_jobs, prefer="processes")(
         joblib.delayed(fit)(j) for j in range(y_train.shape[1]))
     importance = np.stack([r[0] for r in results], axis=1)
     return importance, float(np.mean([r[1] for r in results]))

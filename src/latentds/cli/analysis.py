@@ -30,8 +30,12 @@ PROBE_NAMES = ("pca", "interpolation", "umap", "metrics", "scores", "factors", "
               "encoder: ids of its samples in figures/generated.png, e.g. --groups ids:3,7,12 ids:1,5.")
 @click.option("--dims", nargs=2, type=int, default=None, metavar="I J",
               help="Latent dimensions of the plain scatter [default: the two of largest variance].")
+@click.option("--scores-mode", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
+              help="reference: disentanglement_lib's estimators (DCI with 100 boosting rounds; minutes for wide "
+                   "latents); fast: DCI with 10 rounds (seconds; inflates DCI, not comparable with papers).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, dims, quiet):
+def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, dims, scores_mode,
+            quiet):
     """Probe the latent space of MODEL (a saved model or run directory, or a Hub id) on a shard set.
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
@@ -45,6 +49,7 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, colou
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
     metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
                   inception_weights=inception_weights, colour_by=colour_by, groups=groups or None, dims=dims or None,
+                  scores_mode=scores_mode,
                   progress=not quiet)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
