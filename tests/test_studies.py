@@ -52,7 +52,7 @@ def test_every_study_runs_at_smoke_scale_and_writes_its_results(name, smoke_runs
     study = load_study(name, "smoke")
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results, default=str))
     markdown = (out / "results.md").read_text()
-    assert f"Study `{name}` at scale `smoke`" in markdown
+    assert f"Study `{name}` at scale `smoke`" in markdown and "## What differs from the published setting" in markdown
     external = {k for k, v in study.data.items() if v.get("external")}
     for run in study.runs:
         if run.data in external:  # skipped, saying which --data it needs
@@ -79,7 +79,11 @@ def test_published_numbers_sit_beside_ours(smoke_runs):
     rows = {(r["row"], r["column"]): r for r in fid["rows"]}
     assert rows[("inferior", "constant")]["published"] == 50.53 and rows[("accuracy_threshold", "step")]["published"] == 28.09
     assert all(r["ours"]["mean"] > 0 for r in fid["rows"])
-    assert "features" in (out / "results.md").read_text()  # the FID feature network is named
+    markdown = (out / "results.md").read_text()
+    assert "features" in markdown  # the FID feature network is named
+    assert "## Agreement with the published numbers" in markdown
+    assert "FID of prior samples against the data, per discriminator-update strategy, inferior / constant: ours" in markdown
+    assert "vs published 50.53 (" in markdown
     metrics = results["runs"]["vae_disc-both-constant"]["0"]
     assert "e2e_cnn" in metrics["fid"]["samples"]["feature_network"]
 

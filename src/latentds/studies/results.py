@@ -43,7 +43,7 @@ def collect(study: Study, scale: str, out: Path, seeds: int, skipped: dict) -> d
     tables = [_table(study, spec, runs) for spec in study.tables]
     findings = [_finding(study, spec, runs) for spec in study.findings]
     return {"study": study.name, "scale": scale, "scale_means": study.scales.get(scale, ""), "seeds": seeds,
-            "paper": study.paper, "tables": tables, "findings": findings, "skipped": skipped,
+            "paper": study.paper, "differs": study.differs, "tables": tables, "findings": findings, "skipped": skipped,
             "runs": {name: {str(s): m for s, m in per.items()} for name, per in runs.items()}}
 
 
@@ -90,12 +90,31 @@ def _fmt(summary: dict | None) -> str:
     return f"{summary['mean']:.4g} ± {summary['std']:.2g} (n={summary['n']})"
 
 
+def _agreement(ours: dict, published: float) -> str:
+    """Plain words: within the seeds' spread (or 10% for one seed), or how far off, as a ratio."""
+    tolerance = max(2 * ours["std"], 0.1 * abs(published))
+    if abs(ours["mean"] - published) <= tolerance:
+        return "agrees"
+    return f"disagrees: {ours['mean'] / published:.2f}x the published value" if published else "disagrees"
+
+
 def write_results(study: Study, out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
     lines = [f"# Study `{study.name}` at scale `{results['scale']}`", "", study.description, "",
              f"Reproduces: {study.paper}", "",
              f"Scale `{results['scale']}`: {results['scale_means']}. Seeds: {results['seeds']} "
              "(ours: mean ± standard deviation over seeds).", ""]
+    if results["differs"]:
+        lines += ["## What differs from the published setting", "", results["differs"], ""]
+    compared = [(t["title"], r) for t in results["tables"] for r in t["rows"] if r["ours"] and r["published"]]
+    if compared:
+        lines += ["## Agreement with the published numbers", ""]
+        lines += [f"- {title}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours {r['ours']['mean']:.4g} "
+                  f"vs published {r['published']:.4g} ({_agreement(r['ours'], r['published'])})"
+                  for title, r in compared] + [""]
+    elif any(r["published"] for t in results["tables"] for r in t["rows"]):
+        lines += ["## Agreement with the published numbers", "",
+                  "No run of this scale measured a quantity that has a published number (see \"Not run\").", ""]
     for table in results["tables"]:
         better = {True: " (lower is better)", False: " (higher is better)"}.get(table["lower_is_better"], "")
         lines += [f"## {table['title']}{better}", "", f"Metric `{table['metric']}`. {table['note']}".strip(), "",

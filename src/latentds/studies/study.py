@@ -2,6 +2,7 @@
 
     description = "one line for `latentds study`"
     paper = "what it reproduces"
+    differs = {smoke = "...", cpu = "...", full = "..."}   # how our setting differs from the published one
     [scales]                      # what each scale means (written into results.md)
     smoke = "..."; cpu = "..."; full = "..."
     [data.NAME]                   # a render (RenderSpec fields), or external = true: a set the user gives (--data)
@@ -29,7 +30,7 @@ from importlib import resources
 from latentds.errors import InvalidParameterError
 
 SCALES = ("smoke", "cpu", "full")
-_TOP = {"description", "paper", "scales", "data", "run", "table", "finding"}
+_TOP = {"description", "paper", "differs", "scales", "data", "run", "table", "finding"}
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze"}
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "lower_is_better", "note"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "published"}
@@ -67,6 +68,7 @@ class Study:
     runs: list[Run]
     tables: list[dict]
     findings: list[dict]
+    differs: str = ""
 
     def runs_matching(self, pattern: str) -> list[Run]:
         return [r for r in self.runs if fnmatch.fnmatchcase(r.name, pattern)]
@@ -113,7 +115,7 @@ def load_study(name: str, scale: str) -> Study:
         if f["op"] not in ("<", ">"):
             raise InvalidParameterError(f"study {name} finding {f['claim']!r}: op must be < or >")
     return Study(name, raw.get("description", ""), raw.get("paper", ""), raw.get("scales", {}), data, runs, tables,
-                 findings)
+                 findings, at(raw.get("differs", ""), scale))
 
 
 def _expand(entry: dict, scale: str, study: str) -> list[Run]:
