@@ -31,7 +31,9 @@ TINY = {
 }
 FALLING = {"vae": ("loss", 0.8), "beta_vae": ("loss", 0.8), "vae_disc": ("vae/recon", 0.8),
            "cycle_vae": ("autoencoder/recon", 0.8), "clamped_vae": ("recon", 0.8),
-           "dcgan": ("discriminator/loss", 0.9),  # a GAN's losses fight: its discriminator learns to beat chance
+           # a GAN's losses fight: its discriminator learns to beat chance (the study's network, without batch norm;
+           # with it the game stays balanced near ln 2 and neither loss need fall in 36 steps)
+           "dcgan": ("discriminator/loss", 0.9, {"batch_norm": False}),
            "e2e_cnn": ("mse", 0.9)}
 FAMILIES = families()
 
@@ -189,11 +191,11 @@ def _rows(run):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family, tiny_data, tmp_path):
-    run = train(tiny_recipe(family, data_for(family, tiny_data), epochs=3, lr=3e-3), tmp_path / "run",
-                progress=False)
+    term, ratio, *overrides = FALLING[family]
+    run = train(tiny_recipe(family, data_for(family, tiny_data), model=overrides[0] if overrides else None, epochs=3,
+                            lr=3e-3), tmp_path / "run", progress=False)
     rows = _rows(run)
     first, last = rows[0], rows[-1]
-    term, ratio = FALLING[family]
     assert last["step"] == 36 and last[term] < ratio * first[term], (first[term], last[term])
     model = latentds.from_pretrained(run)
     groups = list(model.parameter_groups())
