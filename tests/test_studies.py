@@ -71,6 +71,10 @@ def test_every_study_runs_at_smoke_scale_and_writes_its_results(name, smoke_runs
             assert row["ours"]["n"] == 1 and row["ours"]["values"][0] == row["ours"]["mean"]
     for finding in results["findings"]:
         assert finding["verdict"] in VERDICTS and finding["claim"] in markdown
+    import re
+
+    links = re.findall(r"\]\((figures/[^)]+)\)", markdown)
+    assert links and all((out / link).is_file() for link in links)  # results.md travels with its figures
 
 
 def test_published_numbers_sit_beside_ours(smoke_runs):

@@ -90,6 +90,24 @@ def _fmt(summary: dict | None) -> str:
     return f"{summary['mean']:.4g} ± {summary['std']:.2g} (n={summary['n']})"
 
 
+def _collect_figures(out: Path) -> list[str]:
+    """Seed 0's analysis and last-epoch training figures of every run, copied flat into out/figures/ (RUN-NAME.png)
+    so that results.md and its figures travel together."""
+    import shutil  # noqa: PLC0415
+
+    target = out / "figures"
+    names = []
+    for run_dir in sorted((out / "runs").glob("*/seed-0")):
+        run = run_dir.parent.name
+        epochs = sorted(run_dir.glob("figures/epoch-*-samples.png"))
+        for figure in sorted(run_dir.glob("analysis/figures/*.png")) + epochs[-1:]:
+            name = f"{run}-{figure.name}"
+            target.mkdir(exist_ok=True)
+            shutil.copyfile(figure, target / name)
+            names.append(name)
+    return names
+
+
 def _agreement(ours: dict, published: float) -> str:
     """Plain words: within the seeds' spread (or 10% for one seed), or how far off, as a ratio."""
     tolerance = max(2 * ours["std"], 0.1 * abs(published))
@@ -133,11 +151,9 @@ def write_results(study: Study, out: Path, results: dict) -> None:
                       f"{numbers}." + (f" Published: {f['published']}" if f["published"] else ""), ""]
     if results["skipped"]:
         lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in results["skipped"].items()] + [""]
-    figures = sorted(out.glob("runs/*/seed-0/analysis/figures/*.png"))
+    figures = _collect_figures(out)
     if figures:
-        lines += ["## Figures (seed 0)", ""]
-        lines += [f"- [{p.parts[-5]}: {p.name}]({p.relative_to(out).as_posix()})" for p in figures]
-        lines.append("")
+        lines += ["## Figures (seed 0)", ""] + [f"- [{name}](figures/{name})" for name in figures] + [""]
     lines += ["Each run's full analysis (every probe, with a line of explanation) is in "
               "`runs/RUN/seed-K/analysis/report.html`; every run loads with `latentds.from_pretrained`.", ""]
     (out / "results.md").write_text("\n".join(lines), encoding="utf-8")
