@@ -380,3 +380,18 @@ def test_encoding_follows_the_declared_posterior(sets):
     first = next(iter(__import__("latentds").load_shards(base / "varied")))["image"][None]
     with torch.no_grad():
         assert np.allclose(codes.latents[0], model.encode(first).numpy()[0], atol=1e-5)
+
+
+def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path):
+    from latentds.analysis import run
+    from latentds.render import RenderSpec, render_shards
+    from latentds.zoo.base import create
+
+    data = tmp_path / "ids"
+    render_shards(RenderSpec("varied", n=64, size=16, shard_size=32, identities=4), data, workers=1, progress=False)
+    model = create("cycle_vae", image_size=16, width=8, class_dim=2, style_dim=3, latent_dim=5)
+    metrics = run(model, data, tmp_path / "a", probes=["partition"], n=64, progress=False)["partition"]
+    assert metrics["classifier"]["label"] == "identity"
+    for part in ("s", "z"):
+        assert {"phi_0", "light_azimuth"} <= set(metrics[f"factors_{part}"])
+        assert metrics[f"factors_{part}"]["phi_0"]["kind"] == "r2"

@@ -395,6 +395,18 @@ def probe_partition(ctx: Context):
         name, values = label
         metrics["classifier"] = {"label": name, **{part: classifier_probe(codes.latents[:, parts[part]], values)
                                                     for part in ("s", "z")}}
+    if codes.factors is not None:  # what Sprites cannot show: how much of each known factor s and z carry
+        from latentds.analysis.factor_probes import factor_probes  # noqa: PLC0415
+
+        try:
+            factors, names = _varying_factors(codes)
+        except Skip:
+            factors, names = None, []
+        scalar = [j for j, n in enumerate(names) if not n.startswith(("color_", "light_color_"))]
+        if factors is not None and scalar:
+            for part in ("s", "z"):
+                metrics[f"factors_{part}"] = factor_probes(codes.latents[:, parts[part]], factors[:, scalar],
+                                                           [names[j] for j in scalar])
     return metrics, [("swap_grid.png", "Swap grid: image (i, j) decodes the shared part s of row image i with the "
                       "private part z of column image j.")]
 

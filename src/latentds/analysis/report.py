@@ -36,7 +36,8 @@ EXPLAIN = {
                "accuracy, with the constant-guess baseline).",
     "arithmetic": "The attribute vector: which groups (for a model without an encoder, which ids of generated.png), "
                   "their sizes and the vector's length.",
-    "partition": "Regeneration error of the s->z and z->s predictors, and the label classifier trained on s and z.",
+    "partition": "Regeneration error of the s->z and z->s predictors, the label classifier trained on s and z, and "
+                 "(with known factors) linear/MLP probes of each factor from s alone and from z alone.",
     "factorvae": "FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.",
     "walks": "Walks between random prior codes: mean squared image change per step, and code norms along each path -- "
              "the linear one dips towards the origin mid-way, where a Gaussian prior has little mass; the spherical "
