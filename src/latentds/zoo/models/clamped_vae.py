@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from latentds.errors import InvalidParameterError
-from latentds.zoo.base import LatentModel, images
-from latentds.zoo.models.vae import VAEConfig, kl_normal, reparameterise
-from latentds.zoo.nets import ConvDecoder, ConvEncoder
+from latentds.zoo.base import images
+from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
 
 
 @dataclass(frozen=True)
@@ -40,17 +39,13 @@ class ClampedVAEConfig(VAEConfig):
             raise InvalidParameterError(f"model.factors names a factor twice: {list(self.factors)}")
 
 
-class ClampedVAE(LatentModel, family="clamped_vae"):
+class ClampedVAE(VAE, family="clamped_vae"):
+    """The VAE's encoder and decoder, trained with clamped units."""
+
     Config = ClampedVAEConfig
     summary = "clamped VAE (DC-IGN, Kulkarni et al. 2015): units per factor, trained on one-factor sequence groups"
     is_posterior = True
     batches = "groups"
-
-    def __init__(self, config: ClampedVAEConfig | None = None):
-        super().__init__(config)
-        c = self.config
-        self.encoder = ConvEncoder(c.image_size, c.channels, c.width, 2 * c.latent_dim)
-        self.decoder = ConvDecoder(c.image_size, c.channels, c.width, c.latent_dim)
 
     def units(self, factor: str) -> slice | None:
         """The latent units owned by ``factor`` (None if the model has none for it)."""
@@ -58,16 +53,6 @@ class ClampedVAE(LatentModel, family="clamped_vae"):
             return None
         k, u = self.config.factors.index(factor), self.config.units_per_factor
         return slice(k * u, (k + 1) * u)
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar.clamp(-30.0, 20.0)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x)[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
     def clamp(self, z: torch.Tensor, group: torch.Tensor, varying: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(z with every unit but the varying factor's replaced by its group mean, the mask of clamped units).

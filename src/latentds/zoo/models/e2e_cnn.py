@@ -27,7 +27,6 @@ is then ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -42,6 +41,7 @@ from torch import nn
 from latentds.datasets.cuboids import FACTOR_NAMES
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import FACTORS
+from latentds.shardsets.manifest import file_sha256
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, ModelConfig, images
 from latentds.zoo.nets import ConvEncoder
 
@@ -181,7 +181,7 @@ def feature_network_name(model_dir_or_model: str | os.PathLike | LatentModel) ->
         with tempfile.TemporaryDirectory() as tmp:
             weights = Path(tmp) / WEIGHTS
             save_model(model_dir_or_model, str(weights))  # as huggingface_hub's mixin saves it
-            return f"{model_dir_or_model.family}@{_sha256(weights)[:HASH_DIGITS]}"
+            return f"{model_dir_or_model.family}@{file_sha256(weights)[:HASH_DIGITS]}"
     directory = Path(model_dir_or_model)
     weights = directory / WEIGHTS
     if not weights.is_file():
@@ -190,12 +190,5 @@ def feature_network_name(model_dir_or_model: str | os.PathLike | LatentModel) ->
         family = json.loads((directory / CONFIG).read_text(encoding="utf-8")).get("family") or "model"
     except (OSError, ValueError):
         family = "model"
-    return f"{family}@{_sha256(weights)[:HASH_DIGITS]}"
+    return f"{family}@{file_sha256(weights)[:HASH_DIGITS]}"
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from latentds.errors import InvalidParameterError
-from latentds.zoo.base import LatentModel, images
-from latentds.zoo.models.vae import VAEConfig, kl_normal, reparameterise
-from latentds.zoo.nets import ConvDecoder, ConvEncoder
+from latentds.zoo.base import images
+from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
+from latentds.zoo.nets import ConvEncoder
 
 STRATEGIES = ("both", "inferior", "probabilistic_inferior", "accuracy_threshold")
 
@@ -57,7 +57,9 @@ class VAEDiscConfig(VAEConfig):
             raise InvalidParameterError(f"model.accuracy_threshold must be in (0, 1] (got {self.accuracy_threshold})")
 
 
-class VAEDisc(LatentModel, family="vae_disc"):
+class VAEDisc(VAE, family="vae_disc"):
+    """The VAE's encoder and decoder, plus a discriminator."""
+
     Config = VAEDiscConfig
     summary = "VAE + adversarial discriminator (update strategies both/inferior/probabilistic/accuracy, triplet loss)"
     is_posterior = True
@@ -66,8 +68,6 @@ class VAEDisc(LatentModel, family="vae_disc"):
     def __init__(self, config: VAEDiscConfig | None = None):
         super().__init__(config)
         c = self.config
-        self.encoder = ConvEncoder(c.image_size, c.channels, c.width, 2 * c.latent_dim)
-        self.decoder = ConvDecoder(c.image_size, c.channels, c.width, c.latent_dim)
         self.discriminator = ConvEncoder(c.image_size, c.channels, c.disc_width, 1)
         if c.triplet_weight:
             from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
@@ -76,16 +76,6 @@ class VAEDisc(LatentModel, family="vae_disc"):
                 raise InvalidParameterError(f"model.triplet_factor {c.triplet_factor!r} is not a cuboid factor; "
                                             f"choose one of: {', '.join(FACTOR_NAMES)}")
             self.triplet_column = FACTOR_NAMES.index(c.triplet_factor)
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar.clamp(-30.0, 20.0)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x)[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"vae": list(self.encoder.parameters()) + list(self.decoder.parameters()),
