@@ -30,6 +30,7 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
     """Run study ``name`` at ``scale`` into ``out``; ``data`` maps the study's external data names to shard sets
     (a single external entry may be given as {"": path}). Returns the results dict (also results.json)."""
     from latentds.studies.results import collect, write_results  # noqa: PLC0415
+    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 
     study = load_study(name, scale)
     if not isinstance(seeds, int) or seeds < 1:
@@ -44,9 +45,10 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
             continue
         for seed in range(seeds):
             run_dir = train_run(run, seed, out, paths, device, progress)
-            metrics = analyze_run(run, seed, run_dir, out, paths, progress)
-            if metrics is not None:
-                write_card(study, scale, run, seed, run_dir, paths, metrics)
+            if run.analyze:
+                model = load_pretrained(run_dir)  # once, for the probes and the card
+                metrics = analyze_run(run, model, run_dir, out, paths, progress)
+                write_card(study, scale, run, seed, model, run_dir, paths, metrics)
     results = collect(study, scale, out, seeds, skipped)
     write_results(study, out, results)
     return results
@@ -121,13 +123,12 @@ def train_run(run: Run, seed: int, out: Path, paths: dict, device: str | None, p
     return run_dir
 
 
-def analyze_run(run: Run, seed: int, run_dir: Path, out: Path, paths: dict, progress: bool) -> dict | None:
+def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress: bool) -> dict:
+    """The run's probes (kept from an earlier, finished analysis when there is one)."""
     from latentds.analysis import run as analyze  # noqa: PLC0415
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 
     a = run.analyze
-    if not a:
-        return None
     target = run_dir / "analysis"
     if (target / FINISHED).is_file():
         return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
@@ -140,22 +141,20 @@ def analyze_run(run: Run, seed: int, run_dir: Path, out: Path, paths: dict, prog
         options["factorvae"] = dict(a["factorvae"])
     if a.get("feature_run"):
         options["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
-    model = load_pretrained(run_dir)
     metrics = analyze(model, paths[a.get("data", run.data)], target, **options)
     (target / FINISHED).write_text("", encoding="utf-8")
     return metrics
 
 
-def write_card(study: Study, scale: str, run: Run, seed: int, run_dir: Path, paths: dict, metrics: dict) -> None:
+def write_card(study: Study, scale: str, run: Run, seed: int, model, run_dir: Path, paths: dict,
+               metrics: dict) -> None:
     """Rewrite the run's model card with the study, scale, seed, the data's manifest hash and its measured
     numbers (the values of the study's tables for this run)."""
     import hashlib  # noqa: PLC0415
 
     from latentds.studies.results import metric  # noqa: PLC0415
-    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
     from latentds.zoo.card import model_card  # noqa: PLC0415
 
-    model = load_pretrained(run_dir)
     manifest = Path(paths[run.data]) / "manifest.json"
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "no manifest"
     numbers = {t["metric"]: metric(metrics, t["metric"]) for t in study.tables if run in study.runs_matching(t["runs"])}

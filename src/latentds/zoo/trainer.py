@@ -207,8 +207,8 @@ def _validate(model, stream, num_workers, device, amp_dtype, world, step) -> dic
         batch = _to_device(batch, device)
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
             terms = model.losses(batch, step)
-        for key, value in _flat(terms).items():
-            sums[key] = sums.get(key, 0.0) + float(value)
+        for key, value in _flat(_values(terms, 1)).items():
+            sums[key] = sums.get(key, 0.0) + value
         count += 1
     means = {k: v / max(1, count) for k, v in sums.items()}
     if world > 1:
@@ -218,11 +218,11 @@ def _validate(model, stream, num_workers, device, amp_dtype, world, step) -> dic
 
 # --- one step ------------------------------------------------------------------------------------------------------
 
-def _flat(terms: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """{group: {term: t}} -> {"term": t} for one group, {"group/term": t} for several."""
-    if len(terms) == 1:
-        return {k: v.detach() for k, v in next(iter(terms.values())).items()}
-    return {f"{g}/{k}": v.detach() for g, group_terms in terms.items() for k, v in group_terms.items()}
+def _flat(values: dict[str, dict[str, float]]) -> dict[str, float]:
+    """{group: {term: v}} -> {"term": v} for one group, {"group/term": v} for several (the names logged)."""
+    if len(values) == 1:
+        return dict(next(iter(values.values())))
+    return {f"{g}/{k}": v for g, group_values in values.items() for k, v in group_values.items()}
 
 
 def _values(terms: dict[str, dict[str, torch.Tensor]], world: int) -> dict[str, dict[str, float]]:
@@ -278,10 +278,8 @@ class _Window:
         self.sums, self.updates, self.count, self.images, self.tick = {}, {}, 0, 0, time.perf_counter()
 
     def add(self, values, chosen, images) -> None:
-        for g, group_values in values.items():
-            for k, v in group_values.items():
-                key = f"{g}/{k}" if self.multi else k
-                self.sums[key] = self.sums.get(key, 0.0) + v
+        for key, v in _flat(values).items():
+            self.sums[key] = self.sums.get(key, 0.0) + v
         for g in chosen:
             self.updates[g] = self.updates.get(g, 0) + 1
         self.count, self.images = self.count + 1, self.images + images
