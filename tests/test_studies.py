@@ -135,3 +135,18 @@ def test_study_cli_lists_runs_and_refuses_bad_input(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(InvalidParameterError, match="--scale must be one of"):
         load_study("gan-walks", "huge")
+
+
+def test_a_study_runs_card_carries_its_numbers_as_hub_model_index(smoke_runs):
+    from huggingface_hub import ModelCard
+
+    out, results = smoke_runs["disc-strategies"]
+    card = ModelCard.load(out / "runs" / "vae_disc-both-constant" / "seed-0" / "README.md")
+    assert card.data.library_name == "latentds" and "vae_disc" in card.data.tags
+    by_metric = {r.metric_type: r for r in card.data.eval_results}
+    fid = results["runs"]["vae_disc-both-constant"]["0"]["fid"]["samples"]
+    assert by_metric["fid.samples.fid"].metric_value == pytest.approx(fid["fid"])
+    assert fid["feature_network"] in by_metric["fid.samples.fid"].metric_config  # FID names its network
+    assert "disc-strategies" in by_metric["fid.samples.fid"].task_name
+    assert "manifest sha256" in by_metric["fid.samples.fid"].dataset_name
+    assert "model-index" in (out / "runs" / "vae_disc-both-constant" / "seed-0" / "README.md").read_text()

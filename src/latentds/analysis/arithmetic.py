@@ -23,3 +23,56 @@ def apply_vector(model, latents: np.ndarray, vector: np.ndarray, scales=(0.0, 0.
     steps = torch.stack([z + s * v for s in scales], dim=1).reshape(-1, z.shape[1])
     model.eval()
     return model.decode(steps).float().cpu()
+
+
+LABELLED = 512  # generated samples a labeller predicts factors for, to choose arithmetic groups from
+SCALES = (0.0, 0.5, 1.0, 1.5)
+
+
+@torch.no_grad()
+def predict(labeller, images: torch.Tensor, batch: int = 128) -> np.ndarray:
+    """``labeller.predict`` (e.g. a trained e2e_cnn) on images in [-1, 1], resized to the labeller's size."""
+    import torch.nn.functional as F  # noqa: PLC0415
+
+    device = next(labeller.parameters()).device
+    size = labeller.config.image_size
+    labeller.eval()
+    out = []
+    for chunk in images.split(batch):
+        chunk = chunk.to(device).float()
+        if chunk.shape[-1] != size:
+            chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(labeller.predict(chunk).float().cpu())
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def label_generated(model, labeller, n: int = LABELLED, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (n, D), the labeller's predictions (n, len(labeller.output_names))) of ``n`` samples decoded from
+    prior codes drawn with ``seed``."""
+    codes = model.prior(n, torch.Generator().manual_seed(seed))
+    model.eval()
+    images = torch.cat([model.decode(chunk).float().cpu() for chunk in codes.split(64)])
+    return codes.float().cpu().numpy(), predict(labeller, images)
+
+
+def quartile_groups(predictions: np.ndarray, names: list[str], spans: np.ndarray,
+                    factor: str | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+    """(factor, upper-quartile mask, lower-quartile mask) of the predicted ``factor``; by default the factor whose
+    predictions spread most relative to its range (``spans``)."""
+    if factor is None:
+        j = int(np.argmax(predictions.std(axis=0) / np.maximum(spans, 1e-9)))
+    else:
+        j = names.index(factor)
+    lo, hi = np.quantile(predictions[:, j], [0.25, 0.75])
+    return names[j], predictions[:, j] >= hi, predictions[:, j] <= lo
+
+
+@torch.no_grad()
+def factor_shift(model, labeller, latents: np.ndarray, vector: np.ndarray, column: int,
+                 scales=SCALES) -> list[float]:
+    """The labeller's mean prediction of factor ``column`` over the decoded ``latents + s * vector``, per scale:
+    rising with s when the vector carries the factor."""
+    images = apply_vector(model, latents, vector, scales)  # one row (len(scales) images) per latent
+    predicted = predict(labeller, images)[:, column].reshape(len(latents), len(scales))
+    return [float(v) for v in predicted.mean(axis=0)]

@@ -164,7 +164,22 @@ def write_card(study: Study, scale: str, run: Run, seed: int, model, run_dir: Pa
         "data": f"`{paths[run.data]}` (manifest sha256 {digest}); study `{study.name}` at scale `{scale}`: "
                 f"{study.scales.get(scale, '')}",
         "metrics": {k: v for k, v in numbers.items() if v is not None},
+        "evaluation": {"task": f"latentds study {study.name} ({scale} scale)", "dataset_type": f"latentds/{run.data}",
+                       "dataset_name": f"{run.data} of study {study.name}, {scale} scale (manifest sha256 {digest})",
+                       "configs": _metric_configs(metrics, numbers)},
     }
     tmp = run_dir / ".README.md.partial"
     tmp.write_text(model_card(model), encoding="utf-8")
     os.replace(tmp, run_dir / "README.md")
+
+
+def _metric_configs(metrics: dict, numbers: dict) -> dict:
+    """metric path -> the feature network its value was measured in (FID), where the analysis names one."""
+    configs = {}
+    for path in numbers:
+        parent = metrics
+        for part in path.split(".")[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and parent.get("feature_network"):
+            configs[path] = f"feature network {parent['feature_network']}"
+    return configs
