@@ -395,3 +395,41 @@ def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path
     for part in ("s", "z"):
         assert {"phi_0", "light_azimuth"} <= set(metrics[f"factors_{part}"])
         assert metrics[f"factors_{part}"]["phi_0"]["kind"] == "r2"
+
+
+def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_factor(sets, tmp_path):
+    from latentds.analysis.arithmetic import LABELLED, apply_vector, label_generated, predict
+
+    base, _ = sets
+    torch.manual_seed(0)
+    dcgan = create("dcgan", image_size=16, width=8, latent_dim=4)
+    labeller = create("e2e_cnn", image_size=16, width=4, latent_dim=8)
+    metrics = run(dcgan, base / "varied", tmp_path / "auto", probes=["arithmetic", "fid"], feature_model=labeller,
+                  progress=False)
+    assert metrics["skipped"] == {}
+    a = metrics["arithmetic"]
+    names = labeller.output_names
+    latents, predictions = label_generated(dcgan, labeller)
+    column = predictions[:, names.index(a["factor"])]
+    # the default factor is the one whose predictions spread most relative to its range
+    spread = predictions.std(axis=0) / labeller.span.numpy()
+    assert a["factor"] == names[int(np.argmax(spread))]
+    lo, hi = np.quantile(column, [0.25, 0.75])
+    assert (a["n_a"], a["n_b"]) == (int((column >= hi).sum()), int((column <= lo).sum()))
+    assert a["n_a"] + a["n_b"] <= LABELLED and all(lo < column[t] < hi for t in a["targets"])
+    assert len(a["targets"]) == 6 and a["labeller"].startswith("e2e_cnn@")
+    # the effect is measured on the decoded targets: scale 0 is the targets themselves
+    vector = latents[column >= hi].mean(0) - latents[column <= lo].mean(0)
+    assert a["vector_norm"] == pytest.approx(float(np.linalg.norm(vector)), rel=1e-5)
+    moved = predict(labeller, apply_vector(dcgan, latents[a["targets"]], vector))[:, names.index(a["factor"])]
+    assert a["predicted_by_scale"] == pytest.approx(moved.reshape(6, 4).mean(0).tolist(), rel=1e-4)
+    assert a["predicted_before"] == pytest.approx(float(column[a["targets"]].mean()), rel=1e-4)
+    # FID of a model without an encoder: its samples only, named by the labeller's hash
+    assert set(metrics["fid"]) == {"samples"} and metrics["fid"]["samples"]["feature_network"].startswith("e2e_cnn@")
+
+    by_value = run(dcgan, base / "varied", tmp_path / "expr", probes=["arithmetic"], feature_model=labeller,
+                   groups=(f"{a['factor']}>{hi}", f"{a['factor']}<{lo}"), progress=False)["arithmetic"]
+    assert (by_value["n_a"], by_value["n_b"]) == (int((column > hi).sum()), int((column < lo).sum()))
+    bad = run(dcgan, base / "varied", tmp_path / "bad", probes=["arithmetic"], feature_model=labeller,
+              groups=("Smiling=1", "Smiling=0"), progress=False)
+    assert "the labeller predicts" in bad["skipped"]["arithmetic"]

@@ -23,3 +23,15 @@ class ShardError(LatentdsError):
 
 class DatasetLayoutError(LatentdsError):
     """A dataset root is missing or not laid out as the dataset's loader expects."""
+
+
+class DirectoryBusyError(OutputDirectoryError):
+    """Another live process holds the lock on a directory latentds writes (see latentds.shardsets.lock)."""
+
+
+class DamagedSampleError(ShardError):
+    """One sample of a shard cannot be decoded (a damaged member); the stream skips it, or raises when strict."""
+
+
+class CacheError(LatentdsError):
+    """Saved intermediate results (such as encoded latents) are damaged or do not belong together."""

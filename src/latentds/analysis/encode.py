@@ -6,11 +6,19 @@
     codes.factors      # (N, K) cuboid factor vectors (FACTOR_NAMES) or None; codes.factor_mask alike
     codes.labels       # N label dicts; codes.keys: N sample keys
     codes.save(dir); Codes.load(dir)   # latents.safetensors + labels.jsonl, no pickle
+    codes.source       # what was encoded: encoding_key(model, data, n) plus "n", the rows encoded
+
+A cache is reused only for the same encoding_key: the model's weights (a digest of its state dict), family and
+config, the data (its name and manifest) and the n asked for. Both files are written under temporary names and
+renamed, latents last; latents.safetensors names the digest of the labels.jsonl it belongs with, so a save cut
+short is found out on load (CacheError), never taken for a complete one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +26,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentds.datasets.shards import load_shards, resize_for
-from latentds.errors import InvalidParameterError
+from latentds.datasets.shards import load_shards, resize_for, resolve_shards
+from latentds.errors import CacheError, InvalidParameterError
 
 LATENTS, LABELS = "latents.safetensors", "labels.jsonl"
+FORMAT = 2  # of the saved codes; a cache of another format is encoded again
 
 
 @dataclass
@@ -35,6 +44,7 @@ class Codes:
     source: dict  # what was encoded: model family/config, data, n
 
     def save(self, directory: str | Path) -> None:
+        """latents.safetensors + labels.jsonl in ``directory``, each written whole and renamed, latents last."""
         from safetensors.numpy import save_file  # noqa: PLC0415
 
         directory = Path(directory)
@@ -43,24 +53,71 @@ class Codes:
         for name in ("samples", "factors", "factor_mask"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name).astype(np.uint8) if name == "factor_mask" else getattr(self, name)
-        save_file(arrays, str(directory / LATENTS), metadata={"source": json.dumps(self.source)})
-        with open(directory / LABELS, "w", encoding="utf-8") as f:
-            for key, labels in zip(self.keys, self.labels):
-                f.write(json.dumps({"key": key, "labels": labels}) + "\n")
+        labels = "".join(json.dumps({"key": key, "labels": labels}) + "\n"
+                         for key, labels in zip(self.keys, self.labels)).encode("utf-8")
+        metadata = {"source": json.dumps(self.source), "labels_sha256": hashlib.sha256(labels).hexdigest(),
+                    "rows": str(len(self.keys))}
+        tmp_labels, tmp_latents = directory / f".{LABELS}.partial", directory / f".{LATENTS}.partial"
+        tmp_labels.write_bytes(labels)
+        save_file(arrays, str(tmp_latents), metadata=metadata)
+        os.replace(tmp_labels, directory / LABELS)
+        os.replace(tmp_latents, directory / LATENTS)  # the commit point: it names the labels it belongs with
 
     @classmethod
     def load(cls, directory: str | Path) -> Codes:
+        """Codes saved by ``save``; CacheError if the files are missing, damaged or do not belong together."""
         from safetensors import safe_open  # noqa: PLC0415
 
         directory = Path(directory)
-        with safe_open(str(directory / LATENTS), "np") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-            source = json.loads(f.metadata()["source"])
-        rows = [json.loads(line) for line in open(directory / LABELS, encoding="utf-8")]
+        latents_file, labels_file = directory / LATENTS, directory / LABELS
+        try:
+            with safe_open(str(latents_file), "np") as f:
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+                metadata = f.metadata() or {}
+            source = json.loads(metadata["source"])
+            labels = labels_file.read_bytes()
+            if metadata.get("labels_sha256") != hashlib.sha256(labels).hexdigest():
+                raise ValueError(f"{LABELS} is not the one saved with {LATENTS}")
+            rows = [json.loads(line) for line in labels.decode("utf-8").splitlines()]
+            counts = {len(rows), int(metadata["rows"])} | {len(a) for a in arrays.values()}
+            if len(counts) != 1:
+                raise ValueError(f"row counts differ: {sorted(counts)}")
+            keys, label_dicts = [r["key"] for r in rows], [r["labels"] for r in rows]
+            latents = arrays["latents"]
+        except Exception as e:  # missing, truncated, from an older latentds, or cut short while saving
+            raise CacheError(f"the encoded latents in {directory} are damaged or incomplete "
+                             f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); delete {LATENTS} "
+                             f"and {LABELS} there to encode again") from None
         mask = arrays.get("factor_mask")
-        return cls(arrays["latents"], arrays.get("samples"), arrays.get("factors"),
-                   None if mask is None else mask.astype(bool), [r["labels"] for r in rows], [r["key"] for r in rows],
-                   source)
+        return cls(latents, arrays.get("samples"), arrays.get("factors"),
+                   None if mask is None else mask.astype(bool), label_dicts, keys, source)
+
+
+def weights_digest(model) -> str:
+    """sha256 of a model's state dict (names, dtypes, shapes and bytes of every tensor): equal for equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def encoding_key(model, data, n: int | None) -> dict:
+    """Everything the latents of ``encode_dataset(model, data, n=n)`` depend on, as plain JSON: the model (family,
+    config, weights digest), the data (its name and the digest of its manifest, which lists every shard's sha256)
+    and n. A cache with another key is encoded again."""
+    manifest = resolve_shards(data)[1]
+    return json.loads(json.dumps({
+        "format": FORMAT, "family": model.family, "config": dict(vars(model.config)),
+        "weights": weights_digest(model), "data": str(data), "requested": n,
+        "manifest": None if manifest is None else hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()
+                                                                  ).hexdigest()}))
+
+
+def matches(codes: Codes, key: dict) -> bool:
+    """True when ``codes`` were encoded with ``key`` (see encoding_key)."""
+    return {k: codes.source.get(k) for k in key} == key
 
 
 @torch.no_grad()
@@ -71,6 +128,7 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
     ``is_posterior`` gives its posterior means (and one sample each), any other its ``encode``."""
     if not getattr(model, "has_encoder", True):
         raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it")
+    key = encoding_key(model, data, n)
     posterior = getattr(model, "is_posterior", False)
     device = next(model.parameters()).device
     stream = load_shards(data, batch_size=batch_size, partial=True, size=resize_for(data, model.config.image_size))
@@ -98,6 +156,5 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
         raise InvalidParameterError(f"{data} yielded no images to encode")
     cut = n if n is not None else len(keys)
     stack = (lambda parts: np.concatenate(parts)[:cut] if parts else None)  # noqa: E731
-    source = {"family": model.family, "config": {k: v for k, v in vars(model.config).items()}, "data": str(data),
-              "n": min(cut, len(keys))}
+    source = {**key, "n": min(cut, len(keys))}
     return Codes(stack(latents), stack(samples), stack(factors), stack(masks), labels[:cut], keys[:cut], source)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentds.analysis.encode import LATENTS, Codes, encode_dataset
+from latentds.analysis.encode import LATENTS, Codes, encode_dataset, encoding_key, matches
 from latentds.analysis.report import write_report
-from latentds.errors import InvalidParameterError
+from latentds.errors import CacheError, InvalidParameterError, OutputDirectoryError
 
 
 # Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
@@ -145,13 +145,15 @@ def probe_fid(ctx: Context):
     from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
     from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
-    ctx.need_codes()
+    if not ctx.model.has_encoder and ctx.feature_model is None and not ctx.inception_weights:
+        ctx.need_codes()  # its own encoder would be the feature network: skip, saying it has none
     size = ctx.model.config.image_size
     real = next(iter(load_shards(ctx.data, batch_size=min(ctx.n, 1000), partial=True,
                                  size=resize_for(ctx.data, size))))["image"]
     device = next(ctx.model.parameters()).device
     with torch.no_grad():
-        recon = ctx.model.reconstruct(real.to(device)).float().cpu()
+        # a model without an encoder (a GAN) has samples but no reconstructions
+        recon = ctx.model.reconstruct(real.to(device)).float().cpu() if ctx.model.has_encoder else None
         samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
     # Inception only with local weights; else a given feature model (e.g. a study's e2e_cnn, named with the hash
     # of its weights) or the model's own encoder; the output always names the network.
@@ -165,7 +167,9 @@ def probe_fid(ctx: Context):
     else:
         feature = EncoderFeatures(ctx.model)
     kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
-    result = {"reconstructions": fid(real, recon, feature, **kwargs), "samples": fid(real, samples, feature, **kwargs)}
+    result = {"samples": fid(real, samples, feature, **kwargs)}
+    if recon is not None:
+        result = {"reconstructions": fid(real, recon, feature, **kwargs)} | result
     return result, []
 
 
@@ -250,8 +254,12 @@ def _generated_arithmetic(ctx: Context):
     figures = [("generated.png", f"{GENERATED} samples generated from prior codes (seed 0). Their ids run "
                 f"row-major from 0 (top left) to {GENERATED - 1} (bottom right): choose two groups of them for "
                 "latent arithmetic, e.g. --groups ids:3,7,12 ids:1,5.")]
+    labeller = ctx.feature_model if callable(getattr(ctx.feature_model, "predict", None)) else None
+    if labeller is not None and not (ctx.groups and all(g.startswith("ids:") for g in ctx.groups)):
+        return _labelled_arithmetic(ctx, labeller, figures)
     how = ("a model without an encoder: choose two groups of generated samples by id from generated.png, e.g. "
-           "--groups ids:3,7,12 ids:1,5")
+           "--groups ids:3,7,12 ids:1,5 (or give a labeller, e.g. a trained e2e_cnn as the feature model, to "
+           "choose them from a factor)")
     if not ctx.groups or not all(g.startswith("ids:") for g in ctx.groups):
         given = f" (got groups {ctx.groups[0]!r} and {ctx.groups[1]!r})" if ctx.groups else ""
         raise Skip(how + given, figures)
@@ -276,6 +284,66 @@ def _generated_arithmetic(ctx: Context):
             "vector_norm": float(np.linalg.norm(vector))}, figures + [
         ("arithmetic.png", f"Latent arithmetic on generated samples: the vector {what} (difference of their mean "
          f"codes) added at scales 0, 0.5, 1 and 1.5 to generated samples {targets} (in neither group), one row each.")]
+
+
+def _labelled_arithmetic(ctx: Context, labeller, figures: list):
+    """Arithmetic on generated samples grouped by a factor that ``labeller`` (e.g. a trained e2e_cnn) predicts:
+    ``NAME>N`` / ``NAME<N`` / ``NAME=N`` (rounded) groups, or by default the upper minus the lower quartile of the
+    predicted factor that spreads most. Measures the vector's effect: the labeller's mean prediction of the factor
+    on the targets' decoded images at each scale."""
+    from latentds.analysis.arithmetic import (  # noqa: PLC0415
+        LABELLED, SCALES, apply_vector, attribute_vector, factor_shift, label_generated, quartile_groups)
+
+    names = list(labeller.output_names)
+    latents, predictions = label_generated(ctx.model, labeller)
+    spans = getattr(labeller, "span", None)
+    spans = np.ones(len(names)) if spans is None or len(spans) != len(names) else spans.float().cpu().numpy()
+    if ctx.groups:
+        masks, factors = [], []
+        for expression in ctx.groups:
+            name, op, value = _prediction_expression(expression, names, figures)
+            column = predictions[:, names.index(name)]
+            masks.append(np.round(column) == value if op == "=" else column > value if op == ">" else column < value)
+            factors.append(name)
+        factor, (high, low) = factors[0], masks
+        what = f"generated samples predicted {ctx.groups[0]!r} minus those predicted {ctx.groups[1]!r}"
+    else:
+        factor, high, low = quartile_groups(predictions, names, spans)
+        what = f"the upper minus the lower quartile of {factor} as predicted for {LABELLED} generated samples"
+    if high.sum() == 0 or low.sum() == 0:
+        raise Skip(f"an empty group among {LABELLED} labelled generated samples: {int(high.sum())} and "
+                   f"{int(low.sum())}", figures)
+    targets = np.flatnonzero(~high & ~low)[:6]
+    if len(targets) == 0:
+        raise Skip("every labelled generated sample is in a group: none is left to apply the vector to", figures)
+    vector = attribute_vector(latents, high, low)
+    _grid(apply_vector(ctx.model, latents[targets], vector), ctx.figures_dir / "arithmetic.png", 4)
+    shift = factor_shift(ctx.model, labeller, latents[targets], vector, names.index(factor))
+    from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+
+    labelled_by = feature_network_name(labeller) if labeller.family == "e2e_cnn" else labeller.family
+    return {"vector": what, "factor": factor, "labeller": labelled_by, "n_a": int(high.sum()),
+            "n_b": int(low.sum()), "targets": targets.tolist(), "vector_norm": float(np.linalg.norm(vector)),
+            "scales": list(SCALES), "predicted_by_scale": shift, "predicted_before": shift[SCALES.index(0.0)],
+            "predicted_after": shift[SCALES.index(1.0)]}, figures + [
+        ("arithmetic.png", f"Latent arithmetic on generated samples chosen by {labelled_by}: the vector {what} "
+         f"(difference of their mean codes) added at scales {', '.join(f'{s:g}' for s in SCALES)} to generated "
+         f"samples in neither group, one row each. {factor} as {labelled_by} predicts it on those images, mean "
+         f"per scale: {', '.join(f'{v:.3g}' for v in shift)}.")]
+
+
+def _prediction_expression(expression: str, names: list[str], figures: list) -> tuple[str, str, float]:
+    for op in ("=", ">", "<"):
+        name, found, value = expression.partition(op)
+        if found:
+            if name.strip() not in names:
+                raise Skip(f"group {expression!r}: the labeller predicts {', '.join(names)}", figures)
+            try:
+                return name.strip(), op, float(value)
+            except ValueError:
+                break
+    raise Skip(f"cannot read group {expression!r} for labelled generated samples: write NAME>N, NAME<N or NAME=N "
+               f"with NAME one of {', '.join(names)}, or ids:I,J,...", figures)
 
 
 def probe_walks(ctx: Context):
@@ -440,14 +508,16 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     that colours the UMAP; ``groups``: two selections (see ``select``) whose mean latents give the arithmetic
     vector -- for a model without an encoder, two ``ids:I,J,...`` selections of the samples in generated.png;
     ``dims``: the two latent dimensions of the plain scatter. ``feature_model``: a model with an encoder (e.g. a
-    trained ``e2e_cnn``) whose features FID uses instead of the analysed model's own (Inception weights win).
+    trained ``e2e_cnn``) whose features FID uses instead of the analysed model's own (Inception weights win); one
+    with ``predict`` also labels the generated samples of a model without an encoder, whose arithmetic groups are
+    then chosen from a predicted factor (``groups`` as ``NAME>N``/``NAME<N``, default: its quartiles).
     ``scores_mode``: "reference" (disentanglement_lib's settings, DCI with 100 boosting rounds: minutes for wide
     latents) or "fast" (10 rounds: seconds, inflates DCI on entangled codes; recorded in the settings)."""
     chosen = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in chosen if p not in PROBES]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
-    out = Path(out)
+    out = check_output_directory(out)
     ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
                   dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
                   tuple(dims) if dims else None, feature_model, scores_mode)
@@ -466,23 +536,48 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
                         "has_encoder": bool(model.has_encoder)}
     metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_jsonable) + "\n")
+    _write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
     write_report(out, metrics, figures)
     return metrics
 
 
 def _codes(ctx: Context, progress: bool) -> Codes | None:
-    """The data's latents (reused from an earlier run on the same model and data); None without an encoder."""
+    """The data's latents, reused from an earlier run only for the same weights, data and n (see
+    analysis.encode.encoding_key); a damaged or cut-short cache is encoded again. None without an encoder."""
     if not ctx.model.has_encoder:
         return None
     if (ctx.out / LATENTS).is_file():
-        codes = Codes.load(ctx.out)
-        if codes.source.get("data") == ctx.data and codes.source.get("n") == ctx.n and \
-                codes.source.get("family") == ctx.model.family:
+        try:
+            codes = Codes.load(ctx.out)
+        except CacheError:
+            codes = None
+        if codes is not None and matches(codes, encoding_key(ctx.model, ctx.data, ctx.n)):
             return codes
     codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
     codes.save(ctx.out)
     return codes
+
+
+def check_output_directory(out: str | os.PathLike) -> Path:
+    """``out`` created if needed and writable; OutputDirectoryError naming the problem before any work if not."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test.partial"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputDirectoryError(f"cannot write to --out {out} ({e.strerror or e}); choose a writable directory"
+                                   ) from None
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _jsonable(value):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 
 import click
 
@@ -66,31 +69,60 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
                         device=device, log=log)
     if data:
         spec = replace(spec, data=replace(spec.data, shards=data))
-    run = run_training(spec, out, resume=resume, progress=not quiet)
-    if os.environ.get("RANK", "0") == "0":
+    rank0 = os.environ.get("RANK", "0") == "0"
+    try:
+        with _sigterm_as_interrupt():
+            run = run_training(spec, out, resume=resume, progress=not quiet)
+    except KeyboardInterrupt:
+        if rank0:
+            from pathlib import Path  # noqa: PLC0415
+
+            if (Path(out) / "checkpoint.pt").is_file():
+                click.echo(f"Interrupted: {out} keeps its last checkpoint; run the same command with --resume to "
+                           "continue.", err=True)
+            elif (Path(out) / "recipe.toml").is_file():
+                click.echo("Interrupted before the first checkpoint; run the same command with --resume to start the "
+                           "run again.", err=True)
+            else:
+                click.echo(f"Interrupted before training started; nothing was written to {out}.", err=True)
+        raise SystemExit(130) from None
+    if rank0:
         click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, a scheduler's stop, torchrun's shutdown) stops training the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
 @click.argument("model")
 @click.option("--n", type=int, default=64, show_default=True, help="Number of samples.")
-@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid.")
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
+              help="Image grid (.png, or .jpg, .webp, .bmp, .tif).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample(model, n, out, seed):
-    """Draw N samples from MODEL (a saved model or run directory, or a Hub id org/name) into a PNG grid."""
-    import math  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
-    from torchvision.utils import save_image  # noqa: PLC0415
-
+    """Draw N samples from MODEL (a saved model or run directory, or a Hub id org/name) into an image grid."""
     from latentds.errors import InvalidParameterError  # noqa: PLC0415
-    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
+    from latentds.zoo.base import check_grid_file, load_pretrained, save_sample_grid  # noqa: PLC0415
 
     if n < 1:
         raise InvalidParameterError(f"--n must be at least 1 (got {n})")
+    check_grid_file(out)  # before a model is fetched
     net = load_pretrained(model)
-    images = net.sample(n, generator=torch.Generator().manual_seed(seed))
-    save_image(images.float() * 0.5 + 0.5, out, nrow=max(1, int(math.sqrt(n))))
+    save_sample_grid(net, n, out, seed=seed)
     click.echo(f"{n} samples of {net.family} -> {out}")
 
 

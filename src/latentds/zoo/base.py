@@ -29,7 +29,9 @@ images, such as the end-to-end CNN), ``is_posterior`` (``posterior(x) -> (mu, lo
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
+import math
 import os
 import socket
 from dataclasses import dataclass, replace
@@ -41,7 +43,7 @@ import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from latentds.errors import InvalidParameterError, LatentdsError
+from latentds.errors import InvalidParameterError, LatentdsError, OutputDirectoryError
 from latentds.zoo.config import from_dict
 
 REGISTRY: dict[str, type[LatentModel]] = {}
@@ -65,6 +67,15 @@ class ModelConfig:
         for name, low in (("image_size", 8), ("channels", 1), ("latent_dim", 1)):
             if getattr(self, name) < low:
                 raise InvalidParameterError(f"model.{name} must be at least {low} (got {getattr(self, name)})")
+        # every family's sizes by the names they share: widths (channels of a network) and dimensions
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                continue
+            if (f.name == "width" or f.name.endswith(("_width", "_dim"))) and isinstance(value, int) and value < 1:
+                raise InvalidParameterError(f"model.{f.name} must be at least 1 (got {value})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidParameterError(f"model.{f.name} must be a finite number (got {value})")
 
 
 class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, library_name="latentds",
@@ -171,6 +182,82 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
         return model
 
 
+# --- sample grids ---------------------------------------------------------------------------------------------------
+
+GRID_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                ".tiff": "TIFF"}
+MAX_GRID_PIXELS = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS: a larger image warns, twice as large fails, on opening
+GRID_PADDING = 2  # torchvision's make_grid default
+
+
+def check_grid_file(path: str | os.PathLike) -> tuple[Path, str]:
+    """(path, PIL format) of an image file that can be written; a clear error, before any work, if it cannot."""
+    path = Path(path).expanduser()
+    kind = GRID_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InvalidParameterError(f"--out {path}: unknown image type {path.suffix or '(no extension)'}; end the "
+                                    f"name in {', '.join(GRID_FORMATS)}")
+    if path.is_dir():
+        raise OutputDirectoryError(f"--out {path} is a directory; give a file name such as {path / 'samples.png'}")
+    if not path.parent.is_dir():
+        raise OutputDirectoryError(f"--out {path}: directory {path.parent} does not exist; create it or choose "
+                                   "another --out")
+    probe = path.with_name(f".{path.name}.partial")
+    try:
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as e:
+        raise OutputDirectoryError(f"cannot write --out {path} ({e.strerror or e}); choose a writable location"
+                                   ) from None
+    return path, kind
+
+
+@torch.no_grad()
+def save_sample_grid(model: LatentModel, n: int, path: str | os.PathLike, *, seed: int = 0,
+                     chunk: int = 256) -> Path:
+    """Decode ``n`` samples from ``model``'s prior (seeded by ``seed``) into an image grid at ``path`` (as
+    torchvision's save_image lays it out: rows of isqrt(n), 2 px padding), written atomically. Samples are
+    decoded ``chunk`` at a time into the grid's pixels, so memory holds the grid, not n float images; a grid
+    larger than image readers open (MAX_GRID_PIXELS) is refused before any work."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    path, kind = check_grid_file(path)
+    if n < 1:
+        raise InvalidParameterError(f"--n must be at least 1 (got {n})")
+    if not model.has_decoder:
+        raise InvalidParameterError(f"{model.family} has no decoder: it cannot draw samples")
+    size, pad = model.config.image_size, GRID_PADDING
+    columns = min(n, max(1, math.isqrt(n)))
+    rows = math.ceil(n / columns)
+    height, width = (size, size) if n == 1 else (rows * (size + pad) + pad, columns * (size + pad) + pad)
+    if height * width > MAX_GRID_PIXELS:
+        side = (math.isqrt(MAX_GRID_PIXELS) - pad) // (size + pad)
+        raise InvalidParameterError(f"--n {n:,}: a grid of {n:,} samples of {size} px would be "
+                                    f"{height * width / 1e6:,.0f} megapixels, more than image viewers open; draw at "
+                                    f"most {side * side:,} per grid (several grids with different --seed for more)")
+    model.eval()
+    z = model.prior(n, generator=torch.Generator().manual_seed(seed))
+    grid = np.zeros((height, width, 3), dtype=np.uint8)
+    for start in range(0, n, chunk):
+        images = model.decode(z[start:start + chunk]).float().cpu() * 0.5 + 0.5
+        images = images.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        for i, image in enumerate(images.permute(0, 2, 3, 1).numpy(), start):
+            top, left = (0, 0) if n == 1 else ((i // columns) * (size + pad) + pad, (i % columns) * (size + pad) + pad)
+            grid[top:top + size, left:left + size] = image
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        Image.fromarray(grid).save(tmp, format=kind)
+        os.replace(tmp, path)
+    except OSError as e:  # the disk filled up, the directory went away
+        tmp.unlink(missing_ok=True)
+        raise OutputDirectoryError(f"cannot write --out {path} ({e.strerror or e}); choose another location") from None
+    return path
+
+
 def images(batch: dict | torch.Tensor) -> torch.Tensor:
     """The image tensor of a collated batch (or the tensor itself)."""
     return batch if isinstance(batch, torch.Tensor) else batch["image"]
@@ -207,34 +294,94 @@ def model_from_config(data: dict, where: str) -> LatentModel:
 
 def load_pretrained(source: str | os.PathLike, *, revision: str | None = None, device: str = "cpu") -> LatentModel:
     """A model from a directory holding config.json + model.safetensors (a saved model or a training run), or
-    from a Hugging Face Hub repo id (``org/name``). Weights are read with safetensors only, all keys required."""
+    from a Hugging Face Hub repo id (``org/name``). Weights are read with safetensors only, all keys required.
+
+    An argument that looks like a path (``./x``, ``../x``, ``/x``, ``~/x``, more than one ``/``, or under a
+    directory that exists here) is never taken for a Hub id: a missing one is "no model directory at ..."."""
+    from safetensors import SafetensorError  # noqa: PLC0415
     from safetensors.torch import load_model  # noqa: PLC0415
 
-    directory = Path(source)
+    text = os.fspath(source)
+    directory = Path(text).expanduser()
     if directory.is_dir():
         config_file, weights = directory / CONFIG, directory / WEIGHTS
         for f in (config_file, weights):
             if not f.is_file():
                 raise InvalidParameterError(f"{directory} holds no {f.name}: not a saved latentds model "
                                             "(a training run is loadable once it has finished or been checkpointed)")
-    elif os.path.exists(source) or "/" not in str(source) or str(source).count("/") > 1:
-        raise InvalidParameterError(f"no model at {source}: give a directory saved by latentds or a Hub id org/name")
+    elif directory.exists():
+        raise InvalidParameterError(f"{text} is a file, not a model directory: give the directory that holds its "
+                                    f"{CONFIG} and {WEIGHTS}")
+    elif isinstance(source, os.PathLike) or _looks_like_path(text) or not _is_hub_id(text):
+        hint = ""
+        if not isinstance(source, os.PathLike) and _is_hub_id(text):  # org/name beside a directory org/
+            hint = (f" ({text.split('/')[0]}/ is a directory here, so {text} is taken for a path; to fetch the Hub "
+                    "model of that name, run from another directory)")
+        raise InvalidParameterError(f"no model directory at {text}{hint}: give a directory saved by latentds (a "
+                                    "training run or save_pretrained's output) or a Hub id org/name")
     else:
-        config_file, weights = (Path(_hub_file(str(source), name, revision)) for name in (CONFIG, WEIGHTS))
-    try:
-        data = json.loads(Path(config_file).read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InvalidParameterError(f"cannot read {config_file}: {e}") from None
+        try:
+            config_file, weights = (Path(_hub_file(text, name, revision)) for name in (CONFIG, WEIGHTS))
+        except HubError as e:
+            raise HubError(f"no model directory at {text}, and as a Hub id: {e}") from None
+    data = _read_config(Path(config_file))
     model = model_from_config(data, where=str(config_file))
     try:
         missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError) as e:  # truncated, empty, or not a safetensors file
+        raise InvalidParameterError(f"cannot read {weights} ({first_line(e)}): it is damaged or not a safetensors "
+                                    "file; save, train or download the model again") from None
     except RuntimeError as e:  # shapes that do not fit the config
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise InvalidParameterError(f"{weights} does not fit {model.family} with {config_file}: "
-                                    f"{str(e).splitlines()[1].strip()}") from None
+                                    f"{lines[1] if len(lines) > 1 else first_line(e)}") from None
     if missing or unexpected:
         raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
                                     f"unexpected {sorted(unexpected)[:3]}")
     return model.to(device).eval()
+
+
+def _looks_like_path(text: str) -> bool:
+    """True for what can only be meant as a local path (never a Hub id org/name)."""
+    if text in (".", "..", "~") or text.startswith(("./", "../", "/", "~")):
+        return True
+    separators = {os.sep, os.altsep or os.sep} - {"/"}
+    if any(sep in text for sep in separators) or text.count("/") > 1:
+        return True
+    head = text.split("/", 1)[0]
+    return "/" in text and Path(head).exists()  # runs/nosuch beside a runs/ directory
+
+
+def _is_hub_id(text: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id  # noqa: PLC0415
+
+    if text.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _read_config(config_file: Path) -> dict:
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:  # not JSON, not UTF-8, unreadable
+        raise InvalidParameterError(f"cannot read {config_file}: {first_line(e)}; save, train or download the "
+                                    "model again") from None
+    if not isinstance(data, dict):
+        kind = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(data), "null")
+        raise InvalidParameterError(f"{config_file} holds a JSON {kind}, not the object of a latentds model config; "
+                                    "save, train or download the model again")
+    return data
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (its class name if it has none), at most ``limit``
+    characters."""
+    line = next((part.strip() for part in str(error).splitlines() if part.strip()), type(error).__name__)
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def hub_host() -> str:
@@ -243,14 +390,38 @@ def hub_host() -> str:
     return urlparse(constants.ENDPOINT).hostname or "huggingface.co"
 
 
-def check_hub_reachable(timeout: float = 3.0) -> None:
-    """Fail in seconds, not after a minute of retries, when the Hub cannot be reached."""
-    host = hub_host()
+DOWNLOAD_ADVICE = "give a local model directory instead, or set HF_HUB_OFFLINE=1 to use models already in the " \
+                  "local cache"
+
+
+def check_hub_reachable(timeout: float = 3.0, advice: str = DOWNLOAD_ADVICE) -> None:
+    """Fail in seconds, not after tens of seconds of retries, when the Hub cannot be reached: a TCP connection
+    and, for an https endpoint, a TLS handshake (a host that accepts connections but fails TLS -- a captive
+    portal, a broken proxy -- is otherwise retried with back-off). Skipped when a proxy is configured, as the
+    proxy, not this machine, then connects to the Hub."""
+    import ssl  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from huggingface_hub import constants  # noqa: PLC0415
+
+    endpoint = urlparse(constants.ENDPOINT)
+    host, secure = endpoint.hostname or "huggingface.co", endpoint.scheme != "http"
+    if urllib.request.getproxies().get("https" if secure else "http"):
+        return
+    port = endpoint.port or (443 if secure else 80)
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError as e:
-        raise HubError(f"cannot reach the Hugging Face Hub at {host} ({e.strerror or e}); give a local model "
-                       "directory instead, or set HF_HUB_OFFLINE=1 to use models already in the local cache") from None
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if secure:  # the handshake only: certificates are the HTTP client's to check, with its own CA bundle
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                with context.wrap_socket(sock, server_hostname=host):
+                    pass
+    except ssl.SSLError as e:
+        raise HubError(f"cannot reach the Hugging Face Hub at {host}: the TLS handshake failed "
+                       f"({e.reason or first_line(e)}); {advice}") from None
+    except OSError as e:  # refused, unreachable, no DNS, timed out (also during the handshake)
+        raise HubError(f"cannot reach the Hugging Face Hub at {host} ({e.strerror or first_line(e)}); "
+                       f"{advice}") from None
 
 
 def _hub_file(repo_id: str, filename: str, revision: str | None) -> str:
@@ -267,4 +438,4 @@ def _hub_file(repo_id: str, filename: str, revision: str | None) -> str:
     try:
         return hf_hub_download(repo_id, filename, revision=revision)
     except Exception as e:  # repository or file not found, auth, network
-        raise HubError(f"cannot fetch {filename} of {repo_id} from the Hub: {str(e).splitlines()[0]}") from None
+        raise HubError(f"cannot fetch {filename} of {repo_id} from the Hub: {first_line(e)}") from None

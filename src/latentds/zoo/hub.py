@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from latentds.errors import InvalidParameterError
-from latentds.zoo.base import CONFIG, WEIGHTS, HubError, check_hub_reachable
+from latentds.zoo.base import CONFIG, WEIGHTS, HubError, first_line, check_hub_reachable
 
 # What a model repository gets from a run directory: the model and what explains it, not the checkpoint.
 PUSHED = [CONFIG, WEIGHTS, "README.md", "recipe.toml", "metrics.jsonl", "figures/*.png"]
@@ -24,12 +24,13 @@ def push_model(directory: str | os.PathLike, repo_id: str, *, private: bool = Fa
         raise InvalidParameterError(f"--repo {repo_id!r} must be org/name")
     if not get_token():
         raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN, then push again")
-    check_hub_reachable()
+    check_hub_reachable(advice="check this machine's network connection (and HF_ENDPOINT or proxy settings, if "
+                               "any), then push again")
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(directory), allow_patterns=PUSHED,
                           commit_message="Upload latentds model")
     except Exception as e:  # auth, permissions, network
-        raise HubError(f"pushing to {repo_id} failed: {str(e).splitlines()[0]}") from None
+        raise HubError(f"pushing to {repo_id} failed: {first_line(e)}") from None
     return str(url)

@@ -17,11 +17,13 @@ too: ``--set train.groups.discriminator.lr=1e-4``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from latentds.datasets.transforms import RANGES
 from latentds.errors import InvalidParameterError
 from latentds.zoo.config import from_dict, to_dict
 
@@ -29,6 +31,8 @@ from latentds.zoo.config import from_dict, to_dict
 BATCHES = ("plain", "pairs", "groups")
 SCHEDULES = ("cosine", "constant", "step")
 OPTIMIZERS = ("adam", "adamw")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class DataConfig:
     holdout: float = 0.0  # the last fraction of the set, held out: its loss is logged per epoch as val/...
 
     def check(self) -> None:
+        _require(self.value_range in RANGES, f"data.value_range must be one of {', '.join(repr(r) for r in RANGES)}",
+                 self.value_range)
         _require(self.batches in ("",) + BATCHES, f"data.batches must be one of {', '.join(BATCHES)}",
                  self.batches)
         _require(self.num_workers >= 0, "data.num_workers must be 0 or more", self.num_workers)
@@ -67,10 +73,11 @@ class OptimConfig:
     def check(self, where: str) -> None:
         _require(self.optimizer in OPTIMIZERS, f"{where}.optimizer must be one of {', '.join(OPTIMIZERS)}",
                  self.optimizer)
-        _require(self.lr > 0, f"{where}.lr must be positive", self.lr)
+        _require(self.lr > 0 and math.isfinite(self.lr), f"{where}.lr must be positive and finite", self.lr)
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                  f"{where}.betas must be two numbers in [0, 1)", list(self.betas))
-        _require(self.weight_decay >= 0, f"{where}.weight_decay must be 0 or more", self.weight_decay)
+        _require(self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+                 f"{where}.weight_decay must be a number, 0 or more", self.weight_decay)
         _require(self.schedule in SCHEDULES, f"{where}.schedule must be one of {', '.join(SCHEDULES)}",
                  self.schedule)
         _require(self.warmup_steps >= 0, f"{where}.warmup_steps must be 0 or more", self.warmup_steps)
@@ -110,6 +117,9 @@ class TrainConfig:
         _require(self.max_steps >= 0, "train.max_steps (--max-steps) must be 0 (no limit) or more", self.max_steps)
         _require(self.batch_size >= 1, "train.batch_size (--batch-size) must be at least 1", self.batch_size)
         _require(self.grad_clip >= 0, "train.grad_clip must be 0 (off) or more", self.grad_clip)
+        _require(0 <= self.seed <= MAX_SEED, f"train.seed must be from 0 to {MAX_SEED}", self.seed)
+        _require(self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}",
+                 self.precision)
         _require(self.log_every >= 1, "train.log_every must be at least 1", self.log_every)
         _require(self.checkpoint_every >= 1, "train.checkpoint_every must be at least 1", self.checkpoint_every)
         _require(self.log in ("jsonl", "tensorboard"), "train.log must be jsonl or tensorboard", self.log)

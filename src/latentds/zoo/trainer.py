@@ -20,6 +20,10 @@ group that skips steps still reduces its rate at the same point of training.
 
 ``resume=True`` continues from checkpoint.pt as if never stopped: same weights, optimiser moments, data order (the
 stream is deterministic in (seed, epoch); the batches already seen this epoch are skipped) and noise (RNG state).
+Nothing is written before the settings, the device and the first image of the data are checked; a run that fails
+before its first checkpoint removes what it wrote (not other files in ``out``), and an epoch that yields not one batch
+(unreadable or cut-short shards) is an error, never a model saved untrained. An interruption (Ctrl-C) keeps the last
+checkpoint for ``resume=True``.
 
 Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every epoch (see
 latentds.datasets.shards). Gradients are averaged with explicit all-reduces per group rather than by
@@ -34,16 +38,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from latentds.datasets.shards import load_shards, resize_for
+from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
-from latentds.zoo.base import LatentModel, create
+from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, first_line, create
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 
 CHECKPOINT = "checkpoint.pt"
@@ -68,12 +74,29 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     if validation is not None and validation.epoch_batches(recipe.data.num_workers, world) == 0:
         raise InvalidParameterError(f"data.holdout {recipe.data.holdout} holds out too few images for one batch of "
                                     f"{t.batch_size} per worker and rank; raise data.holdout or lower --batch-size")
+    _check_readable(recipe, model)
     horizon = t.epochs * per_epoch if per_epoch else t.max_steps
     if not horizon:
-        raise InvalidParameterError("these shards have no manifest with counts: set train.max_steps")
+        raise InvalidParameterError(f"{recipe.data.shards} has no manifest.json with sample counts, so an epoch's "
+                                    "length is unknown: give --max-steps (train.max_steps)")
     last_step = min(horizon, t.max_steps or horizon)  # max_steps stops early; the schedule spans the epochs
+    fresh = rank == 0 and not (resume and (out / CHECKPOINT).is_file())
+    created = not out.exists()
     state = _prepare_run(out, recipe, resume) if rank == 0 else (_load_checkpoint(out / CHECKPOINT)
                                                                   if resume and (out / CHECKPOINT).is_file() else None)
+    try:
+        return _run(recipe, model, out, device, rank, world, data, validation, per_epoch, horizon, last_step, state,
+                    progress)
+    except Exception:
+        if fresh and not (out / CHECKPOINT).is_file():  # failed before its first checkpoint: leave nothing behind
+            _remove_run(out, created)
+        raise
+
+
+def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, horizon, last_step, state,
+         progress) -> Path:
+    """The training loop of ``train``, once the data, the model and the run directory are checked."""
+    t = recipe.train
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
@@ -84,11 +107,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     step, epoch, skip, rng = 0, 0, 0, None
     if state is not None:
-        model.load_state_dict(state["model"])
-        for g in optimizers:
-            optimizers[g].load_state_dict(state["optimizers"][g])
-        scaler.load_state_dict(state["scaler"])
-        step, epoch, skip, rng = state["step"], state["epoch"], state["batch"], state
+        step, epoch, skip, rng = _restore(state, model, optimizers, scaler, out / CHECKPOINT)
     else:
         torch.manual_seed(t.seed + 7919 * rank)  # different noise per rank
     if world > 1:
@@ -157,6 +176,10 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
             if done:
                 break
         else:
+            if position == 0:  # not one batch: unreadable shards, or fewer images than a batch
+                raise InvalidParameterError(
+                    f"{recipe.data.shards} gave no batch of {t.batch_size} images in epoch {epoch + 1} (see the "
+                    "warnings above): check the shards (latentds info DIR --verify) or lower --batch-size")
             _flush()
             epoch, skip = epoch + 1, 0
             if validation is not None:
@@ -304,7 +327,12 @@ def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
             raise OutputDirectoryError(f"nothing to resume in {out}: it holds no training run; drop --resume")
         import tomllib  # noqa: PLC0415
 
-        saved = recipe_from_dict(recipe.name, tomllib.loads((out / "recipe.toml").read_text()))
+        try:
+            raw = tomllib.loads((out / "recipe.toml").read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise OutputDirectoryError(f"cannot read {out / 'recipe.toml'} ({first_line(e, 100)}): the run's record of "
+                                       "its recipe is damaged; train into a new --out") from None
+        saved = recipe_from_dict(recipe.name, raw, where=f"{out / 'recipe.toml'}")
         if (saved.model, saved.data) != (recipe.model, recipe.data):
             raise OutputDirectoryError(f"{out} was trained with another model or data section; resume it with the "
                                        "same recipe (train settings such as epochs and max_steps may change)")
@@ -328,14 +356,65 @@ def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
 def _load_checkpoint(file: Path) -> dict:
     """A checkpoint written by this trainer (tensors and numbers only); a damaged one is a clear error."""
     try:
-        state = torch.load(file, weights_only=True)
-    except Exception as e:  # truncated, empty, or not a checkpoint
-        raise OutputDirectoryError(f"cannot read {file} ({str(e).splitlines()[0][:120]}); it is damaged: move it "
-                                   "away and resume from an earlier copy, or train into a new --out") from None
+        state = torch.load(file, weights_only=True)  # tensors and numbers only: never unpickles code
+    except Exception:  # truncated, empty, or not a checkpoint
+        what = "an empty file" if file.stat().st_size == 0 else "truncated, or not written by latentds"
+        raise OutputDirectoryError(f"cannot read {file} ({what}): the checkpoint is damaged; move it away and resume "
+                                   "from an earlier copy, or train into a new --out") from None
     needed = {"model", "optimizers", "scaler", "step", "epoch", "batch", "rng"}
     if not isinstance(state, dict) or not needed <= set(state):
-        raise OutputDirectoryError(f"{file} is not a latentds checkpoint (it lacks {sorted(needed - set(state or {}))})")
+        lacks = sorted(needed - set(state)) if isinstance(state, dict) else sorted(needed)
+        raise OutputDirectoryError(f"{file} is not a latentds checkpoint (it lacks {lacks}); move it away and "
+                                   "resume from an earlier copy, or train into a new --out")
     return state
+
+
+def _restore(state: dict, model, optimizers, scaler, file: Path) -> tuple[int, int, int, dict]:
+    """Load a checkpoint's model, optimiser and scaler states; (step, epoch, batch, rng state)."""
+    try:
+        model.load_state_dict(state["model"])
+        for g in optimizers:
+            optimizers[g].load_state_dict(state["optimizers"][g])
+        scaler.load_state_dict(state["scaler"])
+        position = tuple(state[k] for k in ("step", "epoch", "batch"))
+        if not all(isinstance(v, int) and v >= 0 for v in position) or not isinstance(state["rng"], torch.Tensor):
+            raise ValueError("its step, epoch, batch or RNG state is not what this trainer writes")
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = first_line(ValueError(lines[1] if len(lines) > 1 else lines[0] if lines else repr(e)), 120)
+        raise OutputDirectoryError(f"{file} does not fit this run's model ({why}); move it away and resume from an "
+                                   "earlier copy, or train into a new --out") from None
+    return (*position, state)
+
+
+def _remove_run(out: Path, created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (never other files in ``out``)."""
+    for name in ("recipe.toml", "metrics.jsonl", CONFIG, WEIGHTS, "README.md", f".{CHECKPOINT}.partial"):
+        (out / name).unlink(missing_ok=True)
+    for name in ("figures", "tensorboard", ".model.partial"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    if created:
+        try:
+            out.rmdir()
+        except OSError:  # something else is in it now: keep it
+            pass
+
+
+def _check_readable(recipe: Recipe, model: LatentModel) -> None:
+    """Fail before anything is written when the data holds not one readable image (a file that is no tar, junk
+    shards): reading the first image costs one shard open."""
+    d = recipe.data
+    stream = load_shards(d.shards, value_range=d.value_range, size=resize_for(d.shards, model.config.image_size))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ShardWarning)
+        samples = iter(stream)
+        first = next(samples, None)
+        getattr(samples, "close", lambda: None)()  # stop reading now (closes the shard)
+    if first is None:
+        why = next((str(w.message).removesuffix("; skipped") for w in caught if issubclass(w.category, ShardWarning)),
+                   "no samples")
+        raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
+                                    "shard set written by latentds render or latentds pack")
 
 
 def _device(name: str, rank: int) -> torch.device:
@@ -349,6 +428,10 @@ def _device(name: str, rank: int) -> torch.device:
         raise InvalidParameterError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParameterError(f"--device {name}: no CUDA device here; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise InvalidParameterError(f"--device {name}: this machine has {count} CUDA device"
+                                    f"{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1}); choose one of them")
     if device.type not in ("cpu", "cuda"):
         raise InvalidParameterError(f"--device {name}: latentds trains on cpu or cuda")
     return device
