@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 
@@ -73,6 +74,7 @@ def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Pa
         parts.append(f"<h2>{html.escape(probe)}</h2><p>{explain}</p>{_table(values)}")
     if metrics.get("skipped"):
         parts.append("<h2>Skipped probes</h2>" + _table(metrics["skipped"]))
-    path = out / "report.html"
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    path, partial = out / "report.html", out / ".report.html.partial"
+    partial.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    os.replace(partial, path)  # a reader never sees half a report
     return path

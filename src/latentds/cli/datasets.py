@@ -22,7 +22,8 @@ DATASETS = ("sprites", "utkface", "celeba", "coco", "food101")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Images per shard.")
 @click.option("--name", default=None, help="Shard name prefix [default: DATASET-SPLIT].")
 @click.option("--workers", type=int, default=None, help="Processes [default: all cores].")
-@click.option("--overwrite", is_flag=True, help="Replace a different dataset already in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a different (or damaged) shard set in --out; only its own files are deleted.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pack(dataset, root, out, split, size, keep_size, shard_size, name, workers, overwrite, quiet):
     """Pack the public DATASET found at ROOT (in its original layout) into labelled WebDataset shards.
@@ -36,11 +37,19 @@ def pack(dataset, root, out, split, size, keep_size, shard_size, name, workers, 
       food101   the directory holding food-101/ (images/, meta/)
     The shards follow the same contract as rendered ones and stream with latentds.load_shards.
     """
+    from latentds.cli.render import interruptible  # noqa: PLC0415
     from latentds.datasets.pack import pack_dataset  # noqa: PLC0415
     from latentds.datasets.public import dataset_class  # noqa: PLC0415
 
     split = split or dataset_class(dataset).splits[0]
-    report = pack_dataset(dataset, root, out or f"data/{name or dataset + '-' + split}", split=split,
-                          size=None if keep_size else size, shard_size=shard_size, name=name, workers=workers,
-                          overwrite=overwrite, progress=not quiet)
+    with interruptible():
+        report = pack_dataset(dataset, root, out or f"data/{name or dataset + '-' + split}", split=split,
+                              size=None if keep_size else size, shard_size=shard_size, name=name, workers=workers,
+                              overwrite=overwrite, progress=not quiet)
+    damaged = report.manifest.get("damaged", [])
+    if damaged:
+        shown = "; ".join(f"{entry['file']} ({entry['error']})" for entry in damaged[:3])
+        more = f"; and {len(damaged) - 3} more (listed in manifest.json)" if len(damaged) > 3 else ""
+        click.echo(f"skipped {len(damaged)} damaged image{'s' * (len(damaged) > 1)} that could not be decoded: "
+                   f"{shown}{more}", err=True)
     click.echo(report.summary())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from latentds.cli import main
@@ -12,10 +14,10 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
 
 
 @main.command()
-@click.option("--phi", "preset", flag_value="phi", default=True,
+@click.option("--phi", is_flag=True,
               help="Preset: 2 cuboids, only Phi of the one joint varies (default n 10,000). [default]")
-@click.option("--varied", "preset", flag_value="varied",
-              help="Preset: 2-4 cuboids, all angles, colours and lights vary (default n 500,000).")
+@click.option("--varied", is_flag=True,
+              help="Preset: 2-4 cuboids, all angles, colours and lights vary (default n 500,000); not with --phi.")
 @click.option("--n", type=int, default=None, help="Number of images [default: the preset's].")
 @click.option("--size", type=int, default=64, show_default=True, help="Image width and height in pixels (8-1024).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i depends only on (seed, i).")
@@ -34,11 +36,12 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
                    "lights vary per sample; labels carry identity. Pairs of same-identity samples train the "
                    "cycle-consistent VAE.")
 @click.option("--name", default=None, help="Shard name prefix [default: the preset name].")
-@click.option("--overwrite", is_flag=True, help="Replace a different dataset already in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a different (or damaged) shard set in --out; only its own files are deleted.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a pool of processes; ray: one task per shard on an existing Ray cluster.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, steps, identities, name, overwrite,
+def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, identities, name, overwrite,
            engine, quiet):
     """Render articulated cuboid chains into labelled WebDataset shards.
 
@@ -54,17 +57,34 @@ def render(preset, n, size, seed, out, shard_size, workers, extras, sequence, st
       latentds render --varied --n 2400 --sequence phi_0,theta_0,light_azimuth --steps 8 --out data/sweeps
       latentds render --varied --n 20000 --identities 500 --out data/varied-ids
     """
+    from latentds.errors import InvalidParameterError  # noqa: PLC0415
+
+    if phi and varied:
+        raise InvalidParameterError("--phi and --varied are two presets and exclude each other; give one of them "
+                                    "(--phi is the default)")
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
-    spec = RenderSpec(preset=preset, n=n, size=size, seed=seed, shard_size=shard_size, sequence=sequence,
-                      steps=steps, extras=extras, name=name, identities=identities)
-    try:
+    spec = RenderSpec(preset="varied" if varied else "phi", n=n, size=size, seed=seed, shard_size=shard_size,
+                      sequence=sequence, steps=steps, extras=extras, name=name, identities=identities)
+    with interruptible():
         report = render_shards(spec, out or f"data/{spec.name}", workers=workers, overwrite=overwrite,
                                engine=engine, progress=not quiet)
-    except KeyboardInterrupt:
-        click.echo("Interrupted: finished shards are kept; run the same command again to resume.", err=True)
-        raise SystemExit(130) from None
     click.echo(report.summary())
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Ctrl-C, SIGTERM and SIGHUP stop a producer cleanly (workers stopped, lock released, finished shards kept)
+    and exit with 130 (Ctrl-C) or 128 + the signal, with the resume hint."""
+    from latentds.shardsets.processes import stop_on_signals  # noqa: PLC0415
+
+    try:
+        with stop_on_signals():
+            yield
+    except KeyboardInterrupt as e:
+        what = f"Stopped by {e.args[0]}" if getattr(e, "signum", None) else "Interrupted"
+        click.echo(f"{what}: finished shards are kept; run the same command again to resume.", err=True)
+        raise SystemExit(getattr(e, "exit_code", 130)) from None
 
 
 @main.command()

@@ -84,6 +84,9 @@ class CelebA(PublicDataset, name="celeba"):
     def __len__(self) -> int:
         return len(self.files)
 
+    def source_file(self, index: int):
+        return self.images / self.files[index]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.files[index]
         labels: dict[str, Any] = dict(zip(self.attribute_names, map(int, self.attributes[index])))
@@ -103,7 +106,10 @@ def read_table(path: Path, header: bool = False) -> tuple[list[str], dict[str, s
     With ``header``, line 1 (the image count) is skipped and line 2 gives the column names. Any run of spaces
     separates fields, and CRLF line ends and a trailing space on the header line are harmless.
     """
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8 text, e.g. a damaged file
+        raise DatasetLayoutError(f"celeba: cannot read {path} ({e}); it is damaged: download it again") from None
     if header and len(lines) < 2:
         raise DatasetLayoutError(f"celeba: expected a count line and a header line at the top of {path}")
     names = [n for n in lines[1].split() if n != "image_id"] if header else []  # the bbox file names column 1 too

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from latentds.datasets.public import PublicDataset
+from latentds.errors import DatasetLayoutError
 
 
 class Coco(PublicDataset, name="coco"):
@@ -55,22 +56,36 @@ class Coco(PublicDataset, name="coco"):
         self.boxes: dict[int, list[dict]] = {}
         self.captions: dict[int, list[str]] = {}
         for path in present:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            images |= {int(image["id"]): (image["file_name"], int(image["width"]), int(image["height"]))
-                       for image in data.get("images", [])}
-            self.category_names |= {category["id"]: category["name"] for category in data.get("categories", [])}
-            for note in sorted(data.get("annotations", []), key=lambda note: note.get("id", 0)):
-                if "caption" in note:
-                    self.captions.setdefault(note["image_id"], []).append(note["caption"].strip())
-                elif "bbox" in note:
-                    box = {"bbox": [float(v) for v in note["bbox"]], "category_id": int(note["category_id"]),
-                           "iscrowd": int(note.get("iscrowd", 0))}
-                    self.boxes.setdefault(note["image_id"], []).append(box)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8, e.g. a truncated download
+                raise DatasetLayoutError(f"coco: cannot read the annotation file {path} ({e}); it is damaged or "
+                                         "incomplete: download and extract it again") from None
+            try:
+                self._read_annotations(data, images)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise DatasetLayoutError(f"coco: {path} is not a COCO annotation file as expected "
+                                         f"({type(e).__name__}: {e}); download and extract it again") from None
         self.images = sorted((image_id, *fields) for image_id, fields in images.items())
+
+    def _read_annotations(self, data: dict, images: dict[int, tuple[str, int, int]]) -> None:
+        images |= {int(image["id"]): (str(image["file_name"]), int(image["width"]), int(image["height"]))
+                   for image in data.get("images", [])}
+        self.category_names |= {category["id"]: category["name"] for category in data.get("categories", [])}
+        for note in sorted(data.get("annotations", []), key=lambda note: note.get("id", 0)):
+            if "caption" in note:
+                self.captions.setdefault(note["image_id"], []).append(note["caption"].strip())
+            elif "bbox" in note:
+                box = {"bbox": [float(v) for v in note["bbox"]], "category_id": int(note["category_id"]),
+                       "iscrowd": int(note.get("iscrowd", 0))}
+                self.boxes.setdefault(note["image_id"], []).append(box)
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def source_file(self, index: int):
+        return self.images_dir / self.images[index][1]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_id, file_name, width, height = self.images[index]

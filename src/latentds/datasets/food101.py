@@ -45,7 +45,12 @@ class Food101(PublicDataset, name="food101"):
         self.folder = self.root if (self.root / "meta").is_dir() and not nested.is_dir() else nested
         self.images = self.require(self.folder / "images", "the image folder food-101/images/")
         meta = self.folder / "meta"
-        lines = self.require(meta / "classes.txt", "the class list food-101/meta/classes.txt").read_text().splitlines()
+        classes = self.require(meta / "classes.txt", "the class list food-101/meta/classes.txt")
+        try:
+            lines = classes.read_text(encoding="utf-8").splitlines()
+        except (OSError, ValueError) as e:
+            raise DatasetLayoutError(f"food101: cannot read {classes} ({e}); it is damaged: download and extract "
+                                     "food-101 again") from None
         self.classes = [line.strip() for line in lines if line.strip()]
         # Indices follow classes.txt, as the dataset documents them; torchvision's Food101 would number the classes
         # of the split's JSON in sorted order instead, and would import torch just to list files.
@@ -59,14 +64,26 @@ class Food101(PublicDataset, name="food101"):
 
     def read_split(self, meta: Path) -> list[str]:
         """The split's "class/id" entries, from meta/{split}.json or else meta/{split}.txt."""
-        if (meta / f"{self.split}.json").exists():
-            with open(meta / f"{self.split}.json", encoding="utf-8") as f:
-                return [entry for entries in json.load(f).values() for entry in entries]
-        text = self.require(meta / f"{self.split}.txt", f"the split list food-101/meta/{self.split}.json").read_text()
+        path = meta / f"{self.split}.json"
+        try:
+            if path.exists():
+                with open(path, encoding="utf-8") as f:
+                    entries = [entry for entries in json.load(f).values() for entry in entries]
+                if not all(isinstance(entry, str) for entry in entries):
+                    raise ValueError("its lists must hold \"class/id\" strings")
+                return entries
+            path = self.require(meta / f"{self.split}.txt", f"the split list food-101/meta/{self.split}.json")
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            raise DatasetLayoutError(f"food101: cannot read {path} ({e}); it is damaged: download and extract "
+                                     "food-101 again") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def source_file(self, index: int):
+        return self.images / f"{self.entries[index][0]}.jpg"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         entry, label = self.entries[index]

@@ -5,27 +5,39 @@
 Each sample becomes ``KEY.png`` (RGB, centre-cropped to a square and resized to ``size``, unless ``size`` is None)
 and ``KEY.json`` (the dataset's labels plus ``index``, ``source_key``, ``dataset`` and ``split``); KEY is the
 zero-padded index in the dataset's own (sorted) order, so the same data always packs to the same bytes.
+
+A source image that cannot be decoded (a truncated or corrupt file) is skipped, not packed: its shard record and
+the manifest's ``damaged`` list name it (index, file, error), the manifest's ``count`` is what was packed, and the
+key sequence simply has a gap there. Unreadable metadata (annotation files, split lists) is an error instead.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import struct
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 from latentds import __version__
 from latentds.datasets.public import PublicDataset, open_dataset
 from latentds.datasets.transforms import ImageTransform
-from latentds.errors import InvalidParameterError
+from latentds.errors import DatasetLayoutError, InvalidParameterError, LatentdsError
 from latentds.shardsets.members import encode_json, encode_png
 from latentds.shardsets.manifest import FORMAT, FORMAT_VERSION, brace_pattern
+from latentds.shardsets.plan import ShardRanges, check_shard_count
 from latentds.shardsets.producer import ShardReport, produce_shards, write_tar_shard
 
 MIN_SIZE, MAX_SIZE = 8, 1024
+# What decoding a damaged image file raises (PIL: OSError for truncated data, SyntaxError for broken structure,
+# ValueError/struct.error/zlib.error/EOFError from plugins, DecompressionBombError for absurd sizes).
+DAMAGED_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class PackSpec:
             raise InvalidParameterError(f"--shard-size must be at least 1 (got {self.shard_size})")
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
             raise InvalidParameterError(f"--name {self.name!r} may hold only letters, digits, '_' and '-'")
+        check_shard_count(self.count, self.shard_size)
 
     def params(self) -> dict:
         fields = {k: v for k, v in asdict(self).items() if k != "root"}
@@ -57,15 +70,24 @@ class PackSpec:
     def transform(self) -> ImageTransform:
         return ImageTransform(size=self.size, crop="center" if self.size else None)
 
-    def shard_ranges(self) -> list[range]:
-        return [range(a, min(a + self.shard_size, self.count)) for a in range(0, self.count, self.shard_size)]
+    def shard_ranges(self) -> ShardRanges:
+        return ShardRanges(self.count, self.shard_size)
+
+    def command(self) -> str:
+        """The ``latentds pack`` command (without --out) that packs exactly this set, with its real ROOT."""
+        return pack_command(self).replace(" ROOT ", f" {shlex.quote(self.root)} ", 1)
 
     def shard_name(self, index: int) -> str:
         return f"{self.name}-{index:06d}.tar"
 
     def finish(self, records: list[dict]) -> tuple[dict, str]:
         dataset = _open(self)
-        first = dataset[0]["labels"] if len(dataset) else {}
+        damaged = [entry for rec in records for entry in rec.get("damaged", [])]
+        count = sum(rec["count"] for rec in records)
+        if self.count and not count:
+            first = damaged[0] if damaged else {}
+            raise DatasetLayoutError(f"{self.dataset}: none of the {self.count:,} images under {self.root} could be "
+                                     f"decoded (first: {first.get('file')}: {first.get('error')})")
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "generator": "latentds.pack", "generator_version": __version__,
@@ -73,13 +95,15 @@ class PackSpec:
             "summary": f"{self.dataset}, split {self.split!r}",
             "description": dataset.description, "citation": dataset.citation,
             "params": self.params(), "command": pack_command(self), "source": self.root,
-            "image_size": self.size, "count": self.count,
+            "image_size": self.size, "count": count,
             "members": {"png": "8-bit RGB image",
                         "json": "the dataset's labels, plus index, source_key, dataset, split"},
-            "labels": sorted(first),
+            "labels": sorted(_first_labels(dataset, {entry["index"] for entry in damaged})),
             "skipped": len(getattr(dataset, "skipped", [])),
             "shards": records,
         }
+        if damaged:  # only then, so that packs without damage keep the manifest bytes they always had
+            manifest["damaged"] = damaged
         return manifest, pack_card(manifest)
 
 
@@ -102,6 +126,18 @@ def _open(spec: PackSpec) -> PublicDataset:
     return _OPEN[key]
 
 
+def _first_labels(dataset: PublicDataset, damaged: set[int]) -> dict:
+    for index in range(len(dataset)):
+        if index not in damaged:
+            try:
+                return dataset[index]["labels"]
+            except LatentdsError:
+                raise
+            except DAMAGED_IMAGE:
+                continue
+    return {}
+
+
 def pack_sample(spec: PackSpec, dataset: PublicDataset, index: int, transform: ImageTransform) -> dict:
     sample = dataset[index]
     labels = {**sample["labels"], "index": index, "source_key": sample["key"], "dataset": spec.dataset,
@@ -110,12 +146,38 @@ def pack_sample(spec: PackSpec, dataset: PublicDataset, index: int, transform: I
     return {"__key__": f"{index:09d}", "png": encode_png(pixels), "json": encode_json(labels)}
 
 
+def source_file(dataset: PublicDataset, index: int) -> str:
+    """The file sample ``index`` is read from, for messages (the dataset's ``source_file``, if it has one)."""
+    try:
+        return str(dataset.source_file(index))
+    except Exception:  # noqa: BLE001  (only for a message)
+        return f"sample {index}"
+
+
 def write_pack_shard(spec: PackSpec, shard: int, out: Path, on_samples: Callable[[int], None] | None = None) -> dict:
-    """Pack shard number ``shard`` of ``spec`` into ``out``; return its manifest record."""
+    """Pack shard number ``shard`` of ``spec`` into ``out``; return its manifest record, with ``damaged``
+    listing the images that could not be decoded (index, file, error) when there are any."""
     dataset, transform = _open(spec), spec.transform()
     indices = spec.shard_ranges()[shard]
-    samples = (pack_sample(spec, dataset, i, transform) for i in indices)
-    return write_tar_shard(out, spec.shard_name(shard), indices.start, samples, on_samples)
+    damaged: list[dict] = []
+
+    def samples():
+        for i in indices:
+            try:
+                sample = pack_sample(spec, dataset, i, transform)
+            except LatentdsError:
+                raise  # a layout problem (a missing file): not a damaged image
+            except DAMAGED_IMAGE as e:
+                damaged.append({"index": i, "file": source_file(dataset, i), "error": f"{type(e).__name__}: {e}"})
+                if on_samples is not None:
+                    on_samples(1)
+                continue
+            yield sample
+
+    record = write_tar_shard(out, spec.shard_name(shard), indices.start, samples(), on_samples)
+    if damaged:
+        record["damaged"] = damaged
+    return record
 
 
 def pack_dataset(dataset: str, root: str | os.PathLike, out: str | os.PathLike, *, split: str | None = None,
@@ -141,6 +203,12 @@ def pack_card(manifest: dict) -> str:
     geometry = f"centre-cropped to a square and resized to {size}x{size} px" if size else "at their original size"
     skipped = (f"\n{manifest['skipped']} source files were skipped because their names or records could not be "
                "parsed (see the dataset's loader for the rule).\n" if manifest["skipped"] else "")
+    damaged = manifest.get("damaged", [])
+    if damaged:
+        listed = "\n".join(f"- `{entry['file']}` ({entry['error']})" for entry in damaged[:20])
+        more = f"\n- and {len(damaged) - 20} more (see `damaged` in manifest.json)" if len(damaged) > 20 else ""
+        skipped += (f"\n{len(damaged)} source images could not be decoded and were left out (their keys are "
+                    f"missing from the sequence):\n\n{listed}{more}\n")
     return f"""# {manifest['name']}: {manifest['dataset']}, split `{manifest['split']}`
 
 {manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from `{manifest['source']}`:

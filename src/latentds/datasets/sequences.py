@@ -8,11 +8,12 @@ Group g is samples g*K .. g*K+K-1, so a few chosen groups are read without readi
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterable, Iterator
 
 import torch
 
-from latentds.datasets.shards import decode_sample, read_parts, resolve_shards
+from latentds.datasets.shards import decode_sample, read_parts, required_members, resolve_shards
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import ShardError
 from latentds.render.factors import factor_value
@@ -39,7 +40,8 @@ def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range:
         lo, hi = g * steps, (g + 1) * steps
         parts = [(s.url, max(lo, a) - a, min(hi, a + s.count) - max(lo, a))
                  for s, a in zip(shards, starts) if a < hi and lo < a + s.count]
-        samples = [decode_sample(raw, transform) for raw in read_parts(parts, strict)]
+        samples = list(read_parts(parts, strict, partial(decode_sample, transform=transform, manifest=manifest),
+                                  required_members(manifest)))
         if len(samples) != steps:
             raise ShardError(f"group {g} of {source} has {len(samples)} of its {steps} samples")
         labels = [s["labels"] for s in samples]

@@ -28,8 +28,18 @@ Validation split: ``holdout=f`` holds out the last ``round(count * f)`` samples 
 ``split="validation"`` only those; a shard straddling the cut is read in part (``Shard.offset``).
 ``ShardStream.split_range`` is the (lo, hi) range of set positions streamed ((0, None) without counts).
 
-Damaged shards: a shard that cannot be read to its end is reported as a ``ShardWarning`` naming the shard and
-how many samples were lost, and the stream goes on with the next one; ``strict=True`` raises ShardError instead.
+Damaged data costs only what is damaged. A sample whose members cannot be decoded (a flipped byte in its PNG or
+JSON, a member lost to a damaged tar header) is dropped; a shard that cannot be read to its end loses the rest of
+its samples. Either way, at the end of each shard part a ``ShardWarning`` names the shard, how many samples were
+lost and why, and the stream goes on; ``strict=True`` raises ShardError instead. No native decoder ever sees bytes
+it could crash on: a PNG goes to torchvision's (fast, but crash-prone) decoder only when it passed
+``png_is_plain``; anything else is decoded by PIL, which raises cleanly.
+
+Untrusted names. The shard names in a ``manifest.json`` are read from a data file: they must be plain file names
+inside the set (no directory, no "..", no scheme such as ``pipe:``), else ShardError; local shards are opened as
+files, never through a URL scheme. Only a URL the caller writes (``pipe:...``, ``https://...``) is opened as one.
+A directory holding an unfinished render or pack (a progress file, no manifest) is refused, naming the command
+that finishes it.
 """
 
 from __future__ import annotations
@@ -40,8 +50,9 @@ import os
 import random
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -56,14 +67,16 @@ from latentds.datasets.batching import batched_units, exactly, pair_samples, seq
 from latentds.datasets.cuboids import FACTOR_NAMES, cuboid_factors, factor_table, is_cuboid_labels
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform
-from latentds.errors import InvalidParameterError, ShardError
+from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
+from latentds.shardsets.manifest import shard_record_problems, unfinished_message
+from latentds.shardsets.members import png_is_plain
 
 MANIFEST = "manifest.json"
 BATCHES = ("plain", "pairs", "groups")
 SPLITS = ("train", "validation")
 
 # torchvision 0.29 (pinned) deprecates its image decoders in favour of TorchCodec and warns on every call; its
-# PNG decoder is still twice as fast as PIL + numpy here. Silence that one warning, nothing else.
+# PNG decoder is still faster than PIL + numpy here. Silence that one warning, nothing else.
 warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
                         category=DeprecationWarning)
 
@@ -86,6 +99,9 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
         manifest = _read_manifest(directory)
         if manifest is not None:
             return [Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]], manifest
+        unfinished = unfinished_message(directory)
+        if unfinished:
+            raise ShardError(unfinished)
         urls = sorted(str(p) for p in directory.glob("*.tar"))
         if not urls:
             raise ShardError(f"{directory} holds no .tar shards and no {MANIFEST}")
@@ -95,15 +111,20 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     if not urls:
         raise ShardError(f"no shards in {source!r}")
     manifest, counts = None, {}
-    local_dirs = {Path(u).parent for u in urls if "://" not in u and not u.startswith("pipe:")}
+    local_dirs = {Path(u).parent for u in urls if not _is_url(u)}
     if len(local_dirs) == 1:  # a manifest beside local shards gives their counts
         manifest = _read_manifest(local_dirs.pop())
         if manifest is not None:
             counts = {s["name"]: s["count"] for s in manifest["shards"]}
     for u in urls:
-        if "://" not in u and not u.startswith("pipe:") and not Path(u).is_file():
+        if not _is_url(u) and not Path(u).is_file():
             raise ShardError(f"shard {u} does not exist")
     return [Shard(u, counts.get(Path(u).name)) for u in urls], manifest
+
+
+def _is_url(url: str) -> bool:
+    """A URL webdataset opens (``pipe:CMD``, ``https://...``), as opposed to a local file name."""
+    return url.startswith("pipe:") or "://" in url
 
 
 def _read_manifest(directory: Path) -> dict | None:
@@ -111,9 +132,16 @@ def _read_manifest(directory: Path) -> dict | None:
     if not file.is_file():
         return None
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise ShardError(f"cannot read {file}: {e}") from None
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ShardError(f"cannot read {file}: {e}; if the set was made by latentds, rebuild the manifest by "
+                         "running the command that made it again with --overwrite") from None
+    if not isinstance(manifest, dict):
+        raise ShardError(f"{file} holds a JSON {type(manifest).__name__}, not a shard-set manifest (an object)")
+    problems = shard_record_problems(manifest.get("shards"))
+    if problems:  # names read from a data file are never opened as paths outside the set, or as URLs
+        raise ShardError(f"{file} cannot be used: {problems[0]}")
+    return manifest
 
 
 def resize_for(source, size: int) -> int | None:
@@ -162,44 +190,105 @@ def trim_shards(shards: list[Shard], lo: int, hi: int) -> list[Shard]:
     return out
 
 
-def read_parts(parts: list[tuple[str, int, int | None]], strict: bool) -> Iterator[dict]:
-    """Raw webdataset samples (``__key__``, ``__url__`` and bytes per member) of each (url, skip, take) part."""
+def read_parts(parts: list[tuple[str, int, int | None]], strict: bool,
+               decode: Callable[[dict], dict] | None = None, required: Iterable[str] = ()) -> Iterator[dict]:
+    """The samples of each (url, skip, take) part: raw webdataset samples (``__key__``, ``__url__`` and bytes
+    per member), or ``decode(raw)`` of each. Positions are counted over every sample the tar holds, damaged or
+    not, so every slot reading a shard agrees on which sample is at which position.
+
+    A sample missing one of the ``required`` members, or whose ``decode`` raises, is dropped; a shard that
+    cannot be read to its end loses the rest. Losses are reported per part as one ShardWarning (shard, samples
+    lost, why); ``strict`` raises ShardError at the first one instead.
+    """
+    required = tuple(required)
     for url, skip, take in parts:
-        yielded, error = 0, None
+        yielded, consumed, damaged, events, error = 0, 0, [], [], None
+
+        def on_damage(offset: int, reason: str, url=url, events=events) -> None:
+            if strict:
+                raise ShardError(f"shard {url}: {reason} at byte {offset}; strict=False skips damaged samples "
+                                 "with a warning")
+            events.append(f"{reason} at byte {offset}")
+
         try:
-            with wds.gopen(url, "rb") as stream:
-                for i, sample in enumerate(tar_samples(stream, url)):
+            with _open_shard(url) as stream:
+                for i, sample in enumerate(tar_samples(stream, url, on_damage)):
                     if i < skip:
                         continue
-                    if take is not None and yielded == take:
+                    if take is not None and consumed == take:
                         break
-                    yield sample
+                    consumed += 1
+                    try:
+                        missing = [m for m in required if m not in sample]
+                        if missing:
+                            raise DamagedSampleError(f"no {' or '.join(missing)} member")
+                        item = decode(sample) if decode is not None else sample
+                    except Exception as e:  # noqa: BLE001  (whatever damaged bytes make a decoder raise)
+                        reason = f"sample {sample['__key__']}: {_reason(e)}"
+                        if strict:
+                            raise ShardError(f"shard {url}: {reason}; strict=False skips damaged samples with a "
+                                             "warning") from e
+                        damaged.append(reason)
+                        continue
+                    yield item
                     yielded += 1
+        except ShardError:
+            raise
         except Exception as e:  # a truncated or corrupt tar, an unreachable URL
             error = e
-        if (take is not None and yielded < take) or error is not None:
-            lost = f"{take - yielded} of {take}" if take is not None else "an unknown number of"
-            message = f"shard {url}: {lost} samples lost ({error or 'the shard ended early'})"
+        # With a count, a loss is a shortfall (damage this part only skipped over is another part's loss).
+        if (yielded < take) if take is not None else (damaged or events or error is not None):
+            if take is not None:
+                lost = f"{take - yielded} of {take}"
+            elif error is not None or events:
+                lost = f"{len(damaged)} damaged and an unknown number of other"
+            else:
+                lost = f"{len(damaged)}"
+            why = damaged[:3] + (["..."] if len(damaged) > 3 else []) + events[:3]
+            if error is not None:
+                why.append(str(error))
+            elif take is not None and consumed < take:
+                why.append("the shard ended early")
+            message = f"shard {url}: {lost} samples lost ({'; '.join(why)})"
             if strict:
                 raise ShardError(message + "; strict=False skips damaged shards with a warning")
             warnings.warn(message + "; skipped", ShardWarning, stacklevel=2)
 
 
-def decode_sample(sample: dict, transform: ImageTransform) -> dict:
+def _open_shard(url: str):
+    """A local shard is opened as a file (never through a URL scheme); a URL through webdataset."""
+    return open(url, "rb") if not _is_url(url) else wds.gopen(url, "rb")
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text if isinstance(error, DamagedSampleError) else f"{type(error).__name__}: {text}"[:200]
+
+
+def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None = None) -> dict:
     """Raw sample -> {"image": uint8 tensor (3,H,W), "labels": dict, "__key__", "__url__"} plus, when present,
     "depth" (float32 H,W), "mask" (uint8 H,W) and, for cuboid labels, "factors"/"factor_mask".
 
-    The image stays uint8 here; ``ShardStream`` converts it to float (per batch when batching).
+    The image stays uint8 here; ``ShardStream`` converts it to float (per batch when batching). Damaged members
+    raise (DamagedSampleError, or what PIL, orjson or numpy raise); nothing crashes the process. With the set's
+    ``manifest``, a sample must also fit it (its image size; cuboid labels in a cuboid set), so that one damaged
+    sample cannot break the collation of a whole batch.
     """
-    if transform.geometric:
-        with Image.open(io.BytesIO(sample["png"])) as image:
-            pixels = transform.uint8(image)
-    else:  # torchvision's PNG decoder straight to a (3,H,W) tensor: half the time of PIL + numpy
-        pixels = decode_image(torch.frombuffer(bytearray(sample["png"]), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    png = sample["png"]
+    if not transform.geometric and png_is_plain(png):
+        # torchvision's PNG decoder straight to a (3,H,W) tensor: faster than PIL + numpy, but it crashes the
+        # process on bad data (DEPENDENCIES.md), so it only gets PNGs that png_is_plain checked in full.
+        pixels = decode_image(torch.frombuffer(bytearray(png), dtype=torch.uint8), mode=ImageReadMode.RGB)
         if transform.flip and torch.rand(()) < 0.5:
             pixels = pixels.flip(-1)
+    else:
+        with Image.open(io.BytesIO(png)) as image:
+            image.load()
+            pixels = transform.uint8(image)
     out = {"__key__": sample["__key__"], "__url__": sample.get("__url__", ""), "image": pixels}
     labels = orjson.loads(sample["json"]) if "json" in sample else {}
+    if not isinstance(labels, dict):
+        raise DamagedSampleError(f"its labels are a JSON {type(labels).__name__}, not an object")
     out["labels"] = labels
     if "depth.npy" in sample:
         out["depth"] = torch.from_numpy(np.load(io.BytesIO(sample["depth.npy"]), allow_pickle=False))
@@ -209,7 +298,26 @@ def decode_sample(sample: dict, transform: ImageTransform) -> dict:
     if is_cuboid_labels(labels):
         values, present = cuboid_factors(labels)
         out["factors"], out["factor_mask"] = torch.from_numpy(values), torch.from_numpy(present)
+    if manifest:
+        _check_fits(out, manifest, transform)
     return out
+
+
+def _check_fits(out: dict, manifest: dict, transform: ImageTransform) -> None:
+    size = manifest.get("image_size")
+    if isinstance(size, int) and transform.size is None and tuple(out["image"].shape[-2:]) != (size, size):
+        raise DamagedSampleError(f"its image is {tuple(out['image'].shape[-2:])} pixels, the set's are {size}x{size}")
+    if manifest.get("factors") and "factors" not in out:
+        raise DamagedSampleError("its labels lack the cuboid factors every sample of this set has")
+
+
+def required_members(manifest: dict | None) -> tuple[str, ...]:
+    """The members every sample must have: those the manifest lists (``png`` and ``json`` for latentds sets),
+    or just ``png`` for shards without one."""
+    members = (manifest or {}).get("members")
+    if isinstance(members, dict) and "png" in members:
+        return tuple(m for m in members if isinstance(m, str))
+    return ("png",)
 
 
 class LabelBatch:
@@ -357,6 +465,19 @@ class ShardStream(torch.utils.data.IterableDataset):
         return (lo, hi), (shards if (lo, hi) == (0, total) else trim_shards(shards, lo, hi))
 
     @property
+    def _decode(self) -> Callable[[dict], dict]:
+        if self.batches == "groups":
+            return self._decode_group_member
+        return partial(decode_sample, transform=self.transform, manifest=self.manifest)
+
+    def _decode_group_member(self, raw: dict) -> dict:
+        out = decode_sample(raw, self.transform, self.manifest)
+        seq = out["labels"].get("sequence")
+        if not (isinstance(seq, dict) and isinstance(seq.get("group"), int) and isinstance(seq.get("step"), int)):
+            raise DamagedSampleError("its labels lack the sequence group and step every sample of this set has")
+        return out
+
+    @property
     def factor_table(self) -> list[dict]:
         """One row (name, type, range, unit, varies, description) per entry of the "factors" vector of cuboid
         samples, from the manifest; empty for shard sets without factors (e.g. packed public datasets)."""
@@ -411,8 +532,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             stream = self._group_batches(slot, slots)
         else:
             order_seed = hash((self.seed, self.epoch)) & 0xFFFFFFFF if self.shuffle else None
-            stream = read_parts(slot_plan(self.shards, slot, slots, order_seed), self.strict)
-            stream = (decode_sample(s, self.transform) for s in stream)
+            stream = read_parts(slot_plan(self.shards, slot, slots, order_seed), self.strict, self._decode,
+                                required_members(self.manifest))
             if self.batches == "pairs":
                 stream = self._pair_batches(stream, slot, slots)
             else:
@@ -451,8 +572,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         return ranges
 
     def _group_batches(self, slot: int, slots: int) -> Iterator[dict]:
-        samples = read_parts(range_parts(self.shards, self.group_ranges(slot, slots)), self.strict)
-        groups = sequence_group_samples((decode_sample(s, self.transform) for s in samples), self.steps)
+        samples = read_parts(range_parts(self.shards, self.group_ranges(slot, slots)), self.strict, self._decode,
+                             required_members(self.manifest))
+        groups = sequence_group_samples(samples, self.steps)
         if self.shuffle:
             size = -(-self.shuffle // self.steps)
             groups = wds.filters.shuffle(size, size, rng=random.Random(hash((self.seed, self.epoch, slot))))(groups)

@@ -72,6 +72,9 @@ class Sprites(PublicDataset, name="sprites"):
     def __len__(self) -> int:
         return len(self.index)
 
+    def source_file(self, index: int):
+        return self.character_path(self.index[index][0])
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         identity, cell, t = self.index[index]
         column_major = self.animation(identity, cell)[t].reshape((SIDE, SIDE, 3), order="F")
@@ -99,7 +102,11 @@ def read_split(path: Path, split: str) -> list[int]:
     from scipy.io import loadmat  # noqa: PLC0415  (scipy.io takes ~0.3 s to import; only needed here)
 
     name = {"train": "trainidx", "val": "validx", "test": "testidx"}[split]
-    table = loadmat(path)
+    try:
+        table = loadmat(path)
+    except Exception as e:  # noqa: BLE001  (scipy raises ValueError, OSError, TypeError... on a damaged file)
+        raise DatasetLayoutError(f"sprites: cannot read {path} ({type(e).__name__}: {e}); it is damaged: extract "
+                                 "nips2015-analogy-data.tar.gz again") from None
     if name not in table:
         raise DatasetLayoutError(f"sprites: expected variable {name} in {path}")
     one_based = {int(i) for i in np.asarray(table[name]).ravel()}
@@ -110,6 +117,16 @@ def read_split(path: Path, split: str) -> list[int]:
 
 def read_character_shapes(path: Path) -> tuple[dict[str, int], list[int]]:
     """A character file's 7 attribute codes by name and the frame count of each of its 21 animations."""
+    try:
+        return _character_shapes(path)
+    except DatasetLayoutError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:  # h5py on a damaged file
+        raise DatasetLayoutError(f"sprites: cannot read {path} ({type(e).__name__}: {e}); it is damaged: extract "
+                                 "nips2015-analogy-data.tar.gz again") from None
+
+
+def _character_shapes(path: Path) -> tuple[dict[str, int], list[int]]:
     with h5py.File(path, "r") as f:
         if "sprites" not in f or "labels" not in f or f["sprites"].shape != (len(ANIMATIONS), 1):
             raise DatasetLayoutError(f"sprites: expected datasets sprites (21, 1) and labels (7, 1) in {path}")

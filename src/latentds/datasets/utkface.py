@@ -76,6 +76,9 @@ class UTKFace(PublicDataset, name="utkface"):
     def __len__(self) -> int:
         return len(self.files)
 
+    def source_file(self, index: int):
+        return self.folder / self.files[index]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         file_name = self.files[index]
         fields = NAME.fullmatch(file_name)
@@ -83,4 +86,4 @@ class UTKFace(PublicDataset, name="utkface"):
         labels = {"age": age, "gender": gender, "race": race, "gender_name": GENDERS[gender], "race_name": RACES[race]}
         stem = file_name.removesuffix(".jpg.chip.jpg")  # the fields as written, so distinct names give distinct keys
         return {"key": f"utkface_{stem}",
-                "image": self.open_rgb(self.folder / file_name), "labels": labels}
+                "image": self.open_rgb(self.source_file(index)), "labels": labels}

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from latentds import __version__
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import PRESETS, check_identities, check_sequence, sequence_factors
+from latentds.shardsets.plan import ShardRanges, check_shard_count
 
 EXTRAS = ("depth", "mask")
 MIN_SIZE, MAX_SIZE = 8, 1024
@@ -69,6 +70,7 @@ class RenderSpec:
                 f"use --n {(self.n // self.steps + 1) * self.steps}")
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
             bad(f"--name {self.name!r} may hold only letters, digits, '_' and '-'")
+        check_shard_count(self.n, self.shard_size)
 
     def params(self) -> dict:
         """The JSON form recorded in the manifest; two renders with equal params have equal bytes."""
@@ -93,6 +95,12 @@ class RenderSpec:
     def shard_name(self, index: int) -> str:
         return f"{self.name}-{index:06d}.tar"
 
-    def shard_ranges(self) -> list[range]:
-        """Global sample indices of each shard, in order."""
-        return [range(start, min(start + self.shard_size, self.n)) for start in range(0, self.n, self.shard_size)]
+    def shard_ranges(self) -> ShardRanges:
+        """Global sample indices of each shard, in order (a lazy sequence of ranges)."""
+        return ShardRanges(self.n, self.shard_size)
+
+    def command(self) -> str:
+        """The ``latentds render`` command (without --out) that makes exactly this set."""
+        from latentds.render.manifest import render_command  # noqa: PLC0415
+
+        return render_command(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ MANIFEST = "manifest.json"
 CARD = "README.md"
 FORMAT = "latentds-shards"
 FORMAT_VERSION = 1
+PROGRESS = ".latentds-progress.jsonl"  # a producer's record of a set being written (see producer.py)
 
 
 def file_sha256(path: Path) -> str:
@@ -27,11 +29,15 @@ def file_sha256(path: Path) -> str:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary name, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_manifest(out: Path, manifest: dict, card: str) -> None:
@@ -41,18 +47,132 @@ def write_manifest(out: Path, manifest: dict, card: str) -> None:
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest of the shard set in directory ``path``; ShardError if there is none or it is unreadable."""
+    """The manifest of the shard set in directory ``path``; ShardError if there is none (saying so when a render
+    or pack there is unfinished) or it is unreadable or damaged (saying how to rebuild it)."""
     file = Path(path) / MANIFEST
     if not file.is_file():
+        unfinished = unfinished_message(path)
+        if unfinished:
+            raise ShardError(unfinished)
         raise ShardError(f"{path} holds no {MANIFEST}: not a finished latentds shard set "
                          "(if a render or pack into it was interrupted, run the same command again to finish it)")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ShardError(f"cannot read {file}: {e}") from None
+    manifest = load_manifest_file(file)
     if manifest.get("format") != FORMAT:
         raise ShardError(f"{file} is not a latentds shard manifest (no \"format\": \"{FORMAT}\")")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise ShardError(damaged_manifest_message(file, "; ".join(problems[:3])))
     return manifest
+
+
+def load_manifest_file(file: Path) -> dict:
+    """The JSON object in ``file``; ShardError naming the file and the fix if it is unreadable or not an object."""
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ShardError(f"cannot read {file}: {e.strerror}") from None
+    except ValueError as e:
+        raise ShardError(damaged_manifest_message(file, f"not valid JSON: {e}")) from None
+    if not isinstance(manifest, dict):
+        raise ShardError(damaged_manifest_message(file, f"a JSON {type(manifest).__name__}, not an object"))
+    return manifest
+
+
+def damaged_manifest_message(file: Path, reason: str) -> str:
+    command = card_command(file.parent)
+    fix = (f"`{command} --out {file.parent} --overwrite`" if command else
+           "the command that made the set again with --overwrite")
+    return (f"{file} is damaged ({reason}); rebuild it by running {fix} (the same command gives the same bytes; "
+            "files that are not part of the set are never touched)")
+
+
+def card_command(directory: str | os.PathLike) -> str | None:
+    """The command that made the set, as its README.md card records it ("latentds render ..."), or None."""
+    try:
+        text = (Path(directory) / CARD).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    found = re.search(r"^    (latentds (?:render|pack) [^\n]+)$", text, re.M)
+    return found.group(1).strip() if found else None
+
+
+# Keys that ``describe`` and ``verify_shards`` read, with their JSON types.
+_REQUIRED = {"name": str, "count": int, "shards": list, "params": dict, "members": dict, "command": str,
+             "summary": str, "generator_version": str}
+_SHARD_KEYS = {"name": str, "count": int, "bytes": int, "sha256": str}
+
+
+def manifest_problems(manifest: dict) -> list[str]:
+    """What is missing or malformed in a latentds manifest (an empty list when it is sound)."""
+    problems = [f"no {key!r}" if key not in manifest else f"{key!r} is not a {kind.__name__}"
+                for key, kind in _REQUIRED.items() if not isinstance(manifest.get(key), kind)
+                or (kind is int and isinstance(manifest.get(key), bool))]
+    if isinstance(manifest.get("shards"), list):
+        problems += shard_record_problems(manifest["shards"], _SHARD_KEYS)
+    factors = manifest.get("factors", [])
+    if not isinstance(factors, list) or not all(isinstance(f, dict) and {"name", "type", "range", "unit",
+                                                                          "varies", "description"} <= set(f)
+                                                 for f in factors):
+        problems.append("'factors' is not a list of factor rows")
+    labels = manifest.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        problems.append("'labels' is not a list of names")
+    return problems
+
+
+def shard_record_problems(records, keys: dict | None = None) -> list[str]:
+    """Problems of a manifest's list of shard records: each must be an object whose "name" is a plain file name
+    inside the set (``safe_shard_name``) and whose "count" is a whole number, plus ``keys`` with those types."""
+    keys = keys or {"name": str, "count": int}
+    if not isinstance(records, list):
+        return ["'shards' is not a list"]
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            return [f"shard record {i} is not an object"]
+        for key, kind in keys.items():
+            value = rec.get(key)
+            if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+                return [f"shard record {i} has no valid {key!r}"]
+        if not safe_shard_name(rec["name"]):
+            return [f"shard record {i} names {rec['name']!r}, which is not a plain file name inside the set"]
+    return []
+
+
+def safe_shard_name(name) -> bool:
+    """Whether ``name`` (read from a data file, so not trusted) is a plain file name inside the set's directory:
+    no directory separator, no "..", no scheme or "pipe:" (a ':' anywhere), no control character."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and name not in (".", "..")
+            and not re.search(r"[/\\:\x00-\x1f]", name))
+
+
+def unfinished_message(directory: str | os.PathLike) -> str | None:
+    """If ``directory`` holds a render or pack that has not finished (a progress file, no manifest): one line
+    saying how far it got and how to finish it; else None."""
+    directory = Path(directory)
+    progress = directory / PROGRESS
+    if (directory / MANIFEST).is_file() or not progress.is_file():
+        return None
+    head, done = {}, 0
+    try:
+        with open(progress, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        head = json.loads(lines[0]) if lines else {}
+        for line in lines[1:]:
+            try:
+                done += int(json.loads(line).get("count", 0))
+            except (ValueError, TypeError, AttributeError):
+                continue  # the last line of a killed run may be cut short
+    except (OSError, ValueError, IndexError):
+        pass
+    head = head if isinstance(head, dict) else {}
+    params = head.get("params") if isinstance(head.get("params"), dict) else {}
+    total = params.get("n", params.get("count"))
+    how_far = f"{done:,} of {total:,} images written" if isinstance(total, int) else f"{done:,} images written"
+    command = head.get("command")
+    finish = f"`{command}`" if isinstance(command, str) else "the command that started it"
+    return (f"{directory} holds an unfinished shard set ({how_far}, no {MANIFEST} yet): finish it by running "
+            f"{finish} again (it resumes where it stopped); to use only the shards finished so far, name them "
+            "yourself (a list or brace pattern of the .tar files)")
 
 
 def count_samples(tar_path: Path) -> int:
@@ -98,6 +218,8 @@ def verify_shards(path: str | os.PathLike, progress=None) -> list[str]:
 def brace_pattern(manifest: dict) -> str:
     """The shards as one webdataset brace pattern, e.g. ``phi-{000000..000009}.tar``."""
     n = len(manifest["shards"])
+    if n == 0:
+        return "no shards"
     if n == 1:
         return manifest["shards"][0]["name"]
     return f"{manifest['name']}-{{000000..{n - 1:06d}}}.tar"
@@ -116,13 +238,19 @@ def describe(manifest: dict) -> str:
     ]
     seq = manifest["params"].get("sequence")
     if seq:
-        lines.append(f"  sequences: groups of {manifest['params']['steps']} where only {seq} moves")
+        lines.append(f"  sequences: groups of {manifest['params'].get('steps')} where only {seq} moves")
     if "factors" in manifest:
         lines.append("  varying factors:")
         for f in manifest["factors"]:
             if f["varies"]:
-                span = "[{:g}, {:g}] {}".format(*f["range"], f["unit"])
+                try:
+                    span = "[{:g}, {:g}] {}".format(*f["range"], f["unit"])
+                except (TypeError, ValueError, IndexError):
+                    span = f"{f['range']} {f['unit']}"
                 lines.append(f"    {f['name']:<16} {f['type']:<5} {span:<16} {f['description']}")
     if "labels" in manifest:
         lines.append(f"  labels: {', '.join(manifest['labels'])}")
+    damaged = manifest.get("damaged")
+    if isinstance(damaged, list) and damaged:
+        lines.append(f"  left out: {len(damaged):,} source images that could not be decoded (listed in {MANIFEST})")
     return "\n".join(lines)
