@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from latentds.analysis.encode import LATENTS, Codes, encode_dataset, encoding_key, matches
 from latentds.analysis.report import write_report
 from latentds.errors import CacheError, InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.lock import DirectoryLock
 
 
 # Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
@@ -518,27 +519,28 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(PROBES)}")
     out = check_output_directory(out)
-    ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None, inception_weights,
-                  dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                  tuple(dims) if dims else None, feature_model, scores_mode)
-    ctx.codes = _codes(ctx, progress)
-    metrics, figures, skipped = {}, [], {}
-    with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
-        for name in bar:
-            bar.set_postfix_str(name)
-            try:
-                metrics[name], figs = PROBES[name](ctx)
-                figures += figs
-            except Skip as why:
-                skipped[name] = str(why)
-                figures += why.figures
-    metrics["skipped"] = skipped
-    metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
-                        "has_encoder": bool(model.has_encoder)}
-    metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
-    _write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
-    write_report(out, metrics, figures)
-    return metrics
+    with DirectoryLock(out, purpose="analyze"):  # one writer per --out: a second analyze is refused
+        ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
+                      inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
+                      tuple(dims) if dims else None, feature_model, scores_mode)
+        ctx.codes = _codes(ctx, progress)
+        metrics, figures, skipped = {}, [], {}
+        with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
+            for name in bar:
+                bar.set_postfix_str(name)
+                try:
+                    metrics[name], figs = PROBES[name](ctx)
+                    figures += figs
+                except Skip as why:
+                    skipped[name] = str(why)
+                    figures += why.figures
+        metrics["skipped"] = skipped
+        metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
+                            "has_encoder": bool(model.has_encoder)}
+        metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
+        _write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
+        write_report(out, metrics, figures)
+        return metrics
 
 
 def _codes(ctx: Context, progress: bool) -> Codes | None:

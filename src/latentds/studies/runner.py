@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.studies.study import Run, Study, load_study
 
 FINISHED = ".finished"
@@ -36,22 +37,23 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
     if not isinstance(seeds, int) or seeds < 1:
         raise InvalidParameterError(f"--seeds must be at least 1 (got {seeds})")
     out = Path(out)
-    _claim(out, study, scale)
-    paths, missing = _data(study, out, data or {}, progress)
-    skipped = {}
-    for run in _ordered(study):
-        if run.data in missing or run.analyze.get("data") in missing:
-            skipped[run.name] = f"needs --data for {missing.get(run.data) or missing.get(run.analyze.get('data'))}"
-            continue
-        for seed in range(seeds):
-            run_dir = train_run(run, seed, out, paths, device, progress)
-            if run.analyze:
-                model = load_pretrained(run_dir)  # once, for the probes and the card
-                metrics = analyze_run(run, model, run_dir, out, paths, progress)
-                write_card(study, scale, run, seed, model, run_dir, paths, metrics)
-    results = collect(study, scale, out, seeds, skipped)
-    write_results(study, out, results)
-    return results
+    with DirectoryLock(out, purpose="study"):  # one study process per --out
+        _claim(out, study, scale)
+        paths, missing = _data(study, out, data or {}, progress)
+        skipped = {}
+        for run in _ordered(study):
+            if run.data in missing or run.analyze.get("data") in missing:
+                skipped[run.name] = f"needs --data for {missing.get(run.data) or missing.get(run.analyze.get('data'))}"
+                continue
+            for seed in range(seeds):
+                run_dir = train_run(run, seed, out, paths, device, progress)
+                if run.analyze:
+                    model = load_pretrained(run_dir)  # once, for the probes and the card
+                    metrics = analyze_run(run, model, run_dir, out, paths, progress)
+                    write_card(study, scale, run, seed, model, run_dir, paths, metrics)
+        results = collect(study, scale, out, seeds, skipped)
+        write_results(study, out, results)
+        return results
 
 
 def _claim(out: Path, study: Study, scale: str) -> None:
@@ -63,7 +65,7 @@ def _claim(out: Path, study: Study, scale: str) -> None:
             raise OutputDirectoryError(f"{out} holds study {held.get('study')} at scale {held.get('scale')}; "
                                        "choose another --out")
         return
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
         raise OutputDirectoryError(f"--out {out} is not empty and holds no study; choose a new or empty directory")
     out.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(marker) + "\n", encoding="utf-8")

@@ -49,6 +49,8 @@ from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.lock import LOCK, DirectoryLock
+from latentds.shardsets.processes import DieWithParent
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, first_line, create
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 
@@ -82,15 +84,29 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
     last_step = min(horizon, t.max_steps or horizon)  # max_steps stops early; the schedule spans the epochs
     fresh = rank == 0 and not (resume and (out / CHECKPOINT).is_file())
     created = not out.exists()
-    state = _prepare_run(out, recipe, resume) if rank == 0 else (_load_checkpoint(out / CHECKPOINT)
-                                                                  if resume and (out / CHECKPOINT).is_file() else None)
+    # one writer per run directory: a second train (or render, analyze) into it is refused, naming this process
+    lock = DirectoryLock(out, purpose="train").acquire() if rank == 0 else None
+    try:
+        state = _prepare_run(out, recipe, resume) if rank == 0 else (
+            _load_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        if created and rank == 0:
+            shutil.rmtree(out, ignore_errors=True)  # only the lock made it: nothing of the user's is in it
+        raise
     try:
         return _run(recipe, model, out, device, rank, world, data, validation, per_epoch, horizon, last_step, state,
                     progress)
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before its first checkpoint: leave nothing behind
+            lock, held = None, lock
+            held.release()
             _remove_run(out, created)
         raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, horizon, last_step, state,
@@ -99,6 +115,8 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
     t = recipe.train
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # a CPU group for the per-step "have you a batch?" flag: no GPU synchronisation for it
+    flags = torch.distributed.new_group(backend="gloo") if world > 1 else None
 
     groups = model.parameter_groups()
     settings = {g: t.optim(g, model.group_defaults.get(g)) for g in groups}
@@ -134,8 +152,11 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
         if rng is not None:  # after the loader took its seed: the noise continues exactly where it stopped
             _restore_rng(rng)
             rng = None
-        position = 0
-        for batch in batches:
+        position, ended = 0, True
+        while True:
+            batch = next(batches, None)
+            if not _every_rank_has_a_batch(batch is not None, flags):
+                break  # a rank lost samples to damaged data: every rank ends the epoch here, together
             position += 1
             if position <= skip:
                 continue
@@ -174,8 +195,9 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
             if writer and (step % t.checkpoint_every == 0 or done):
                 writer.checkpoint(model, optimizers, scaler, step, epoch, position)
             if done:
+                ended = False
                 break
-        else:
+        if ended:
             if position == 0:  # not one batch: unreadable shards, or fewer images than a batch
                 raise InvalidParameterError(
                     f"{recipe.data.shards} gave no batch of {t.batch_size} images in epoch {epoch + 1} (see the "
@@ -199,6 +221,16 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
     return out
 
 
+def _every_rank_has_a_batch(have: bool, group) -> bool:
+    """True while every rank has a batch: ranks whose shards lost different numbers of samples end the epoch at
+    the same step instead of waiting forever in a collective (DDP never stalls)."""
+    if group is None:
+        return have
+    flag = torch.tensor([int(have)], dtype=torch.int32)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN, group=group)
+    return bool(flag.item())
+
+
 # --- data ----------------------------------------------------------------------------------------------------------
 
 def _streams(recipe: Recipe, model: LatentModel):
@@ -214,7 +246,8 @@ def _streams(recipe: Recipe, model: LatentModel):
 
 def _loader(stream, num_workers: int, device: torch.device):
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
-                                       pin_memory=device.type == "cuda", persistent_workers=False)
+                                       pin_memory=device.type == "cuda", persistent_workers=False,
+                                       worker_init_fn=DieWithParent() if num_workers else None)
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -344,7 +377,7 @@ def _prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
     if has_run or (out / CHECKPOINT).is_file():
         raise OutputDirectoryError(f"{out} already holds a training run; add --resume to continue it (a run stopped "
                                    "before its first checkpoint starts again), or choose another --out")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
         raise OutputDirectoryError(f"--out {out} is not empty; choose a new or empty directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
