@@ -150,3 +150,17 @@ def test_a_study_runs_card_carries_its_numbers_as_hub_model_index(smoke_runs):
     assert "disc-strategies" in by_metric["fid.samples.fid"].task_name
     assert "manifest sha256" in by_metric["fid.samples.fid"].dataset_name
     assert "model-index" in (out / "runs" / "vae_disc-both-constant" / "seed-0" / "README.md").read_text()
+
+
+def test_zoo_pretrained_lists_a_studys_models_with_their_numbers(smoke_runs):
+    from click.testing import CliRunner
+
+    from latentds.cli import main
+
+    out, results = smoke_runs["disc-strategies"]
+    table = CliRunner().invoke(main, ["zoo", "--pretrained", str(out), "--markdown"])
+    assert table.exit_code == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if "vae_disc-both-constant" in line)
+    fid = results["runs"]["vae_disc-both-constant"]["0"]["fid"]["samples"]["fid"]
+    assert row.startswith("| `") and f"fid.samples.fid {fid:.4g}" in row and "| vae_disc |" in row
+    assert table.stdout.count("\n| `") == sum(1 for _ in out.rglob("model.safetensors"))

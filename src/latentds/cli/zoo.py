@@ -14,15 +14,17 @@ from latentds.cli import main
 
 @main.command("zoo")
 @click.option("--pretrained", "pretrained", default=None, metavar="DIR", is_flag=False, flag_value="studies",
-              help="List the trained models under DIR instead (default DIR: studies, where `latentds study` writes).")
-def zoo_list(pretrained):
+              help="List the trained models under DIR instead (default DIR: studies, where `latentds study` writes), "
+                   "each with the numbers its card carries.")
+@click.option("--markdown", is_flag=True, help="With --pretrained: one Markdown table (model, family, numbers).")
+def zoo_list(pretrained, markdown):
     """List the packaged recipes, one line each (run one with `latentds train zoo/NAME`)."""
     from latentds.zoo.recipe import recipe_names, recipe_source  # noqa: PLC0415
 
     import tomllib  # noqa: PLC0415
 
     if pretrained is not None:
-        _list_pretrained(pretrained)
+        _list_pretrained(pretrained, markdown)
         return
 
     for name in recipe_names():
@@ -138,8 +140,9 @@ def push(run, repo, private):
     click.echo(f"pushed {run} -> {url}")
 
 
-def _list_pretrained(directory: str) -> None:
-    """Every finished model under ``directory`` (a saved model or training run), with the title of its card."""
+def _list_pretrained(directory: str, markdown: bool = False) -> None:
+    """Every finished model under ``directory`` (a saved model or training run), with the title of its card and the
+    numbers its card's model-index carries (a study's runs)."""
     import json  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -148,16 +151,38 @@ def _list_pretrained(directory: str) -> None:
     root = Path(directory)
     if not root.is_dir():
         raise InvalidParameterError(f"--pretrained {directory}: no such directory (run `latentds study` first)")
-    found = 0
+    rows = []
     for weights in sorted(root.rglob("model.safetensors")):
         folder = weights.parent
-        if not (folder / "config.json").is_file():
-            continue
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        card = folder / "README.md"
-        title = next((line[2:] for line in card.read_text(encoding="utf-8").splitlines() if line.startswith("# ")),
-                     "") if card.is_file() else ""
-        click.echo(f"{str(folder):<60} {config.get('family', '?'):<12} {title}")
-        found += 1
-    if not found:
+        try:
+            family = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("family", "?")
+        except (OSError, ValueError, AttributeError):
+            continue  # not a saved model (or a damaged one): `latentds sample` would say why
+        title, numbers = _card_summary(folder / "README.md")
+        rows.append((str(folder), family, title, numbers))
+    if not rows:
         click.echo(f"no trained models under {directory}")
+        return
+    if markdown:
+        click.echo("| model | family | card | numbers |\n|---|---|---|---|")
+    for folder, family, title, numbers in rows:
+        shown = "; ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+        if markdown:
+            click.echo(f"| `{folder}` | {family} | {title} | {shown} |")
+        else:
+            click.echo(f"{folder:<60} {family:<12} {title}" + (f"\n{'':<60} {shown}" if shown else ""))
+
+
+def _card_summary(card) -> tuple[str, dict[str, float]]:
+    """(the card's title, {metric: value} from its model-index); empty where the card is missing or damaged."""
+    if not card.is_file():
+        return "", {}
+    from huggingface_hub import ModelCard  # noqa: PLC0415
+
+    text = card.read_text(encoding="utf-8")
+    title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), "")
+    try:
+        results = ModelCard(text, ignore_metadata_errors=True).data.eval_results or []
+    except Exception:  # a hand-edited card with broken metadata: still list the model
+        results = []
+    return title, {r.metric_type: r.metric_value for r in results if isinstance(r.metric_value, (int, float))}
