@@ -433,3 +433,14 @@ def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_fa
     bad = run(dcgan, base / "varied", tmp_path / "bad", probes=["arithmetic"], feature_model=labeller,
               groups=("Smiling=1", "Smiling=0"), progress=False)
     assert "the labeller predicts" in bad["skipped"]["arithmetic"]
+
+
+def test_umap_layout_warns_nothing_about_choices_we_made():
+    import warnings
+
+    from latentds.analysis.embedding import umap_embedding
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the seeded single thread and our kNN graph are deliberate
+        placed = umap_embedding(np.random.default_rng(0).normal(size=(60, 8)))
+    assert placed.shape == (60, 2) and np.isfinite(placed).all()

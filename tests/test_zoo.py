@@ -634,3 +634,14 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_and_a_damaged_ch
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(OutputDirectoryError, match="checkpoint.pt.*damaged"):
         train(replace(recipe, train=replace(recipe.train, max_steps=4)), run, resume=True, progress=False)
+
+
+def test_subpackages_are_reachable_from_the_package():
+    import subprocess
+    import sys
+
+    code = "import latentds; print(latentds.zoo.create('vae', image_size=16, width=8, latent_dim=4).family)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "vae", proc.stderr[-500:]
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        latentds.nonexistent  # noqa: B018

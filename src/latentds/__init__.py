@@ -26,8 +26,13 @@ _EXPORTS = {
 __all__ = ["LatentdsError", "__version__", *sorted(_EXPORTS)]
 
 
+_SUBPACKAGES = ("analysis", "cli", "datasets", "errors", "render", "shardsets", "studies", "zoo")
+
+
 def __getattr__(name):
     if name in _EXPORTS:
         module, _, attr = _EXPORTS[name].partition(":")
         return getattr(importlib.import_module(module), attr or name)
+    if name in _SUBPACKAGES:  # `import latentds; latentds.zoo.create(...)` works, loaded on first use
+        return importlib.import_module(f"latentds.{name}")
     raise AttributeError(f"module 'latentds' has no attribute {name!r}")

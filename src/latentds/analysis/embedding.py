@@ -5,6 +5,7 @@ umap-learn is imported only here, on first use: its first import compiles with n
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,12 @@ def umap_embedding(latents: np.ndarray, *, seed: int = 0, n_neighbors: int = 15)
     k = min(n_neighbors, len(points) - 1)
     distances, indices = NearestNeighbors(n_neighbors=k).fit(points).kneighbors(points)
     reducer = umap.UMAP(n_components=2, n_neighbors=k, random_state=seed, precomputed_knn=(indices, distances, None))
-    return reducer.fit_transform(points)
+    with warnings.catch_warnings():
+        # both say what we chose: one thread for a seeded (reproducible) layout, and a kNN graph from scikit-learn
+        # (so UMAP's transform() of new points is unavailable, which the probe never calls)
+        warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
+        warnings.filterwarnings("ignore", message="precomputed_knn.* is not an NNDescent", category=UserWarning)
+        return reducer.fit_transform(points)
 
 
 def scatter(points: np.ndarray, colour: np.ndarray | None, path: Path, *, title: str, colour_label: str = "",

@@ -19,11 +19,8 @@ PROGRESS = ".latentds-progress.jsonl"  # a producer's record of a set being writ
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
