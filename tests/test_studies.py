@@ -150,6 +150,9 @@ def test_a_study_runs_card_carries_its_numbers_as_hub_model_index(smoke_runs):
     assert "disc-strategies" in by_metric["fid.samples.fid"].task_name
     assert "manifest sha256" in by_metric["fid.samples.fid"].dataset_name
     assert "model-index" in (out / "runs" / "vae_disc-both-constant" / "seed-0" / "README.md").read_text()
+    # a run the study only trains (the FID feature network) still gets the study's card: study, scale, data hash
+    features = (out / "runs" / "features" / "seed-0" / "README.md").read_text()
+    assert "study disc-strategies, run features, scale smoke, seed 0" in features and "manifest sha256" in features
 
 
 def test_zoo_pretrained_lists_a_studys_models_with_their_numbers(smoke_runs):

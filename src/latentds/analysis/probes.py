@@ -1,8 +1,11 @@
 """``run``: the chosen probes over (model, data) -> figures, metrics.json and a self-contained report.html.
 
-Each probe is a function ``probe(context) -> (metrics dict, [(figure file, one-line explanation)])`` in ``PROBES``;
-a probe that cannot apply (no encoder, no factors, no sequence data) is skipped with its reason in the report (a
-skipped probe may still leave figures: ``Skip(reason, figures)``).
+Each probe is a function ``probe(context) -> (metrics dict, [(figure file, one-line explanation)])`` registered
+with ``@probe(name, needs=..., explain=...)`` (latentds.analysis.registry) into ``PROBES``, in the order of this
+file. A probe whose declared needs (encoder, decoder, partition, factors, sequences) the model or data lacks is
+skipped before it runs, with the need's reason in the report; one that finds it cannot apply for a reason of its own
+raises ``Skip`` (a skipped probe may still leave figures: ``Skip(reason, figures)``). The selection language of
+``groups`` and ``colour_by`` is latentds.analysis.select.
 
 The probes follow the capabilities the model declares (``has_encoder``, ``is_posterior``, ``is_partitioned``; see
 latentds.zoo.base). A model without an encoder (e.g. DCGAN) is studied through codes from its prior: ``walks``
@@ -22,7 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from latentds.analysis.encode import LATENTS, Codes, encode_dataset, encoding_key, matches
+from latentds.analysis.registry import NEEDS, PROBES, Skip, probe
 from latentds.analysis.report import write_report
+from latentds.analysis.select import select, values_of
 from latentds.errors import CacheError, InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.lock import DirectoryLock
 
@@ -31,14 +36,6 @@ from latentds.shardsets.lock import DirectoryLock
 # classes. The reference trains on 10,000, and DCI disentanglement and completeness grow with the training points
 # (see the DCI note in analysis/scores.py), so compare these with papers' numbers only as lower estimates.
 SCORE_SAMPLES = 2000
-
-
-class Skip(Exception):
-    """A probe that does not apply; the message says why. ``figures`` it wrote all the same go into the report."""
-
-    def __init__(self, reason: str, figures: list[tuple[str, str]] | None = None):
-        super().__init__(reason)
-        self.figures = list(figures or [])
 
 
 @dataclass
@@ -65,14 +62,8 @@ class Context:
 
     def need_codes(self) -> Codes:
         if self.codes is None:
-            raise Skip(f"{self.model.family} has no encoder: this probe needs latents of the data")
+            raise Skip(NEEDS["encoder"].reason.format(family=self.model.family))
         return self.codes
-
-
-def _need_decoder(ctx: Context) -> None:
-    """Skip a probe that decodes codes into images when the model declares no decoder (e.g. the end-to-end CNN)."""
-    if not getattr(ctx.model, "has_decoder", True):
-        raise Skip(f"{ctx.model.family} has no decoder")
 
 
 def _grid(images: torch.Tensor, path: Path, nrow: int) -> None:
@@ -81,12 +72,14 @@ def _grid(images: torch.Tensor, path: Path, nrow: int) -> None:
     save_image(images.float().clamp(-1, 1) * 0.5 + 0.5, path, nrow=nrow, padding=1)
 
 
+@probe("pca", needs=("encoder", "decoder"),
+       explain="Share of the latent variance along each principal component, and each component's Pearson "
+               "correlation with each ground-truth factor.")
 def probe_pca(ctx: Context):
-    _need_decoder(ctx)
     from latentds.analysis.pca import pca_probe  # noqa: PLC0415
     from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
 
-    codes = ctx.need_codes()
+    codes = ctx.codes
     result = pca_probe(codes, ctx.model, factor_names=list(FACTOR_NAMES) if codes.factors is not None else None)
     _grid(result["strips"], ctx.figures_dir / "pca_strips.png", result["steps"])
     metrics = {k: result[k] for k in ("explained_variance_ratio", "factor_correlation")}
@@ -95,12 +88,13 @@ def probe_pca(ctx: Context):
                       f"{', '.join(f'{v:.1%}' for v in result['explained_variance_ratio'])}.")]
 
 
+@probe("interpolation", needs=("encoder", "decoder", "sequences"),
+       explain="Per sequence group: image-space MSE of each path's decoded images to the rendered ones, and the "
+               "correlation of each path's position between the endpoints with the moving factor.")
 def probe_interpolation(ctx: Context):
-    _need_decoder(ctx)
     from latentds.analysis.interpolation import interpolation_probe  # noqa: PLC0415
     from latentds.datasets.sequences import sequence_groups  # noqa: PLC0415
 
-    ctx.need_codes()
     source = ctx.sequence_data or ctx.data
     try:
         groups = list(sequence_groups(source, groups=[0, 1, 2]))
@@ -121,12 +115,51 @@ def probe_interpolation(ctx: Context):
     return metrics, figures
 
 
+@probe("umap", needs=("encoder",),
+       explain="What coloured the UMAP and the scatter, and which interpolation paths are drawn on it.")
+def probe_umap(ctx: Context):
+    codes = ctx.codes
+    from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
+
+    if ctx.colour_by:
+        colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
+        if colour.dtype.kind not in "fiub":  # categorical labels (e.g. class names): colour by category index
+            categories, colour = np.unique(colour, return_inverse=True)
+            label = f"{label} ({len(categories)} categories)"
+    else:
+        try:
+            factors, names = _varying_factors(codes)
+            j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
+            colour, label = factors[:, j], names[j]
+        except Skip:
+            colour, label = None, ""
+    extra = list(ctx.paths.items())  # the paths are embedded with the latents, then split off for drawing
+    stacked = np.concatenate([codes.latents] + [z for _, z in extra]) if extra else codes.latents
+    placed = umap_embedding(stacked)
+    embedding, overlays, start = placed[:len(codes.latents)], {}, len(codes.latents)
+    for name, z in extra:
+        overlays[name], start = placed[start:start + len(z)], start + len(z)
+    scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
+            overlays=overlays)
+    spread = list(ctx.dims) if ctx.dims else np.argsort(codes.latents.var(axis=0))[::-1][:2]
+    if max(spread) >= codes.latents.shape[1]:
+        raise InvalidParameterError(f"--dims {spread}: the latent has {codes.latents.shape[1]} dimensions")
+    scatter(codes.latents[:, spread], colour, ctx.figures_dir / "latent_dims.png", colour_label=label,
+            title="Two latent dimensions", axes=(f"z{spread[0]}", f"z{spread[1]}"))
+    what = f"coloured by {label}" if label else "uncoloured (no factors)"
+    return {"coloured_by": label, "overlaid_paths": sorted(overlays), "dims": [int(d) for d in spread]}, [
+        ("umap.png", f"UMAP of {len(embedding):,} latents, {what}"
+         + ("; lines: the natural, linear and spherical interpolation paths of group 0." if overlays else ".")),
+        ("latent_dims.png", f"Latent dimensions z{spread[0]} and z{spread[1]} "
+         f"({'as chosen' if ctx.dims else 'the two of largest variance'}), {what}.")]
+
+
+@probe("metrics", needs=("encoder", "decoder"),
+       explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation.")
 def probe_metrics(ctx: Context):
-    _need_decoder(ctx)
     from latentds.analysis.image_metrics import reconstruction_metrics  # noqa: PLC0415
     from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
-    ctx.need_codes()
     size = ctx.model.config.image_size
     batch = next(iter(load_shards(ctx.data, batch_size=min(256, ctx.n), partial=True, size=resize_for(ctx.data, size))))
     device = next(ctx.model.parameters()).device
@@ -141,43 +174,12 @@ def probe_metrics(ctx: Context):
                       f"Pearson r {summary['pcc']:.3f}.")]
 
 
-def probe_fid(ctx: Context):
-    _need_decoder(ctx)
-    from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
-    from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
-
-    if not ctx.model.has_encoder and ctx.feature_model is None and not ctx.inception_weights:
-        ctx.need_codes()  # its own encoder would be the feature network: skip, saying it has none
-    size = ctx.model.config.image_size
-    real = next(iter(load_shards(ctx.data, batch_size=min(ctx.n, 1000), partial=True,
-                                 size=resize_for(ctx.data, size))))["image"]
-    device = next(ctx.model.parameters()).device
-    with torch.no_grad():
-        # a model without an encoder (a GAN) has samples but no reconstructions
-        recon = ctx.model.reconstruct(real.to(device)).float().cpu() if ctx.model.has_encoder else None
-        samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
-    # Inception only with local weights; else a given feature model (e.g. a study's e2e_cnn, named with the hash
-    # of its weights) or the model's own encoder; the output always names the network.
-    if ctx.inception_weights:
-        feature = "inception"
-    elif ctx.feature_model is not None:
-        from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
-
-        named = feature_network_name(ctx.feature_model) if ctx.feature_model.family == "e2e_cnn" else None
-        feature = EncoderFeatures(ctx.feature_model.to(device).eval(), name=named)
-    else:
-        feature = EncoderFeatures(ctx.model)
-    kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
-    result = {"samples": fid(real, samples, feature, **kwargs)}
-    if recon is not None:
-        result = {"reconstructions": fid(real, recon, feature, **kwargs)} | result
-    return result, []
-
-
+@probe("scores", needs=("encoder", "factors"),
+       explain="Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.")
 def probe_scores(ctx: Context):
     from latentds.analysis.scores import scores  # noqa: PLC0415
 
-    codes = ctx.need_codes()
+    codes = ctx.codes
     factors, names = _varying_factors(codes)
     keep = [j for j, name in enumerate(names) if not name.startswith(("color_", "light_color_"))]
     if keep:  # the colour channels triple the factor count for little insight: scores cover the scalar factors
@@ -202,10 +204,13 @@ def _varying_factors(codes: Codes) -> tuple[np.ndarray, list[str]]:
     return codes.factors[:, keep], [name for name, k in zip(FACTOR_NAMES, keep) if k]
 
 
+@probe("factors", needs=("encoder", "factors"),
+       explain="How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
+               "accuracy, with the constant-guess baseline).")
 def probe_factors(ctx: Context):
     from latentds.analysis.factor_probes import factor_probes  # noqa: PLC0415
 
-    codes = ctx.need_codes()
+    codes = ctx.codes
     factors, names = _varying_factors(codes)
     return factor_probes(codes.latents, factors, names), []
 
@@ -213,8 +218,10 @@ def probe_factors(ctx: Context):
 GENERATED = 64  # samples in generated.png, ids 0..63 row-major, for arithmetic on a model without an encoder
 
 
+@probe("arithmetic", needs=("decoder",),
+       explain="The attribute vector: which groups (for a model without an encoder, which ids of generated.png), "
+               "their sizes and the vector's length.")
 def probe_arithmetic(ctx: Context):
-    _need_decoder(ctx)
     from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
 
     if not ctx.model.has_encoder:
@@ -347,115 +354,13 @@ def _prediction_expression(expression: str, names: list[str], figures: list) -> 
                f"with NAME one of {', '.join(names)}, or ids:I,J,...", figures)
 
 
-def probe_walks(ctx: Context):
-    _need_decoder(ctx)
-    from latentds.analysis.interpolation import prior_walks  # noqa: PLC0415
-
-    result = prior_walks(ctx.model, pairs=4, steps=6, seed=0)
-    _grid(result["images"], ctx.figures_dir / "walks.png", 6)
-    metrics = {"pairs": 4, "steps": 6, "seed": 0, **{k: result[k] for k in (
-        "image_step_mse", "mean_code_norm", "endpoint_norm", "norm_ratio_min", "code_norm_by_step")}}
-    ratio = result["norm_ratio_min"]
-    return metrics, [("walks.png", "Walks between 4 pairs of random prior codes (seed 0) in 6 steps: for each pair "
-                      "a row along the straight line (linear), then a row along the great circle (spherical). The "
-                      f"line's codes shrink to {ratio['linear']:.0%} of the endpoints' norm mid-way, the circle's "
-                      f"keep {ratio['spherical']:.0%}.")]
-
-
-def values_of(codes: Codes, name: str) -> np.ndarray:
-    """Per-sample values of a factor (FACTOR_NAMES; NaN where absent) or a top-level label (strings if not
-    numeric)."""
-    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
-
-    if codes.factors is not None and name in FACTOR_NAMES:
-        j = FACTOR_NAMES.index(name)
-        return np.where(codes.factor_mask[:, j], codes.factors[:, j], np.nan)
-    values = [labels.get(name) for labels in codes.labels]
-    if all(v is None for v in values):
-        known = ", ".join(sorted(codes.labels[0])) if codes.labels else "none"
-        raise InvalidParameterError(f"no factor or label {name!r} in this data; labels: {known}")
-    try:
-        return np.array([np.nan if v is None else float(v) for v in values])
-    except (TypeError, ValueError):
-        return np.array([str(v) for v in values])
-
-
-def select(codes: Codes, expression: str) -> np.ndarray:
-    """A boolean mask over the samples: ``ids:KEY,KEY,...``, ``NAME=VALUE``, ``NAME>NUMBER`` or ``NAME<NUMBER``
-    (NAME a factor or a label)."""
-    if expression.startswith("ids:"):
-        wanted = set(expression[4:].split(","))
-        return np.array([key in wanted for key in codes.keys])
-    for op in ("=", ">", "<"):
-        name, found, value = expression.partition(op)
-        if found:
-            values = values_of(codes, name.strip())
-            if op == "=":
-                try:
-                    return values.astype(float) == float(value)
-                except ValueError:
-                    return values.astype(str) == value.strip()
-            with np.errstate(invalid="ignore"):
-                return values > float(value) if op == ">" else values < float(value)
-    raise InvalidParameterError(f"cannot read group {expression!r}: write ids:KEY,..., NAME=VALUE, NAME>N or NAME<N")
-
-
-def probe_umap(ctx: Context):
-    codes = ctx.need_codes()
-    from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
-
-    if ctx.colour_by:
-        colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
-        if colour.dtype.kind not in "fiub":  # categorical labels (e.g. class names): colour by category index
-            categories, colour = np.unique(colour, return_inverse=True)
-            label = f"{label} ({len(categories)} categories)"
-    else:
-        try:
-            factors, names = _varying_factors(codes)
-            j = int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
-            colour, label = factors[:, j], names[j]
-        except Skip:
-            colour, label = None, ""
-    extra = list(ctx.paths.items())  # the paths are embedded with the latents, then split off for drawing
-    stacked = np.concatenate([codes.latents] + [z for _, z in extra]) if extra else codes.latents
-    placed = umap_embedding(stacked)
-    embedding, overlays, start = placed[:len(codes.latents)], {}, len(codes.latents)
-    for name, z in extra:
-        overlays[name], start = placed[start:start + len(z)], start + len(z)
-    scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
-            overlays=overlays)
-    spread = list(ctx.dims) if ctx.dims else np.argsort(codes.latents.var(axis=0))[::-1][:2]
-    if max(spread) >= codes.latents.shape[1]:
-        raise InvalidParameterError(f"--dims {spread}: the latent has {codes.latents.shape[1]} dimensions")
-    scatter(codes.latents[:, spread], colour, ctx.figures_dir / "latent_dims.png", colour_label=label,
-            title="Two latent dimensions", axes=(f"z{spread[0]}", f"z{spread[1]}"))
-    what = f"coloured by {label}" if label else "uncoloured (no factors)"
-    return {"coloured_by": label, "overlaid_paths": sorted(overlays), "dims": [int(d) for d in spread]}, [
-        ("umap.png", f"UMAP of {len(embedding):,} latents, {what}"
-         + ("; lines: the natural, linear and spherical interpolation paths of group 0." if overlays else ".")),
-        ("latent_dims.png", f"Latent dimensions z{spread[0]} and z{spread[1]} "
-         f"({'as chosen' if ctx.dims else 'the two of largest variance'}), {what}.")]
-
-
-def probe_factorvae(ctx: Context):
-    from latentds.analysis.factorvae_cuboids import cuboid_factor_vae  # noqa: PLC0415
-
-    codes = ctx.need_codes()
-    preset = (codes.labels[0] if codes.labels else {}).get("preset")
-    if preset is None:
-        raise Skip("needs a rendered cuboid shard set: the score renders fresh samples with one factor fixed")
-    if preset == "phi":
-        raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
-    return cuboid_factor_vae(ctx.model, preset=preset, **ctx.factorvae), []
-
-
+@probe("partition", needs=("encoder", "decoder", "partition"),
+       explain="Regeneration error of the s->z and z->s predictors, the label classifier trained on s and z, and "
+               "(with known factors) linear/MLP probes of each factor from s alone and from z alone.")
 def probe_partition(ctx: Context):
-    _need_decoder(ctx)
-    from latentds.analysis.partition import classifier_probe, is_partitioned, predictor_probe, swap_grid  # noqa
+    from latentds.analysis.partition import classifier_probe, predictor_probe, swap_grid  # noqa: PLC0415
 
-    codes = ctx.need_codes()
-    if not is_partitioned(ctx.model):
-        raise Skip(f"{ctx.model.family} has no s/z partition of its latent")
+    codes = ctx.codes
     parts = ctx.model.partition()
     _grid(swap_grid(ctx.model, codes.latents[:8]), ctx.figures_dir / "swap_grid.png", 8)
     metrics = {"predictors": predictor_probe(ctx.model, codes.latents)}
@@ -491,9 +396,71 @@ def _class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
     return None
 
 
-PROBES = {"pca": probe_pca, "interpolation": probe_interpolation, "umap": probe_umap, "metrics": probe_metrics,
-          "scores": probe_scores, "factors": probe_factors, "arithmetic": probe_arithmetic,
-          "partition": probe_partition, "fid": probe_fid, "factorvae": probe_factorvae, "walks": probe_walks}
+@probe("fid", needs=("decoder",),
+       explain="Frechet distance between data and reconstructions / samples in the features of the named network "
+               "(not Inception unless it says so).")
+def probe_fid(ctx: Context):
+    from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
+    from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
+
+    if not ctx.model.has_encoder and ctx.feature_model is None and not ctx.inception_weights:
+        ctx.need_codes()  # its own encoder would be the feature network: skip, saying it has none
+    size = ctx.model.config.image_size
+    real = next(iter(load_shards(ctx.data, batch_size=min(ctx.n, 1000), partial=True,
+                                 size=resize_for(ctx.data, size))))["image"]
+    device = next(ctx.model.parameters()).device
+    with torch.no_grad():
+        # a model without an encoder (a GAN) has samples but no reconstructions
+        recon = ctx.model.reconstruct(real.to(device)).float().cpu() if ctx.model.has_encoder else None
+        samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
+    # Inception only with local weights; else a given feature model (e.g. a study's e2e_cnn, named with the hash
+    # of its weights) or the model's own encoder; the output always names the network.
+    if ctx.inception_weights:
+        feature = "inception"
+    elif ctx.feature_model is not None:
+        from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+
+        named = feature_network_name(ctx.feature_model) if ctx.feature_model.family == "e2e_cnn" else None
+        feature = EncoderFeatures(ctx.feature_model.to(device).eval(), name=named)
+    else:
+        feature = EncoderFeatures(ctx.model)
+    kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
+    result = {"samples": fid(real, samples, feature, **kwargs)}
+    if recon is not None:
+        result = {"reconstructions": fid(real, recon, feature, **kwargs)} | result
+    return result, []
+
+
+@probe("factorvae", needs=("encoder", "factors"),
+       explain="FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.")
+def probe_factorvae(ctx: Context):
+    from latentds.analysis.factorvae_cuboids import cuboid_factor_vae  # noqa: PLC0415
+
+    codes = ctx.codes
+    preset = (codes.labels[0] if codes.labels else {}).get("preset")
+    if preset is None:
+        raise Skip("needs a rendered cuboid shard set: the score renders fresh samples with one factor fixed")
+    if preset == "phi":
+        raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
+    return cuboid_factor_vae(ctx.model, preset=preset, **ctx.factorvae), []
+
+
+@probe("walks", needs=("decoder",),
+       explain="Walks between random prior codes: mean squared image change per step, and code norms along each "
+               "path -- the linear one dips towards the origin mid-way, where a Gaussian prior has little mass; the"
+               " spherical one keeps the endpoints' norms, which is why it is used for Gaussian priors.")
+def probe_walks(ctx: Context):
+    from latentds.analysis.interpolation import prior_walks  # noqa: PLC0415
+
+    result = prior_walks(ctx.model, pairs=4, steps=6, seed=0)
+    _grid(result["images"], ctx.figures_dir / "walks.png", 6)
+    metrics = {"pairs": 4, "steps": 6, "seed": 0, **{k: result[k] for k in (
+        "image_step_mse", "mean_code_norm", "endpoint_norm", "norm_ratio_min", "code_norm_by_step")}}
+    ratio = result["norm_ratio_min"]
+    return metrics, [("walks.png", "Walks between 4 pairs of random prior codes (seed 0) in 6 steps: for each pair "
+                      "a row along the straight line (linear), then a row along the great circle (spherical). The "
+                      f"line's codes shrink to {ratio['linear']:.0%} of the endpoints' norm mid-way, the circle's "
+                      f"keep {ratio['spherical']:.0%}.")]
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,

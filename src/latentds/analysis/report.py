@@ -1,4 +1,5 @@
-"""report.html: one self-contained page (figures embedded as data URIs) with every figure and table."""
+"""report.html: one self-contained page (figures embedded as data URIs) with every figure and table; the line under
+each probe's table is the explanation it was registered with (latentds.analysis.registry)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import html
 import json
 import os
 from pathlib import Path
+
+from latentds.analysis.registry import explanation
 
 
 def _table(rows: dict) -> str:
@@ -20,30 +23,6 @@ def _fmt(value) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)[:400]
     return str(value)
-
-
-# One line under each table of the report.
-EXPLAIN = {
-    "pca": "Share of the latent variance along each principal component, and each component's Pearson correlation "
-           "with each ground-truth factor.",
-    "interpolation": "Per sequence group: image-space MSE of each path's decoded images to the rendered ones, and "
-                     "the correlation of each path's position between the endpoints with the moving factor.",
-    "umap": "What coloured the UMAP and the scatter, and which interpolation paths are drawn on it.",
-    "metrics": "Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation.",
-    "fid": "Frechet distance between data and reconstructions / samples in the features of the named network "
-           "(not Inception unless it says so).",
-    "scores": "Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.",
-    "factors": "How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
-               "accuracy, with the constant-guess baseline).",
-    "arithmetic": "The attribute vector: which groups (for a model without an encoder, which ids of generated.png), "
-                  "their sizes and the vector's length.",
-    "partition": "Regeneration error of the s->z and z->s predictors, the label classifier trained on s and z, and "
-                 "(with known factors) linear/MLP probes of each factor from s alone and from z alone.",
-    "factorvae": "FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.",
-    "walks": "Walks between random prior codes: mean squared image change per step, and code norms along each path -- "
-             "the linear one dips towards the origin mid-way, where a Gaussian prior has little mass; the spherical "
-             "one keeps the endpoints' norms, which is why it is used for Gaussian priors.",
-}
 
 
 def _encoded(metrics: dict) -> str:
@@ -70,7 +49,7 @@ def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Pa
     for probe, values in metrics.items():
         if probe in ("model", "data", "skipped") or not isinstance(values, dict):
             continue
-        explain = html.escape(EXPLAIN.get(probe, ""))
+        explain = html.escape(explanation(probe))  # the line each probe was registered with
         parts.append(f"<h2>{html.escape(probe)}</h2><p>{explain}</p>{_table(values)}")
     if metrics.get("skipped"):
         parts.append("<h2>Skipped probes</h2>" + _table(metrics["skipped"]))

@@ -6,19 +6,51 @@ import click
 
 from latentds.cli import main
 
-# Every probe of latentds.analysis.probes.PROBES, in its order (written out: importing it would import torch and
-# slow down `latentds --help`; tests/test_analysis.py checks the two agree).
-PROBE_NAMES = ("pca", "interpolation", "umap", "metrics", "scores", "factors", "arithmetic", "partition", "fid",
-               "factorvae", "walks")
+
+def _registered():
+    """The registered probes (latentds.analysis.registry.PROBES), read only when asked for: importing them imports
+    torch, which `latentds --help` must not."""
+    import latentds.analysis.probes  # noqa: F401,PLC0415  (registers the built-in probes)
+    from latentds.analysis.registry import PROBES  # noqa: PLC0415
+
+    return PROBES
 
 
-@main.command()
+def __getattr__(name: str):
+    if name == "PROBE_NAMES":  # every registered probe, in order (a module attribute computed when read)
+        return tuple(_registered())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _ProbesOption(click.Option):
+    """``--probes``: its help names the registered probes, read when the help is shown."""
+
+    def get_help_record(self, ctx):
+        self.help = (f"Probes to run [default: all]: {', '.join(_registered())}. A probe that needs what the model "
+                     "or data lacks (see Probes below) is skipped, saying why.")
+        return super().get_help_record(ctx)
+
+
+class _AnalyzeCommand(click.Command):
+    """``analyze``: its help ends with each registered probe, what it needs and what its table shows."""
+
+    def format_epilog(self, ctx, formatter):
+        from latentds.analysis.registry import NEEDS  # noqa: PLC0415
+
+        probes = _registered()
+        with formatter.section("Probes (in the order they run)"):
+            formatter.write_dl([(name, f"[needs {', '.join(k for k in NEEDS if k in p.needs) or 'nothing'}] "
+                                       f"{p.explain}") for name, p in probes.items()])
+        with formatter.section("Needs"):
+            formatter.write_dl([(key, need.description) for key, need in NEEDS.items()])
+        super().format_epilog(ctx, formatter)
+
+
+@main.command(cls=_AnalyzeCommand)
 @click.argument("model")
 @click.option("--data", required=True, help="Shard set to encode (a directory, brace pattern or URL).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for figures and report.")
-@click.option("--probes", default=None, metavar="a,b,c",
-              help=f"Probes to run [default: all]: {', '.join(PROBE_NAMES)}. A model without an encoder (dcgan) "
-              "gets walks and arithmetic on generated samples; the others say why they are skipped.")
+@click.option("--probes", cls=_ProbesOption, default=None, metavar="a,b,c", help="Probes to run [default: all].")
 @click.option("--n", type=int, default=2000, show_default=True, help="Images to encode.")
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,

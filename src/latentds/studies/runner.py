@@ -47,10 +47,9 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
                 continue
             for seed in range(seeds):
                 run_dir = train_run(run, seed, out, paths, device, progress)
-                if run.analyze:
-                    model = load_pretrained(run_dir)  # once, for the probes and the card
-                    metrics = analyze_run(run, model, run_dir, out, paths, progress)
-                    write_card(study, scale, run, seed, model, run_dir, paths, metrics)
+                model = load_pretrained(run_dir)  # once, for the probes and the card
+                metrics = analyze_run(run, model, run_dir, out, paths, progress) if run.analyze else {}
+                write_card(study, scale, run, seed, model, run_dir, paths, metrics)  # every run: study, scale, data
         results = collect(study, scale, out, seeds, skipped)
         write_results(study, out, results)
         return results

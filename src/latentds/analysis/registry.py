@@ -1,0 +1,134 @@
+"""The probe registry: each probe is one registered unit that declares what it needs and what its table means.
+
+    @probe("pca", needs=("encoder", "decoder"), explain="Share of the latent variance ...")
+    def probe_pca(ctx): ...   # -> (metrics dict, [(figure file, caption)])
+
+``PROBES`` holds the registered probes in registration order (the order ``run`` runs them by default, the order
+``latentds analyze --help`` lists them). Calling a registered probe first checks its declared needs against the
+model and data and raises ``Skip`` with the need's reason when one is missing, so every probe that lacks the same
+thing says so in the same words; the function then only checks what is particular to it. The report takes each
+table's explanation and the CLI its probe list from here.
+
+This module imports nothing heavy: the registrations themselves live in ``latentds.analysis.probes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+class Skip(Exception):
+    """A probe that does not apply; the message says why. ``figures`` it wrote all the same go into the report."""
+
+    def __init__(self, reason: str, figures: list[tuple[str, str]] | None = None):
+        super().__init__(reason)
+        self.figures = list(figures or [])
+
+
+def _has_decoder(ctx) -> bool:
+    return bool(getattr(ctx.model, "has_decoder", True))
+
+
+def _has_encoder(ctx) -> bool:
+    return ctx.codes is not None
+
+
+def _has_partition(ctx) -> bool:
+    return bool(getattr(ctx.model, "is_partitioned", False))
+
+
+def _has_factors(ctx) -> bool:
+    return ctx.codes is not None and ctx.codes.factors is not None
+
+
+def _has_sequences(ctx) -> bool:
+    from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
+
+    try:
+        _, manifest = resolve_shards(ctx.sequence_data or ctx.data)
+    except Exception:  # noqa: BLE001  (unreadable: the probe would fail the same way)
+        return False
+    return bool(((manifest or {}).get("params") or {}).get("sequence"))
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a probe may need: ``description`` (for the help), ``present(ctx)`` and the skip ``reason`` (formatted
+    with ``family``, the model's family) when it is missing."""
+
+    description: str
+    present: Callable
+    reason: str
+
+
+# The needs a probe may declare, in the order they are checked (so a model missing two says the first).
+NEEDS: dict[str, Need] = {
+    "decoder": Need("a decoder (codes -> images)", _has_decoder, "{family} has no decoder"),
+    "encoder": Need("an encoder (latents of the data)", _has_encoder,
+                    "{family} has no encoder: this probe needs latents of the data"),
+    "partition": Need("an s/z partition of the latent (is_partitioned)", _has_partition,
+                      "{family} has no s/z partition of its latent"),
+    "factors": Need("ground-truth factors (a rendered cuboid shard set)", _has_factors,
+                    "needs ground-truth factors (a rendered cuboid shard set)"),
+    "sequences": Need("a `latentds render --sequence` shard set (--sequence-data)", _has_sequences,
+                      "needs a `latentds render --sequence` shard set (--sequence-data)"),
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A registered probe: ``name``, the function ``run(ctx) -> (metrics, figures)``, its declared ``needs`` (keys
+    of NEEDS) and ``explain``, the line under its table in the report."""
+
+    name: str
+    run: Callable
+    needs: tuple[str, ...]
+    explain: str
+
+    def missing(self, ctx) -> str | None:
+        """The reason this probe cannot run on ``ctx`` for lack of a declared need, or None."""
+        for key, need in NEEDS.items():
+            if key in self.needs and not need.present(ctx):
+                return need.reason.format(family=getattr(ctx.model, "family", type(ctx.model).__name__))
+        return None
+
+    def __call__(self, ctx):
+        reason = self.missing(ctx)
+        if reason is not None:
+            raise Skip(reason)
+        return self.run(ctx)
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def probe(name: str, *, needs: tuple[str, ...] | list[str] = (), explain: str):
+    """Register the decorated function ``f(ctx) -> (metrics, [(figure, caption)])`` as probe ``name`` (appended to
+    PROBES). ``needs``: what it cannot run without (keys of NEEDS), checked before it is called; ``explain``: one
+    line for the report under its table. Returns the function unchanged."""
+    needs = tuple(needs)
+    unknown = [n for n in needs if n not in NEEDS]
+    if unknown:
+        raise ValueError(f"probe {name!r}: unknown need {unknown[0]!r}; choose from: {', '.join(NEEDS)}")
+    if not explain or not explain.strip():
+        raise ValueError(f"probe {name!r}: give an explanation of its table")
+
+    def register(function: Callable) -> Callable:
+        if name in PROBES:
+            raise ValueError(f"probe {name!r} is registered already (by {PROBES[name].run.__qualname__})")
+        PROBES[name] = Probe(name, function, needs, explain.strip())
+        return function
+
+    return register
+
+
+def unregister(name: str) -> None:
+    """Remove probe ``name`` (for a probe registered for a while, as tests do)."""
+    PROBES.pop(name, None)
+
+
+def explanation(name: str) -> str:
+    """The report's line for probe ``name`` ("" for a table that is no registered probe)."""
+    registered = PROBES.get(name)
+    return registered.explain if registered is not None else ""
