@@ -115,3 +115,43 @@ def test_rendering_then_training_in_one_process_does_not_crash(tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "trained after rendering" in proc.stdout, proc.stderr[-1500:]
+
+
+def test_sigterm_to_the_whole_process_group_stops_train_cleanly(shards, tmp_path):
+    """timeout(1) and job schedulers signal the whole group, DataLoader workers included: the run stops with the
+    resume hint and no worker-death traceback."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "latentds.cli", "train", "zoo/vae", "--data", str(shards), "--out", str(run),
+           "--batch-size", "8", "--epochs", "500", "--quiet", "--set", "data.num_workers=2",
+           "--set", "train.checkpoint_every=2", "--set", "model.image_size=16", "--set", "model.width=8",
+           "--set", "model.latent_dim=4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoint.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert (run / "checkpoint.pt").is_file(), proc.stderr.read() if proc.poll() is not None else "no checkpoint"
+    time.sleep(3)  # mid-epoch, the workers prefetching
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM or proc.returncode == 130, err[-1500:]
+    assert "--resume" in err and "Traceback" not in err and "killed by signal" not in err, err[-1500:]
+
+
+def test_a_dataloader_worker_takes_sigterm_as_ctrl_c():
+    """The worker loop ends quietly on KeyboardInterrupt; dying by the signal made the main process report a
+    killed worker after its resume hint (seen with `timeout` around train)."""
+    code = textwrap.dedent("""
+        import os, signal
+        from latentds.shardsets.processes import interrupt_on_sigterm
+        interrupt_on_sigterm(0)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pause()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", proc.stderr

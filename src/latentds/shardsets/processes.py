@@ -78,6 +78,20 @@ class DieWithParent:
         return None
 
 
+def interrupt_on_sigterm(*_args) -> None:
+    """In a DataLoader worker (``DieWithParent(then=interrupt_on_sigterm)``): SIGTERM and SIGHUP raise
+    KeyboardInterrupt, which the worker loop treats as Ctrl-C and exits quietly. When a whole process group is
+    stopped (``timeout``, a job scheduler), the workers then end cleanly instead of dying by the signal, which
+    made the main process print a DataLoader "worker killed by signal" traceback after its resume hint."""
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.signal(s, _interrupt)
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     """Within the block, SIGTERM and SIGHUP raise ``Terminated`` (a KeyboardInterrupt carrying ``exit_code``)

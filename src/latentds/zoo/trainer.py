@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.lock import LOCK, DirectoryLock
-from latentds.shardsets.processes import DieWithParent
+from latentds.shardsets.processes import DieWithParent, interrupt_on_sigterm
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, first_line, create
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 
@@ -247,7 +247,7 @@ def _streams(recipe: Recipe, model: LatentModel):
 def _loader(stream, num_workers: int, device: torch.device):
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
                                        pin_memory=device.type == "cuda", persistent_workers=False,
-                                       worker_init_fn=DieWithParent() if num_workers else None)
+                                       worker_init_fn=DieWithParent(interrupt_on_sigterm) if num_workers else None)
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
