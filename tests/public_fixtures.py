@@ -1,12 +1,15 @@
 """Tiny copies of the public datasets in their real on-disk layouts (see /work/shared/DATASETS.md), with their quirks.
 
-Each ``build_*`` writes one dataset under a directory and returns what the tests check against: the root to pass to
-the loader and the expected samples. Images are small solid colours (JPEG for the JPEG datasets) so a test can tell
-which file a sample came from.
+Each ``build_NAME`` writes the registered dataset NAME under a directory and returns what the tests check against:
+at least ``root`` (to pass to the loader), ``lengths`` ({split: samples}, every split of the dataset) and ``missing``
+(the path, relative to an empty root, that the loader's error must name), plus the expected samples. ``BUILDERS``
+collects them by that naming rule; a registered dataset without a builder fails tests/test_public_datasets.py.
+Images are small solid colours (JPEG for the JPEG datasets) so a test can tell which file a sample came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -72,7 +75,9 @@ def build_sprites(directory: Path) -> dict:
     scipy.io.savemat(folder / "sprites_splits.mat", {k: np.array([v], np.float64) for k, v in SPRITE_SPLITS.items()})
     splits = {name: sorted(i - 1 for i in SPRITE_SPLITS[key])
               for name, key in (("train", "trainidx"), ("val", "validx"), ("test", "testidx"))}
-    return {"root": folder, "blue": blue, "splits": splits}
+    per_character = sum(sprite_frame_count(cell) for cell in range(len(ANIMATIONS)))
+    return {"root": folder, "blue": blue, "splits": splits, "missing": "sprites_splits.mat",
+            "lengths": {split: per_character * len(identities) for split, identities in splits.items()}}
 
 
 # --- UTKFace -----------------------------------------------------------------------------------------------------
@@ -114,7 +119,10 @@ def build_utkface(directory: Path) -> dict:
         colours[key], files[key] = (colour,) * 3 if grey else colour, name
     for name in UTKFACE_MALFORMED:
         write_jpeg(directory / "UTKFace" / name, (0, 0, 0), size=(20, 20))
-    return {"root": directory, "labels": labels, "colours": colours, "files": files, "malformed": UTKFACE_MALFORMED}
+    test = sum(int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 100 < 20 for name in UTKFACE_GOOD)
+    return {"root": directory, "labels": labels, "colours": colours, "files": files, "malformed": UTKFACE_MALFORMED,
+            "missing": "UTKFace",
+            "lengths": {"all": len(UTKFACE_GOOD), "train": len(UTKFACE_GOOD) - test, "test": test}}
 
 
 # --- CelebA ------------------------------------------------------------------------------------------------------
@@ -171,7 +179,10 @@ def build_celeba(directory: Path, extras: bool = True) -> dict:
     if extras:
         write_crlf(folder / "list_landmarks_align_celeba.txt", landmark_lines)
         write_crlf(folder / "list_bbox_celeba.txt", bbox_lines)
-    return {"root": directory, "labels": labels, "colours": colours, "size": (12, 15)}
+    counts = [list(CELEBA_PARTITION.values()).count(p) for p in range(3)]
+    return {"root": directory, "labels": labels, "colours": colours, "size": (12, 15),
+            "missing": "celeba/img_align_celeba",
+            "lengths": {"train": counts[0], "valid": counts[1], "test": counts[2], "all": len(CELEBA_PARTITION)}}
 
 
 # --- COCO 2017 ---------------------------------------------------------------------------------------------------
@@ -247,7 +258,8 @@ def build_coco(directory: Path) -> dict:
                   "coco_000000000025": labels(25, [], [])},
         "test": {"coco_000000000001": labels(1, [], [])},
     }
-    return {"root": directory, "labels": expected,
+    return {"root": directory, "labels": expected, "missing": "train2017",
+            "lengths": {split: len(ids) for split, ids in splits.items()},
             "colours": {f"coco_{i:012d}": (c[0],) * 3 if i == 285 else c for i, c in colours.items()}}
 
 
@@ -286,4 +298,10 @@ def build_food101(directory: Path) -> dict:
                 key = f"food101_{name}_{image_id}"
                 expected[split][key] = {"label": FOOD_CLASSES.index(name), "class_name": name}
                 colours[key] = {"CMYK": (255, 0, 0), "L": (colour,) * 3}.get(mode, colour)  # CMYK 0,255,255,0 is red
-    return {"root": directory, "labels": expected, "colours": colours, "size": (24, 18)}
+    return {"root": directory, "labels": expected, "colours": colours, "size": (24, 18), "missing": "food-101/images",
+            "lengths": {split: sum(map(len, entries.values())) for split, entries in FOOD_SPLITS.items()}}
+
+
+# Every builder above, by dataset name (the ``build_NAME`` naming rule): the fixtures the registry is checked against.
+BUILDERS = {name.removeprefix("build_"): value for name, value in dict(globals()).items()
+            if name.startswith("build_") and callable(value)}

@@ -14,26 +14,25 @@ import public_fixtures as fx
 from conftest import tree_bytes
 from latentds.cli import main
 from latentds.datasets.pack import pack_dataset
-from latentds.datasets.public import open_dataset
+from latentds.datasets.public import dataset_names, open_dataset
 from latentds.datasets.shards import load_shards
 from latentds.datasets.transforms import ImageTransform
 from latentds.shardsets.manifest import read_manifest, verify_shards
 
-BUILDERS = {"sprites": fx.build_sprites, "utkface": fx.build_utkface, "celeba": fx.build_celeba,
-            "coco": fx.build_coco, "food101": fx.build_food101}
+NAMES = dataset_names()  # every registered dataset; tests/test_public_datasets.py checks each has a fixture builder
 
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("public")
     roots = {}
-    for name, build in BUILDERS.items():
+    for name, build in fx.BUILDERS.items():
         (base / name).mkdir()
         roots[name] = build(base / name)["root"]
     return roots
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", NAMES)
 def test_pack_then_stream_gives_back_the_same_images_and_labels(roots, tmp_path, name):
     source = open_dataset(name, roots[name])
     report = pack_dataset(name, roots[name], tmp_path, size=16, shard_size=4, workers=1, progress=False)

@@ -7,40 +7,37 @@ import json
 import pickle
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+import latentds.datasets
 import public_fixtures as fx
+from latentds.cli import main
+from latentds.datasets import public
 from latentds.datasets.celeba import CelebA
 from latentds.datasets.coco import Coco
 from latentds.datasets.food101 import Food101
-from latentds.datasets.public import PublicDataset, dataset_names, open_dataset
+from latentds.datasets.public import REGISTRY, PublicDataset, dataset_class, dataset_names, open_dataset
 from latentds.datasets.sprites import ANIMATIONS, Sprites
 from latentds.datasets.utkface import UTKFace
 from latentds.errors import DatasetLayoutError, InvalidParameterError
 
-NAMES = ("sprites", "utkface", "celeba", "coco", "food101")
+NAMES = dataset_names()  # every registered dataset (each needs a builder in public_fixtures; see below)
 KEY = re.compile(r"[A-Za-z0-9_-]+")
 UTK_TEST = {name for name in fx.UTKFACE_GOOD if int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 100 < 20}
-LENGTHS = {
-    "sprites": {"train": 2 * 42, "val": 42, "test": 42},  # 42 frames per fixture character
-    "utkface": {"all": 9, "train": 9 - len(UTK_TEST), "test": len(UTK_TEST)},
-    "celeba": {"train": 3, "valid": 2, "test": 1, "all": 6},
-    "coco": {"train": 2, "val": 3, "test": 1},
-    "food101": {"train": 4, "test": 3},
-}
-# What an empty root is missing, relative to it: each loader's error must name it.
-EXPECTED_PATH = {"sprites": "sprites_splits.mat", "utkface": "UTKFace", "celeba": "celeba/img_align_celeba",
-                 "coco": "train2017", "food101": "food-101/images"}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """name -> what its fixture builder returned (root, expected labels, ...)."""
+    """name -> what its fixture builder returned (root, lengths, missing, expected labels, ...)."""
     base = tmp_path_factory.mktemp("public")
-    return {name: getattr(fx, f"build_{name}")(base / name) for name in NAMES}
+    return {name: fx.BUILDERS[name](base / name) for name in NAMES if name in fx.BUILDERS}
 
 
 def by_key(dataset: PublicDataset) -> dict[str, dict]:
@@ -72,22 +69,117 @@ def plain_json(value) -> bool:
 
 # --- every dataset -----------------------------------------------------------------------------------------------
 
-def test_registry_lists_all_five():
-    assert set(NAMES) <= set(dataset_names())
+def test_every_registered_dataset_has_a_fixture_builder_and_every_builder_a_dataset():
+    assert set(dataset_names()) == set(fx.BUILDERS)
+    assert {"sprites", "utkface", "celeba", "coco", "food101"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builder_returns_root_lengths_and_missing_path(built, name):
+    assert {"root", "lengths", "missing"} <= set(built[name])
+    assert all(type(n) is int and n > 0 for n in built[name]["lengths"].values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pack_help_names_every_dataset_with_its_root(name):
+    result = CliRunner().invoke(main, ["pack", "--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and f" {name} " in text and " ".join(dataset_class(name).root_help.split()) in text
+    assert "{" + "|".join(NAMES) + "}" in text  # the DATASET argument's choices
+
+
+def test_the_cli_imports_no_dataset_module():
+    code = "import sys; from latentds.cli import main; print(sorted(m for m in sys.modules if 'datasets.' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _discovery_reset(module_names):
+    for module in module_names:
+        sys.modules.pop(module, None)
+        public._SCANNED.pop(module, None)
+
+
+@pytest.fixture
+def throwaway_module(tmp_path, monkeypatch):
+    """A new module file in the latentds.datasets package (an extra path entry) defining a dataset, and a module
+    beside it that must not be imported; both, and the dataset's registration, are removed afterwards."""
+    (tmp_path / "throwaway_faces.py").write_text(textwrap.dedent('''
+        from latentds.datasets.public import PublicDataset
+        from PIL import Image
+
+
+        class ThrowawayFaces(PublicDataset, name="test_throwaway"):
+            """Two grey squares.
+
+            ``root`` is any existing directory; nothing is read from it.
+            """
+
+            splits = ("train", "test")
+
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, index):
+                return {"key": f"throwaway_{index}", "image": Image.new("RGB", (4, 4), (index, 0, 0)),
+                        "labels": {"index": index}}
+    '''))
+    (tmp_path / "throwaway_helpers.py").write_text("raise RuntimeError('a module without a dataset was imported')\n")
+    monkeypatch.setattr(latentds.datasets, "__path__", [*latentds.datasets.__path__, str(tmp_path)])
+    modules = ["latentds.datasets.throwaway_faces", "latentds.datasets.throwaway_helpers"]
+    yield
+    REGISTRY.pop("test_throwaway", None)
+    _discovery_reset(modules)
+
+
+def test_a_new_dataset_module_is_discovered_registered_listed_and_removed(throwaway_module, tmp_path):
+    assert "test_throwaway" in dataset_names() and "latentds.datasets.throwaway_helpers" not in sys.modules
+    dataset = open_dataset("test_throwaway", tmp_path, "test")
+    assert type(dataset).__module__ == "latentds.datasets.throwaway_faces" and dataset.split == "test"
+    assert [s["key"] for s in dataset] == ["throwaway_0", "throwaway_1"]
+    assert dataset_class("test_throwaway").root_help == "any existing directory"
+    runner = CliRunner()
+    help_text = " ".join(runner.invoke(main, ["pack", "--help"]).output.split())
+    assert "test_throwaway any existing directory" in help_text
+    missing = runner.invoke(main, ["pack", "test_throwaway", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    assert missing.exit_code == 2 and "test_throwaway root" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_the_throwaway_dataset_left_nothing_behind():
+    assert "test_throwaway" not in dataset_names() and set(dataset_names()) == set(fx.BUILDERS)
+
+
+def test_a_second_dataset_with_a_taken_name_is_a_type_error_naming_both():
+    with pytest.raises(TypeError, match=r"'sprites' is already registered by latentds\.datasets\.sprites\.Sprites; "
+                                        r".*\.Copy must choose another name"):
+        class Copy(PublicDataset, name="sprites"):  # noqa: F841
+            root_help = "anywhere"
+    assert dataset_class("sprites") is Sprites
+
+
+def test_a_dataset_without_root_help_or_with_a_bad_name_is_refused():
+    with pytest.raises(TypeError, match="declares no root_help"):
+        class NoRoot(PublicDataset, name="test_no_root"):  # noqa: F841
+            """No sentence about the root."""
+    with pytest.raises(TypeError, match="must be lower-case"):
+        class BadName(PublicDataset, name="Bad.Name"):  # noqa: F841
+            root_help = "anywhere"
+    assert "test_no_root" not in REGISTRY and "Bad.Name" not in REGISTRY
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_lengths_per_split_and_default_split(built, name):
     cls = type(open_dataset(name, built[name]["root"]))
     assert cls.name == name and cls.description and cls.citation
-    assert set(cls.splits) == set(LENGTHS[name])
+    lengths = built[name]["lengths"]
+    assert set(cls.splits) == set(lengths)
     assert open_dataset(name, built[name]["root"]).split == cls.splits[0]
-    assert {split: len(open_dataset(name, built[name]["root"], split)) for split in cls.splits} == LENGTHS[name]
+    assert {split: len(open_dataset(name, built[name]["root"], split)) for split in cls.splits} == lengths
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_samples_have_unique_dot_free_sorted_keys_rgb_images_and_plain_json_labels(built, name):
-    for split in LENGTHS[name]:
+    for split in built[name]["lengths"]:
         dataset = open_dataset(name, built[name]["root"], split)
         samples = list(dataset)
         keys = [sample["key"] for sample in samples]
@@ -118,11 +210,11 @@ def test_unknown_split_is_an_invalid_parameter(built, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_wrong_root_names_the_expected_path_in_one_line(tmp_path, name):
+def test_wrong_root_names_the_expected_path_in_one_line(built, tmp_path, name):
     with pytest.raises(DatasetLayoutError) as error:
         open_dataset(name, tmp_path)
     message = str(error.value)
-    assert str(tmp_path / EXPECTED_PATH[name]) in message and "\n" not in message
+    assert str(tmp_path / built[name]["missing"]) in message and "\n" not in message
     with pytest.raises(DatasetLayoutError, match="does not exist"):
         open_dataset(name, tmp_path / "missing")
 

@@ -6,12 +6,41 @@ import click
 
 from latentds.cli import main
 
-# The dataset names are their module names (latentds.datasets.public.DATASET_MODULES), so --help stays light.
-DATASETS = ("sprites", "utkface", "celeba", "coco", "food101")
+
+def _registered() -> dict:
+    """The registered public datasets {name: class}, read only when asked for (when `pack` runs, checks its
+    argument or shows its help), so that importing the CLI imports no dataset module."""
+    from latentds.datasets.public import REGISTRY, dataset_names  # noqa: PLC0415
+
+    return {name: REGISTRY[name] for name in dataset_names()}
 
 
-@main.command()
-@click.argument("dataset", type=click.Choice(DATASETS))
+class _DatasetChoice(click.Choice):
+    """The registered dataset names as a click.Choice, read from the registry when first needed."""
+
+    def __init__(self):
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self):
+        return tuple(_registered())
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns the (empty) list given above
+        pass
+
+
+class _PackCommand(click.Command):
+    """``pack``: its help ends with what ROOT is for each registered dataset (each class's ``root_help``)."""
+
+    def format_epilog(self, ctx, formatter):
+        with formatter.section("ROOT, per dataset"):
+            formatter.write_dl([(name, cls.root_help) for name, cls in _registered().items()])
+        super().format_epilog(ctx, formatter)
+
+
+@main.command(cls=_PackCommand)
+@click.argument("dataset", type=_DatasetChoice())
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: data/DATASET-SPLIT]. Re-running the same command there resumes.")
@@ -28,13 +57,7 @@ DATASETS = ("sprites", "utkface", "celeba", "coco", "food101")
 def pack(dataset, root, out, split, size, keep_size, shard_size, name, workers, overwrite, quiet):
     """Pack the public DATASET found at ROOT (in its original layout) into labelled WebDataset shards.
 
-    \b
-    ROOT is, per dataset:
-      sprites   data/sprites of nips2015-analogy-data.tar.gz (sprites_*.mat, sprites_splits.mat)
-      utkface   the directory holding UTKFace/ ({age}_{gender}_{race}_{date}.jpg.chip.jpg)
-      celeba    the directory holding celeba/ (img_align_celeba/, list_attr_celeba.txt, ...)
-      coco      the directory holding train2017/, val2017/ and annotations/
-      food101   the directory holding food-101/ (images/, meta/)
+    DATASET is one of the registered public datasets; what ROOT is for each is listed below.
     The shards follow the same contract as rendered ones and stream with latentds.load_shards.
     """
     from latentds.cli.render import interruptible  # noqa: PLC0415

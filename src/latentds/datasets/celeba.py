@@ -25,6 +25,8 @@ class CelebA(PublicDataset, name="celeba"):
     ``bbox`` ([x, y, w, h], in the unaligned in-the-wild image) when their optional files are present.
     """
 
+    root_help = "the directory holding celeba/ (img_align_celeba/, list_attr_celeba.txt, ...)"
+
     splits = ("train", "valid", "test", "all")
     description = (
         "CelebFaces Attributes (CelebA; Liu, Luo, Wang and Tang, ICCV 2015): 202,599 aligned and cropped 178x218 "

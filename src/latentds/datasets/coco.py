@@ -22,6 +22,8 @@ class Coco(PublicDataset, name="coco"):
     some have) — empty lists where there are none.
     """
 
+    root_help = "the directory holding train2017/, val2017/ and annotations/"
+
     splits = ("train", "val", "test")
     description = (
         "Microsoft COCO 2017 (Lin et al., ECCV 2014): photographs of everyday scenes, 118,287 train, 5,000 val and "

@@ -21,6 +21,8 @@ class Food101(PublicDataset, name="food101"):
     Labels: ``label`` (index of the class in ``classes.txt``) and ``class_name``.
     """
 
+    root_help = "the directory holding food-101/ (images/, meta/)"
+
     splits = ("train", "test")
     description = (
         "Food-101 (Bossard, Guillaumin and Van Gool, ECCV 2014): 101,000 photographs of 101 food dishes from "

@@ -7,15 +7,23 @@ root directory (in its real on-disk layout) and a split, it has a length and ret
      "image": PIL.Image.Image,        # always RGB
      "labels": {...}}                 # plain JSON: ints, floats, strings, lists, dicts
 
-Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name="utkface")``), so
-``open_dataset("utkface", root)`` finds them and ``latentds pack`` lists them with no list to edit elsewhere.
+Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name="utkface")``) and declare
+``root_help`` (what ROOT is for ``latentds pack``). There is no list of datasets to edit: on first use the registry
+imports every module of ``latentds.datasets`` (found by pkgutil) whose source defines a dataset class -- a top-level
+class deriving from ``PublicDataset`` or passing ``name=`` -- and only those, so the stream, shard and pack modules
+(and torch) are never imported for it. A second dataset with a taken name is a TypeError naming both classes.
 """
 
 from __future__ import annotations
 
 import abc
+import ast
 import importlib
+import importlib.util
 import os
+import pkgutil
+import re
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -24,10 +32,9 @@ from PIL import Image
 from latentds.errors import DatasetLayoutError, InvalidParameterError
 from latentds.datasets.transforms import to_rgb
 
-# Modules that define datasets; imported on first use of the registry.
-DATASET_MODULES = ("sprites", "utkface", "celeba", "coco", "food101")
-
 REGISTRY: dict[str, type[PublicDataset]] = {}
+NAME = re.compile(r"[a-z][a-z0-9_]*")  # a dataset name: a CLI word, a file-name prefix, a sample-key prefix
+_SCANNED: dict[str, bool] = {}  # module name -> whether its source defines a dataset class (read once each)
 
 
 class PublicDataset(abc.ABC):
@@ -37,12 +44,29 @@ class PublicDataset(abc.ABC):
     splits: ClassVar[tuple[str, ...]] = ("train",)
     description: ClassVar[str] = ""  # one paragraph for the dataset card: what it is, its labels, its source
     citation: ClassVar[str] = ""
+    # One line for `latentds pack --help`: which directory ROOT is and what it holds. Unset, it is the sentence of
+    # the class docstring that begins "``root`` is" (up to its first ';' or '.').
+    root_help: ClassVar[str] = ""
 
     def __init_subclass__(cls, name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
-        if name:
-            cls.name = name
-            REGISTRY[name] = cls
+        if name is None:
+            return
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        if not NAME.fullmatch(name):
+            raise TypeError(f"{where}: dataset name {name!r} must be lower-case letters, digits and '_', "
+                            "starting with a letter")
+        if not cls.__dict__.get("root_help"):
+            cls.root_help = _root_sentence(cls.__doc__ or "")
+        if not cls.root_help:
+            raise TypeError(f"{where} (dataset {name!r}) declares no root_help and its docstring has no sentence "
+                            "'``root`` is ...': say which directory ROOT is")
+        known = REGISTRY.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"public dataset {name!r} is already registered by {known.__module__}."
+                            f"{known.__qualname__}; {where} must choose another name")
+        cls.name = name
+        REGISTRY[name] = cls
 
     def __init__(self, root: str | os.PathLike, split: str | None = None):
         self.root = Path(root)
@@ -78,7 +102,14 @@ class PublicDataset(abc.ABC):
         return path
 
 
+def _root_sentence(doc: str) -> str:
+    """"``root`` is X; ..." in a docstring -> "X" as plain text (backquotes dropped, whitespace collapsed)."""
+    found = re.search(r"``root`` is (.+?)(?:[;.](?:\s|$)|$)", doc, re.DOTALL)
+    return " ".join(found[1].replace("``", "").split()) if found else ""
+
+
 def dataset_names() -> list[str]:
+    """The names of every registered public dataset, sorted."""
     _load_all()
     return sorted(REGISTRY)
 
@@ -97,5 +128,28 @@ def open_dataset(name: str, root: str | os.PathLike, split: str | None = None) -
 
 
 def _load_all() -> None:
-    for module in DATASET_MODULES:
-        importlib.import_module(f"latentds.datasets.{module}")
+    """Import every module of latentds.datasets that defines a dataset class (each registers itself)."""
+    package = importlib.import_module("latentds.datasets")
+    for module in pkgutil.iter_modules(package.__path__):
+        full = f"{package.__name__}.{module.name}"
+        if module.ispkg or full in sys.modules:
+            continue  # an imported module has registered what it defines
+        if full not in _SCANNED:
+            _SCANNED[full] = _defines_dataset(full)
+        if _SCANNED[full]:
+            importlib.import_module(full)
+
+
+def _defines_dataset(module: str) -> bool:
+    """Whether ``module``'s source has a top-level class deriving from PublicDataset or passing ``name=``; read
+    without importing it (the other modules of the package import torch)."""
+    spec = importlib.util.find_spec(module)
+    source = spec.loader.get_source(module) if spec is not None and spec.loader is not None else None
+    if not source:
+        return False
+    for node in ast.parse(source, filename=spec.origin or module).body:
+        if isinstance(node, ast.ClassDef) and (
+                any(keyword.arg == "name" for keyword in node.keywords)
+                or any(ast.unparse(base).split(".")[-1] == "PublicDataset" for base in node.bases)):
+            return True
+    return False

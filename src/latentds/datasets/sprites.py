@@ -32,6 +32,8 @@ class Sprites(PublicDataset, name="sprites"):
     ``frame`` (0-based within the animation). Samples are ordered by (identity, animation cell, frame).
     """
 
+    root_help = "data/sprites of nips2015-analogy-data.tar.gz (sprites_*.mat, sprites_splits.mat)"
+
     splits = ("train", "val", "test")
     description = (
         "2D Sprites (Reed, Zhang, Zhang and Lee, NeurIPS 2015): 60x60 RGB frames of 672 game characters from the "

@@ -36,6 +36,8 @@ class UTKFace(PublicDataset, name="utkface"):
     Splits: "all", or "train"/"test" (80/20 by ``utkface_split`` of the file name; there is no official split).
     """
 
+    root_help = "the directory holding UTKFace/ ({age}_{gender}_{race}_{date}.jpg.chip.jpg)"
+
     splits = ("all", "train", "test")
     description = (
         "UTKFace (Zhang, Song and Qi, CVPR 2017): 23,708 aligned and cropped 200x200 face images of people aged "
