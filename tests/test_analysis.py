@@ -456,3 +456,17 @@ def test_umap_layout_warns_nothing_about_choices_we_made():
         warnings.simplefilter("error", UserWarning)  # the seeded single thread and our kNN graph are deliberate
         placed = umap_embedding(np.random.default_rng(0).normal(size=(60, 8)))
     assert placed.shape == (60, 2) and np.isfinite(placed).all()
+
+
+def test_analyze_cli_takes_a_feature_model_that_labels_generated_samples(sets, tmp_path):
+    base, _ = sets
+    torch.manual_seed(0)
+    create("dcgan", image_size=16, width=8, latent_dim=4).save_pretrained(tmp_path / "gan")
+    create("e2e_cnn", image_size=16, width=4, latent_dim=8).save_pretrained(tmp_path / "cnn")
+    result = CliRunner().invoke(main, ["analyze", str(tmp_path / "gan"), "--data", str(base / "varied"), "--out",
+                                       str(tmp_path / "a"), "--probes", "arithmetic,fid", "--feature-model",
+                                       str(tmp_path / "cnn"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["arithmetic"]["labeller"].startswith("e2e_cnn@") and "quartile" in metrics["arithmetic"]["vector"]
+    assert metrics["fid"]["samples"]["feature_network"] == metrics["arithmetic"]["labeller"]

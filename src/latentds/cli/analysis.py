@@ -55,6 +55,11 @@ class _AnalyzeCommand(click.Command):
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Local Inception weights for FID [default: FID in the model's own encoder features, named so].")
+@click.option("--feature-model", default=None, metavar="MODEL",
+              help="A model whose encoder gives the FID features (e.g. an e2e_cnn run; named by its weights' hash "
+                   "in the output). An e2e_cnn also labels the generated samples of a model without an encoder, "
+                   "so its arithmetic groups come from a predicted factor (--groups NAME>N NAME<N, default: the "
+                   "quartiles of the most spread one).")
 @click.option("--colour-by", default=None, help="Factor or label that colours the UMAP [default: the most spread "
               "factor].")
 @click.option("--groups", nargs=2, default=None, metavar="A B", help="Two groups for latent arithmetic: "
@@ -66,8 +71,8 @@ class _AnalyzeCommand(click.Command):
               help="reference: disentanglement_lib's estimators (DCI with 100 boosting rounds; minutes for wide "
                    "latents); fast: DCI with 10 rounds (seconds; inflates DCI, not comparable with papers).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def analyze(model, data, out, probes, n, sequence_data, inception_weights, colour_by, groups, dims, scores_mode,
-            quiet):
+def analyze(model, data, out, probes, n, sequence_data, inception_weights, feature_model, colour_by, groups, dims,
+            scores_mode, quiet):
     """Probe the latent space of MODEL (a saved model or run directory, or a Hub id) on a shard set.
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
@@ -81,8 +86,8 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, colou
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
     metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
                   inception_weights=inception_weights, colour_by=colour_by, groups=groups or None, dims=dims or None,
-                  scores_mode=scores_mode,
-                  progress=not quiet)
+                  scores_mode=scores_mode, progress=not quiet,
+                  feature_model=load_pretrained(feature_model) if feature_model else None)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
     click.echo(f"report: {out}/report.html")
