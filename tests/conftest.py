@@ -15,6 +15,28 @@ def renderer():
     return process_renderer(32, CUBOID)
 
 
+@pytest.fixture
+def read_only(tmp_path):
+    """A directory nobody can create files in: a 0o555 directory, or, where permissions do not bind (root), /sys,
+    which refuses new files even to root."""
+    from pathlib import Path
+
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        for candidate in (directory, Path("/sys")):
+            try:
+                (candidate / "latentds-probe").write_bytes(b"")
+            except OSError:
+                yield candidate
+                return
+            (candidate / "latentds-probe").unlink()
+        pytest.fail("no read-only location on this machine (neither a 0o555 directory nor /sys refuses new files)")
+    finally:
+        directory.chmod(0o755)
+
+
 @pytest.fixture(scope="session")
 def phi_set(tmp_path_factory):
     """A tiny finished phi render (40 images of 16 px in 4 shards), rendered in this process."""
