@@ -100,8 +100,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
                     progress)
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before its first checkpoint: leave nothing behind
-            lock, held = None, lock
-            held.release()
+            lock.release()  # first, so the directory can go (release is idempotent: finally's call is a no-op)
             _remove_run(out, created)
         raise
     finally:
