@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 from latentds.errors import ShardError
+from latentds.shardsets.atomic import write_atomic
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -23,24 +24,10 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary name, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(out: Path, manifest: dict, card: str) -> None:
-    write_text_atomic(out / CARD, card)
+    write_atomic(out / CARD, card)
     # The manifest goes last: its presence is what marks the shard set complete.
-    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
