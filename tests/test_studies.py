@@ -11,7 +11,7 @@ from latentds.studies import SCALES, load_study, run_study, study_names
 from latentds.zoo.base import load_pretrained
 
 STUDIES = study_names()
-VERDICTS = {"confirmed", "not confirmed", "mixed", "not measured"}
+VERDICTS = {"confirmed", "contradicted", "no measurable difference", "mixed", "not measured"}
 
 
 def test_the_five_studies_are_packaged():

@@ -56,30 +56,81 @@ def _label(run, key: str | None) -> str:
 def _table(study: Study, spec: dict, runs: dict) -> dict:
     rows = []
     for run in study.runs_matching(spec.get("runs", "*")):
-        values = [metric(m, spec["metric"]) for m in runs.get(run.name, {}).values()]
+        per_seed = list(runs.get(run.name, {}).values())
+        values = [metric(m, spec["metric"]) for m in per_seed]
         row, column = _label(run, spec.get("rows")), _label(run, spec.get("columns")) if spec.get("columns") else ""
         key = f"{row},{column}" if column else row
+        networks = sorted({n for m in per_seed if (n := _feature_network(m, spec["metric"]))})
         rows.append({"run": run.name, "row": row, "column": column, "ours": _summary(values),
-                     "published": spec.get("published", {}).get(key)})
+                     "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
     return {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
-            "note": spec.get("note", ""), "rows": rows}
+            "note": spec.get("note", ""), "published_features": spec.get("published_features"), "rows": rows}
+
+
+def _feature_network(metrics: dict, path: str) -> str | None:
+    """The feature network a metric was measured in (the ``feature_network`` beside it, as FID records it)."""
+    parent, _, _ = path.rpartition(".")
+    value = metrics
+    for part in parent.split(".") if parent else []:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value.get("feature_network") if isinstance(value, dict) else None
+
+
+def comparable(table: dict) -> bool:
+    """Whether our values are on the published scale: False when the table's published numbers were measured in
+    another feature network than ours (e.g. Inception vs this study's own CNN); then only the ranking compares."""
+    published = (table.get("published_features") or "").lower()
+    if not published:
+        return True
+    ours = {r["feature_network"] for r in table["rows"] if r["ours"] and r["published"] is not None}
+    return bool(ours) and all(n and n.lower().startswith(published) for n in ours)
+
+
+def rank_agreement(table: dict) -> dict | None:
+    """How well our values order the rows as the published ones do: Spearman's rho over the rows that have both
+    (None for fewer than 3), and whether the best row (by ``lower_is_better``) is the same."""
+    pairs = [(r["ours"]["mean"], r["published"], r["row"] + (f" / {r['column']}" if r["column"] else ""))
+             for r in table["rows"] if r["ours"] and r["published"] is not None]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import spearmanr  # noqa: PLC0415
+
+    rho = float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
+    pick = min if table.get("lower_is_better", True) else max
+    best_ours, best_published = pick(pairs, key=lambda p: p[0])[2], pick(pairs, key=lambda p: p[1])[2]
+    return {"spearman": rho, "n": len(pairs), "best_ours": best_ours, "best_published": best_published}
+
+
+MIN_EFFECT = 0.01  # a finding's default smallest difference that counts, relative to the right-hand value
+
+
+def _compare(left: dict, right: dict, op: str, min_effect: float) -> str:
+    """"yes" when left op right by more than the noise (2 standard deviations over seeds of either side, and
+    ``min_effect`` of the right-hand value), "no" when the opposite holds by that much, else "within noise"."""
+    noise = max(2 * left["std"], 2 * right["std"], min_effect * abs(right["mean"]))
+    diff = left["mean"] - right["mean"] if op == ">" else right["mean"] - left["mean"]
+    return "yes" if diff > noise else "no" if diff < -noise else "within noise"
 
 
 def _finding(study: Study, spec: dict, runs: dict) -> dict:
     measured = []
+    min_effect = float(spec.get("min_effect", MIN_EFFECT))
     for run in study.runs_matching(spec["runs"]):
         seeds = runs.get(run.name, {}).values()
         other = runs.get(spec["right_run"], {}).values() if spec.get("right_run") else seeds
         left = _summary([metric(m, spec["left"]) for m in seeds])
         right = _summary([metric(m, spec["right"]) for m in other])
         if left and right:
-            holds = left["mean"] < right["mean"] if spec["op"] == "<" else left["mean"] > right["mean"]
+            outcome = _compare(left, right, spec["op"], min_effect)
             name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
-            measured.append({"run": name, "left": left["mean"], "right": right["mean"], "holds": holds})
-    verdict = ("not measured" if not measured else "confirmed" if all(m["holds"] for m in measured)
-               else "not confirmed" if not any(m["holds"] for m in measured) else "mixed")
+            measured.append({"run": name, "left": left["mean"], "right": right["mean"], "outcome": outcome,
+                             "holds": outcome == "yes"})
+    outcomes = {m["outcome"] for m in measured}
+    verdict = ("not measured" if not measured else "confirmed" if outcomes == {"yes"}
+               else "contradicted" if outcomes == {"no"} else "no measurable difference"
+               if outcomes == {"within noise"} else "mixed")
     return {"claim": spec["claim"], "published": spec.get("published", ""), "left": spec["left"], "op": spec["op"],
-            "right": spec["right"], "measured": measured, "verdict": verdict}
+            "right": spec["right"], "min_effect": min_effect, "measured": measured, "verdict": verdict}
 
 
 def _fmt(summary: dict | None) -> str:
@@ -124,31 +175,56 @@ def write_results(study: Study, out: Path, results: dict) -> None:
              "(ours: mean ± standard deviation over seeds).", ""]
     if results["differs"]:
         lines += ["## What differs from the published setting", "", results["differs"], ""]
-    compared = [(t["title"], r) for t in results["tables"] for r in t["rows"] if r["ours"] and r["published"]]
-    if compared:
-        lines += ["## Agreement with the published numbers", ""]
-        lines += [f"- {title}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours {r['ours']['mean']:.4g} "
-                  f"vs published {r['published']:.4g} ({_agreement(r['ours'], r['published'])})"
-                  for title, r in compared] + [""]
+    agreement = []
+    for t in results["tables"]:
+        rows = [r for r in t["rows"] if r["ours"] and r["published"] is not None]
+        if not rows:
+            continue
+        if comparable(t):
+            agreement += [f"- {t['title']}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours "
+                          f"{r['ours']['mean']:.4g} vs published {r['published']:.4g} "
+                          f"({_agreement(r['ours'], r['published'])})" for r in rows]
+            continue
+        networks = ", ".join(sorted({r["feature_network"] for r in rows if r["feature_network"]}))
+        line = (f"- {t['title']}: the values do not compare (ours in the features of {networks or 'another network'}, "
+                f"published in {t['published_features']}); the ranking does: ")
+        ranks = rank_agreement(t)
+        if ranks is None:
+            line += "too few rows to rank."
+        else:
+            same = "the same" if ranks["best_ours"] == ranks["best_published"] else "not the same"
+            line += (f"Spearman's rho between our and the published values over {ranks['n']} rows = "
+                     f"{ranks['spearman']:.2f} (1: same order, 0: unrelated, -1: reversed); the best row is {same} "
+                     f"(ours: {ranks['best_ours']}; published: {ranks['best_published']}).")
+        agreement.append(line)
+    if agreement:
+        lines += ["## Agreement with the published numbers", ""] + agreement + [""]
     elif any(r["published"] for t in results["tables"] for r in t["rows"]):
         lines += ["## Agreement with the published numbers", "",
                   "No run of this scale measured a quantity that has a published number (see \"Not run\").", ""]
     for table in results["tables"]:
         better = {True: " (lower is better)", False: " (higher is better)"}.get(table["lower_is_better"], "")
-        lines += [f"## {table['title']}{better}", "", f"Metric `{table['metric']}`. {table['note']}".strip(), "",
-                  "| run | ours | published |", "|---|---|---|"]
+        lines += [f"## {table['title']}{better}", "", f"Metric `{table['metric']}`. {table['note']}".strip(), ""]
+        networks = any(row["feature_network"] for row in table["rows"])
+        lines += (["| run | ours | feature network | published |", "|---|---|---|---|"] if networks
+                  else ["| run | ours | published |", "|---|---|---|"])
         for row in table["rows"]:
             label = row["row"] + (f" / {row['column']}" if row["column"] else "")
             published = "—" if row["published"] is None else f"{row['published']:.4g}"
-            lines.append(f"| {label} | {_fmt(row['ours'])} | {published} |")
+            if table.get("published_features") and row["published"] is not None:
+                published += f" ({table['published_features']})"
+            network = f" {row['feature_network'] or '—'} |" if networks else ""
+            lines.append(f"| {label} | {_fmt(row['ours'])} |{network} {published} |")
         lines.append("")
     if results["findings"]:
         lines += ["## Findings", ""]
         for f in results["findings"]:
-            numbers = "; ".join(f"{m['run']}: {m['left']:.4g} {f['op']} {m['right']:.4g}? "
-                                f"{'yes' if m['holds'] else 'no'}" for m in f["measured"]) or "no measurement"
-            lines += [f"- **{f['claim']}** — {f['verdict']}. Measured (`{f['left']}` {f['op']} `{f['right']}`): "
-                      f"{numbers}." + (f" Published: {f['published']}" if f["published"] else ""), ""]
+            numbers = "; ".join(f"{m['run']}: {m['left']:.4g} {f['op']} {m['right']:.4g}? {m['outcome']}"
+                                for m in f["measured"]) or "no measurement"
+            lines += [f"- **{f['claim']}** — {f['verdict']}. Measured (`{f['left']}` {f['op']} `{f['right']}`; a "
+                      f"difference counts beyond {f['min_effect']:.0%} of the right-hand value and 2 standard "
+                      f"deviations over seeds): {numbers}." + (f" Published: {f['published']}" if f["published"] else ""),
+                      ""]
     if results["skipped"]:
         lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in results["skipped"].items()] + [""]
     figures = _collect_figures(out)

@@ -10,10 +10,14 @@
     name, recipe, data, set = {key = value}, train = {field = value}, matrix = {key = [values]},
     analyze = {data, probes, n, sequence_data, feature_run, groups, factorvae}
     [[table]]                     # one metric per run, mean +- spread over seeds, beside the published number
-    title, metric, runs, rows, columns, published = {"row" or "row,column" = number}, lower_is_better, note
+    title, metric, runs, rows, columns, published = {"row" or "row,column" = number}, lower_is_better, note,
+    published_features = "inception" (the feature network of published FIDs: where ours differ, results.md
+    compares the ranking, Spearman's rho, not the values)
     [[finding]]                   # a published claim restated as a measured comparison
     claim, runs, left, op ("<" or ">"), right, published = "what the paper found"; with right_run, ``right`` is
-    read from that run (e.g. the same metric without a loss term) instead of from each run matching ``runs``
+    read from that run (e.g. the same metric without a loss term) instead of from each run matching ``runs``;
+    min_effect (default 0.01): the smallest difference, relative to the right-hand value, that counts (a
+    difference within it, or within 2 standard deviations over seeds, is "within noise")
 
 Any value may be a table keyed by scale, ``n = {smoke = 96, cpu = 10000, full = 10000}``: ``at(value, scale)``
 picks the scale's entry.
@@ -32,8 +36,8 @@ from latentds.errors import InvalidParameterError
 SCALES = ("smoke", "cpu", "full")
 _TOP = {"description", "paper", "differs", "scales", "data", "run", "table", "finding"}
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze"}
-_TABLE = {"title", "metric", "runs", "rows", "columns", "published", "lower_is_better", "note"}
-_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "published"}
+_TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
+_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "published", "min_effect"}
 
 
 def at(value, scale: str):
