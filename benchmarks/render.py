@@ -197,12 +197,12 @@ def replay_ceiling(n: int, size: int, extras: bool) -> dict:
 
     renderer = CuboidRenderer(size, CUBOID, path="direct")
     d = renderer._direct
-    real = {name: getattr(d.gl, name) for name in D.GLCalls.SIGNATURES}
+    real = {name: getattr(d.calls, name) for name in D.GLCalls.SIGNATURES}
     calls: list = []
     recording = {}
     for name, fn in real.items():
         recording[id(fn)] = lambda *args, _fn=fn: (calls.append((_fn, args)), _fn(*args))[1]
-        setattr(d.gl, name, recording[id(fn)])
+        setattr(d.calls, name, recording[id(fn)])
     # the uniform calls DirectDraw prepared once hold the functions themselves: record those too
     saved = d.frame_calls, d.sun_block, d.spot_blocks, d.point_blocks
 
@@ -233,7 +233,7 @@ def replay_ceiling(n: int, size: int, extras: bool) -> dict:
             recorded.append((fn, args))
         frames.append((values, recorded, outputs))
     for name, fn in real.items():
-        setattr(d.gl, name, fn)
+        setattr(d.calls, name, fn)
     d.frame_calls, d.sun_block, d.spot_blocks, d.point_blocks = saved
 
     def frame(recorded, outputs):

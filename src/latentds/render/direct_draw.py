@@ -96,10 +96,10 @@ class DirectDraw:
         import pyrender  # noqa: PLC0415
         from pyrender.constants import ProgramFlags, RenderFlags  # noqa: PLC0415
 
-        self.gl = GLCalls()
-        self.offscreen = renderer.gl
-        self.inner = inner = renderer.gl._renderer
-        self.platform = renderer.gl._platform
+        self.calls = GLCalls()
+        self.offscreen = renderer.offscreen
+        self.inner = inner = renderer.offscreen._renderer
+        self.platform = renderer.offscreen._platform
         self._is_current = _current_context_check(self.platform)
         self.camera = renderer.camera.camera
         self.platform.make_current()
@@ -130,7 +130,7 @@ class DirectDraw:
     # ---- once: uniform locations and where each value sits in the staging array ---------------------------------
 
     def _layout(self, renderer, material) -> None:
-        gl, mesh, seg = self.gl, self.mesh_program, self.seg_program
+        gl, mesh, seg = self.calls, self.mesh_program, self.seg_program
         self.f64 = np.zeros(512)  # every float uniform of a frame, filled in float64 ...
         self.f32 = np.zeros(512, dtype=np.float32)  # ... and cast once: PyOpenGL's rounding, value by value
         base, used = self.f32.ctypes.data, 0
@@ -270,7 +270,7 @@ class DirectDraw:
         """Bind and clear the multisampled framebuffer for a ``"colour"`` or ``"seg"`` pass; set the GL state that
         Renderer._configure_forward_pass_viewport and _bind_and_draw_primitive set (the same for every cuboid
         here) only when the context may not hold it. True when the state was set from scratch."""
-        gl = self.gl
+        gl = self.calls
         gl.glBindFramebuffer(GL_DRAW_FRAMEBUFFER, self.inner._main_fb_ms)
         scratch = self.state is None
         if scratch:
@@ -297,15 +297,15 @@ class DirectDraw:
 
     def _draw(self, k: int) -> None:
         vao, mode, indexed, count = self.draw_calls[k]
-        self.gl.glBindVertexArray(vao)
+        self.calls.glBindVertexArray(vao)
         if indexed:
-            self.gl.glDrawElementsInstanced(mode, count, GL_UNSIGNED_INT, None, 1)
+            self.calls.glDrawElementsInstanced(mode, count, GL_UNSIGNED_INT, None, 1)
         else:
-            self.gl.glDrawArraysInstanced(mode, 0, count, 1)
+            self.calls.glDrawArraysInstanced(mode, 0, count, 1)
 
     def _resolve(self, size: int, depth: bool) -> None:
         """Renderer._read_main_framebuffer's blit of the multisampled buffer into the plain one, bound for reading."""
-        gl, main = self.gl, self.inner._main_fb
+        gl, main = self.calls, self.inner._main_fb
         gl.glBindFramebuffer(GL_READ_FRAMEBUFFER, self.inner._main_fb_ms)
         gl.glBindFramebuffer(GL_DRAW_FRAMEBUFFER, main)
         gl.glBlitFramebuffer(0, 0, size, size, 0, 0, size, size, GL_COLOR_BUFFER_BIT, GL_LINEAR)
@@ -314,11 +314,11 @@ class DirectDraw:
         gl.glBindFramebuffer(GL_READ_FRAMEBUFFER, main)
 
     def _read_rgb(self, size: int) -> np.ndarray:
-        self.gl.glReadPixels(0, 0, size, size, GL_RGB, GL_UNSIGNED_BYTE, self._rgb.ctypes.data)
+        self.calls.glReadPixels(0, 0, size, size, GL_RGB, GL_UNSIGNED_BYTE, self._rgb.ctypes.data)
         return self._rgb[::-1].copy()  # GL's first row is the bottom one
 
     def _colour_pass(self, frame, draws, size: int) -> np.ndarray:
-        gl, u = self.gl, self.mesh_loc
+        gl, u = self.calls, self.mesh_loc
         if self._begin_pass(size, "colour"):
             # Uniforms that never change (pyrender's render() sets the same values): after a reset only.
             gl.glUniform1i(u["n_directional_lights"], 1)
@@ -344,7 +344,7 @@ class DirectDraw:
         return self._read_rgb(size)
 
     def _seg_pass(self, draws, size: int) -> tuple[np.ndarray, np.ndarray]:
-        gl, u = self.gl, self.seg_loc
+        gl, u = self.calls, self.seg_loc
         self._begin_pass(size, "seg")
         gl.glUniformMatrix4fv(u["V"], 1, 1, self.V[1])
         gl.glUniformMatrix4fv(u["P"], 1, 1, self.P[1])

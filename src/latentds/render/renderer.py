@@ -133,12 +133,12 @@ class CuboidRenderer:
                                      pose=_OFF)
         self.seg_colors = [SEG_COLORS[k] for k in range(MAX_CUBOIDS)]
         self.seg_map = dict(zip(self.cuboids, self.seg_colors))
-        self.gl = pyrender.OffscreenRenderer(size, size)
+        self.offscreen = pyrender.OffscreenRenderer(size, size)
         self.path = render_path() if path is None else path
         if self.path not in PATHS:
             raise InvalidParameterError(f"render path {self.path!r}: expected one of {', '.join(PATHS)}")
         self._direct = None
-        if self.gl._platform.supports_framebuffers():
+        if self.offscreen._platform.supports_framebuffers():
             from latentds.render.direct_draw import DirectDraw  # noqa: PLC0415
 
             self._direct = DirectDraw(self)
@@ -148,7 +148,7 @@ class CuboidRenderer:
     def resize(self, size: int) -> None:
         """Change the output size; framebuffers are re-allocated on the next render."""
         self.size = size
-        self.gl.viewport_width = self.gl.viewport_height = size
+        self.offscreen.viewport_width = self.offscreen.viewport_height = size
 
     def _apply(self, frame: Frame) -> None:
         """Update the pyrender scene in place to show ``frame`` (the pyrender path)."""
@@ -200,22 +200,17 @@ class CuboidRenderer:
         self._apply(frame)
         if self._direct is not None:
             self._direct.invalidate()  # pyrender sets GL state of its own
-        color, _ = self.gl.render(self.scene)
+        color, _ = self.offscreen.render(self.scene)
         out = {"rgb": np.ascontiguousarray(color)}
         if depth or mask:
             # The segmentation pass samples each pixel once at its centre (no multisampling), so its depth and
             # ids agree pixel for pixel; the colour pass's depth comes from one arbitrary multisample.
-            seg, z = self.gl.render(self.scene, flags=self._pyrender.RenderFlags.SEG, seg_node_map=self.seg_map)
+            seg, z = self.offscreen.render(self.scene, flags=self._pyrender.RenderFlags.SEG, seg_node_map=self.seg_map)
             if depth:
                 out["depth"] = np.ascontiguousarray(z, dtype=np.float32)
             if mask:
                 out["mask"] = seg_to_ids(seg)
         return out
-
-    def close(self) -> None:
-        self.gl.delete()
-        _UNIFORM_LOCATIONS.clear()  # program ids may be reused by a later context
-
 
 def seg_to_ids(seg: np.ndarray) -> np.ndarray:
     """Map a segmentation render (SEG_COLORS, blended at edges) to ids: 0 background, k+1 for cuboid k.
