@@ -1,4 +1,5 @@
-"""Errors a user can act on. The CLI prints the message alone and exits with code 2."""
+"""Errors a user can act on. The CLI prints the message alone and exits with code 2; ``first_line`` quotes a
+foreign error inside such a one-line message."""
 
 
 class LatentdsError(Exception):
@@ -35,3 +36,23 @@ class DamagedSampleError(ShardError):
 
 class CacheError(LatentdsError):
     """Saved intermediate results (such as encoded latents) are damaged or do not belong together."""
+
+
+class HubError(LatentdsError):
+    """A model could not be fetched from or pushed to the Hugging Face Hub."""
+
+
+class RegistrationError(LatentdsError, TypeError):
+    """A class registers itself under an invalid or taken name (see latentds.registry). Raised while the class
+    statement runs, so it is also a TypeError, as a bad class definition is."""
+
+
+class UnknownNameError(InvalidParameterError):
+    """A name nothing is registered under (see latentds.registry); the message lists the choices."""
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (its class name if it has none), at most ``limit``
+    characters: how a foreign error (a library's, the OS's) is quoted inside a one-line message."""
+    line = next((part.strip() for part in str(error).splitlines() if part.strip()), type(error).__name__)
+    return line if len(line) <= limit else line[:limit - 1] + "…"

@@ -7,11 +7,13 @@ root directory (in its real on-disk layout) and a split, it has a length and ret
      "image": PIL.Image.Image,        # always RGB
      "labels": {...}}                 # plain JSON: ints, floats, strings, lists, dicts
 
-Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name="utkface")``) and declare
-``root_help`` (what ROOT is for ``latentds pack``). There is no list of datasets to edit: on first use the registry
-imports every module of ``latentds.datasets`` (found by pkgutil) whose source defines a dataset class -- a top-level
-class deriving from ``PublicDataset`` or passing ``name=`` -- and only those, so the stream, shard and pack modules
-(and torch) are never imported for it. A second dataset with a taken name is a TypeError naming both classes.
+Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name="utkface")``) into ``REGISTRY`` (a
+latentds.registry.Registry) and declare ``root_help`` (what ROOT is for ``latentds pack``). There is no list of
+datasets to edit: on first use (``dataset_names``, ``dataset_class``, ``open_dataset``) the registry imports every
+module of ``latentds.datasets`` (found by pkgutil) whose source defines a dataset class -- a top-level class deriving
+from ``PublicDataset`` or passing ``name=`` -- and only those, so the stream, shard and pack modules (and torch) are
+never imported for it. An invalid name, or a second dataset with a taken name, is a RegistrationError (a TypeError)
+naming both classes.
 """
 
 from __future__ import annotations
@@ -29,12 +31,29 @@ from typing import Any, ClassVar, Iterator
 
 from PIL import Image
 
-from latentds.errors import DatasetLayoutError, InvalidParameterError
 from latentds.datasets.transforms import to_rgb
+from latentds.errors import DatasetLayoutError, InvalidParameterError, RegistrationError
+from latentds.registry import Registry, qualified_name
 
-REGISTRY: dict[str, type[PublicDataset]] = {}
-NAME = re.compile(r"[a-z][a-z0-9_]*")  # a dataset name: a CLI word, a file-name prefix, a sample-key prefix
 _SCANNED: dict[str, bool] = {}  # module name -> whether its source defines a dataset class (read once each)
+
+
+def _load_all() -> None:
+    """Import every module of latentds.datasets that defines a dataset class (each registers itself)."""
+    package = importlib.import_module("latentds.datasets")
+    for module in pkgutil.iter_modules(package.__path__):
+        full = f"{package.__name__}.{module.name}"
+        if module.ispkg or full in sys.modules:
+            continue  # an imported module has registered what it defines
+        if full not in _SCANNED:
+            _SCANNED[full] = _defines_dataset(full)
+        if _SCANNED[full]:
+            importlib.import_module(full)
+
+
+# The registered datasets by name: a name is a CLI word, a file-name prefix and a sample-key prefix (lower-case
+# letters, digits and '_'), checked by the Registry.
+REGISTRY: Registry[type[PublicDataset]] = Registry("public dataset", discover=_load_all)
 
 
 class PublicDataset(abc.ABC):
@@ -52,21 +71,13 @@ class PublicDataset(abc.ABC):
         super().__init_subclass__(**kwargs)
         if name is None:
             return
-        where = f"{cls.__module__}.{cls.__qualname__}"
-        if not NAME.fullmatch(name):
-            raise TypeError(f"{where}: dataset name {name!r} must be lower-case letters, digits and '_', "
-                            "starting with a letter")
         if not cls.__dict__.get("root_help"):
             cls.root_help = _root_sentence(cls.__doc__ or "")
         if not cls.root_help:
-            raise TypeError(f"{where} (dataset {name!r}) declares no root_help and its docstring has no sentence "
-                            "'``root`` is ...': say which directory ROOT is")
-        known = REGISTRY.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise TypeError(f"public dataset {name!r} is already registered by {known.__module__}."
-                            f"{known.__qualname__}; {where} must choose another name")
+            raise RegistrationError(f"{qualified_name(cls)} (dataset {name!r}) declares no root_help and its docstring "
+                                    "has no sentence '``root`` is ...': say which directory ROOT is")
+        REGISTRY.add(name, cls)  # RegistrationError (a TypeError) on an invalid or taken name
         cls.name = name
-        REGISTRY[name] = cls
 
     def __init__(self, root: str | os.PathLike, split: str | None = None):
         self.root = Path(root)
@@ -110,34 +121,17 @@ def _root_sentence(doc: str) -> str:
 
 def dataset_names() -> list[str]:
     """The names of every registered public dataset, sorted."""
-    _load_all()
-    return sorted(REGISTRY)
+    return REGISTRY.names()
 
 
 def dataset_class(name: str) -> type[PublicDataset]:
     """The PublicDataset subclass registered as ``name``."""
-    _load_all()
-    if name not in REGISTRY:
-        raise InvalidParameterError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def open_dataset(name: str, root: str | os.PathLike, split: str | None = None) -> PublicDataset:
     """The ``split`` of public dataset ``name`` (see ``dataset_names()``) read from ``root``."""
     return dataset_class(name)(root, split)
-
-
-def _load_all() -> None:
-    """Import every module of latentds.datasets that defines a dataset class (each registers itself)."""
-    package = importlib.import_module("latentds.datasets")
-    for module in pkgutil.iter_modules(package.__path__):
-        full = f"{package.__name__}.{module.name}"
-        if module.ispkg or full in sys.modules:
-            continue  # an imported module has registered what it defines
-        if full not in _SCANNED:
-            _SCANNED[full] = _defines_dataset(full)
-        if _SCANNED[full]:
-            importlib.import_module(full)
 
 
 def _defines_dataset(module: str) -> bool:

@@ -1,4 +1,5 @@
-"""LatentModel: the one base class of the zoo, its registry, and saving/loading (safetensors + JSON, never pickle).
+"""LatentModel: the one base class of the zoo, its family registry, and saving/loading (safetensors + JSON, never
+pickle) through huggingface_hub's ModelHubMixin hooks.
 
 A family is one file: a frozen config dataclass and a LatentModel subclass that registers itself,
 
@@ -24,6 +25,13 @@ Optional capabilities are declared on the class, never guessed: ``has_encoder`` 
 images, such as the end-to-end CNN), ``is_posterior`` (``posterior(x) -> (mu, logvar)``), ``is_partitioned``
 (``partition() -> {"s": slice, "z": slice}``); ``batches`` says what batches the family trains on ("plain",
 "pairs" or "groups") and ``group_defaults`` its optimiser settings per group.
+
+Saving and loading use the mixin's documented hooks: ``_save_pretrained`` writes model.safetensors, config.json
+(``self.config``, family included) and the README.md card (card.py); ``from_pretrained`` resolves its argument to
+a local directory (a Hub id is fetched by zoo/hub.py, which holds all Hub network I/O), checks config.json, and the
+mixin's ``from_pretrained`` hands both to ``_from_pretrained``, which builds the family the config names (so
+``LatentModel.from_pretrained`` loads any family) and reads the weights with safetensors. Families register in
+``REGISTRY`` (a latentds.registry.Registry, filled on first use by importing every module of zoo/models).
 """
 
 from __future__ import annotations
@@ -33,25 +41,33 @@ import dataclasses
 import json
 import math
 import os
-import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
-from latentds.errors import InvalidParameterError, LatentdsError, OutputDirectoryError
-from latentds.zoo.config import from_dict
+from latentds.errors import HubError, InvalidParameterError, OutputDirectoryError, first_line
+from latentds.registry import Registry
+from latentds.zoo.config import from_dict, to_dict
+from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
+from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
 
-REGISTRY: dict[str, type[LatentModel]] = {}
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+def _import_families() -> None:
+    """Import every module of latentds.zoo.models (each registers the families it defines)."""
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    from latentds.zoo import models as package  # noqa: PLC0415
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
-class HubError(LatentdsError):
-    """A model could not be fetched from or pushed to the Hugging Face Hub."""
+REGISTRY: Registry[type[LatentModel]] = Registry("model family", discover=_import_families)
 
 
 @dataclass(frozen=True)
@@ -78,8 +94,7 @@ class ModelConfig:
                 raise InvalidParameterError(f"model.{f.name} must be a finite number (got {value})")
 
 
-class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, library_name="latentds",
-                  tags=["latentds"], repo_url="https://github.com/latentds/latentds"):
+class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
     """Base class: see the module docstring. Subclasses set ``Config`` and pass ``family=`` when subclassing."""
 
     family: ClassVar[str] = ""
@@ -91,17 +106,14 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
     is_partitioned: ClassVar[bool] = False
     batches: ClassVar[str] = "plain"  # "plain", "pairs" (two samples sharing a label) or "groups" (one factor moves)
     group_defaults: ClassVar[dict[str, dict]] = {}  # optimiser settings per group over the recipe's [train]
+    card_usage: ClassVar[str] = ""  # Markdown for a "## Use" section of the model card, where a family needs one
     card_info: dict[str, Any]  # recipe, data, metrics: written into the model card by save_pretrained
 
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if family:
-            known = REGISTRY.get(family)
-            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise TypeError(f"model family {family!r} is already registered by {known.__module__}."
-                                f"{known.__qualname__}; choose another name")
+            REGISTRY.add(family, cls)  # RegistrationError (a TypeError) on an invalid or taken name
             cls.family = family
-            REGISTRY[family] = cls
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
@@ -109,8 +121,7 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
         if not isinstance(config, self.Config):
             raise InvalidParameterError(f"{type(self).__name__} needs a {self.Config.__name__}, "
                                         f"not {type(config).__name__}")
-        self.config = replace(config, family=self.family)
-        self._hub_mixin_config = self.config  # what save_pretrained writes as config.json
+        self.config = replace(config, family=self.family)  # config.json: see _save_pretrained
         self.card_info = {}
 
     # --- the interface every family implements -----------------------------------------------------------------
@@ -159,27 +170,84 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta, librar
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    # --- saving and loading ----------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Write config.json, model.safetensors and a README.md model card (replacing an older card)."""
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "README.md").unlink(missing_ok=True)  # the mixin never overwrites a card
-        super().save_pretrained(directory, **kwargs)
+    # --- saving and loading: huggingface_hub's ModelHubMixin hooks -------------------------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The mixin's save hook (``save_pretrained`` and ``push_to_hub`` call it): model.safetensors (the mixin's
+        PyTorch writer), config.json (``self.config``, family included, as the mixin writes a config: sorted keys,
+        indent 2) and the README.md model card, each replacing an older file. The mixin writes neither a config nor
+        a card where this has written one."""
+        super()._save_pretrained(save_directory)
+        (save_directory / CONFIG).write_text(json.dumps(to_dict(self.config), sort_keys=True, indent=2),
+                                             encoding="utf-8")
+        self.generate_model_card().save(save_directory / "README.md")
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        """The mixin's card hook: latentds's card (card.py; its metadata is a ModelCardData), whatever template
+        arguments are passed."""
         from latentds.zoo.card import model_card  # noqa: PLC0415
 
         return ModelCard(model_card(self))
 
+    def push_to_hub(self, repo_id: str, *, private: bool = False, config=None, model_card_kwargs=None) -> str:
+        """Save this model (``save_pretrained``) into a temporary directory and upload it to Hub repo ``repo_id``
+        with zoo/hub.py's ``push_model`` (token and reachability checked first, one-line errors); return the repo
+        URL. ``config`` and ``model_card_kwargs`` (which the mixin's ``save_pretrained(push_to_hub=True)`` passes)
+        are ignored: config.json is always ``self.config``, the card always card.py's."""
+        import tempfile  # noqa: PLC0415
+
+        from latentds.zoo.hub import push_model  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return push_model(tmp, repo_id, private=private)
+
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> LatentModel:
-        """Load a model saved by ``save_pretrained``; see ``latentds.from_pretrained``."""
-        model = load_pretrained(pretrained_model_name_or_path, **kwargs)
-        if cls is not LatentModel and not isinstance(model, cls):
-            raise InvalidParameterError(f"{pretrained_model_name_or_path} holds a {model.family} model, "
-                                        f"not {cls.family}")
-        return model
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None,
+                        device: str = "cpu") -> LatentModel:
+        """A model saved by ``save_pretrained`` (see ``latentds.from_pretrained``), of the family its config names;
+        on a family's class, a model of another family is an error.
+
+        The source is resolved first (``_model_directory``: a local directory, or a Hub id fetched by zoo/hub.py),
+        its config.json read and checked, then the mixin's ``from_pretrained`` runs on that directory with the
+        config, and calls ``_from_pretrained`` -- the mixin's own resolution would take any missing path for a Hub
+        id and download without the offline and reachability checks."""
+        directory = _model_directory(pretrained_model_name_or_path, revision)
+        config = _read_config(directory / CONFIG)
+        return super().from_pretrained(directory, revision=revision, config=config, map_location=device)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, config: dict, map_location: str = "cpu",
+                         **from_config) -> LatentModel:
+        """The mixin's load hook: ``model_id`` is a local directory (``from_pretrained`` resolved it), ``config``
+        its config.json as a dict. Builds the family's class from the config (strictly: unknown keys and wrong
+        types are errors) and reads the weights with safetensors only, every key required."""
+        from safetensors import SafetensorError  # noqa: PLC0415
+        from safetensors.torch import load_model  # noqa: PLC0415
+
+        # the mixin copies config keys that share a name with an __init__ parameter into the keyword arguments;
+        # they are in ``config`` already (and checked there)
+        extra = sorted(set(from_config) - set(config))
+        if extra:
+            raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword arguments {extra}")
+        config_file, weights = Path(model_id) / CONFIG, Path(model_id) / WEIGHTS
+        family = REGISTRY.get(config.get("family"), where=str(config_file))
+        if not issubclass(family, cls):
+            raise InvalidParameterError(f"{model_id} holds a {family.family} model, not {cls.family or cls.__name__}")
+        model = create(family.family, **config)
+        try:
+            missing, unexpected = load_model(model, str(weights), strict=False)
+        except (SafetensorError, OSError) as e:  # truncated, empty, or not a safetensors file
+            raise InvalidParameterError(f"cannot read {weights} ({first_line(e)}): it is damaged or not a "
+                                        "safetensors file; save, train or download the model again") from None
+        except RuntimeError as e:  # shapes that do not fit the config
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise InvalidParameterError(f"{weights} does not fit {model.family} with {config_file}: "
+                                        f"{lines[1] if len(lines) > 1 else first_line(e)}") from None
+        if missing or unexpected:
+            raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
+                                        f"unexpected {sorted(unexpected)[:3]}")
+        return model.to(map_location).eval()
 
 
 # --- sample grids ---------------------------------------------------------------------------------------------------
@@ -265,80 +333,50 @@ def images(batch: dict | torch.Tensor) -> torch.Tensor:
 
 def create(name: str, **overrides) -> LatentModel:
     """A new model of family ``name`` with its config defaults, overridden by ``overrides``."""
-    families()
-    if name not in REGISTRY:
-        raise InvalidParameterError(f"unknown model family {name!r}; choose one of: {', '.join(sorted(REGISTRY))}")
-    cls = REGISTRY[name]
+    cls = REGISTRY.get(name)
     return cls(from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})"))
 
 
 def families() -> list[str]:
     """Every registered model family (the modules of latentds.zoo.models are imported on first use)."""
-    import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
-
-    from latentds.zoo import models as package  # noqa: PLC0415
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-    return sorted(REGISTRY)
-
-
-def model_from_config(data: dict, where: str) -> LatentModel:
-    families()
-    family = data.get("family")
-    if family not in REGISTRY:
-        raise InvalidParameterError(f"{where} names model family {family!r}; known: {', '.join(sorted(REGISTRY))}")
-    return create(family, **data)
+    return REGISTRY.names()
 
 
 def load_pretrained(source: str | os.PathLike, *, revision: str | None = None, device: str = "cpu") -> LatentModel:
     """A model from a directory holding config.json + model.safetensors (a saved model or a training run), or
-    from a Hugging Face Hub repo id (``org/name``). Weights are read with safetensors only, all keys required.
+    from a Hugging Face Hub repo id (``org/name``), of the family its config names: ``latentds.from_pretrained``,
+    the same as ``LatentModel.from_pretrained``. Weights are read with safetensors only, all keys required.
 
     An argument that looks like a path (``./x``, ``../x``, ``/x``, ``~/x``, more than one ``/``, or under a
     directory that exists here) is never taken for a Hub id: a missing one is "no model directory at ..."."""
-    from safetensors import SafetensorError  # noqa: PLC0415
-    from safetensors.torch import load_model  # noqa: PLC0415
+    return LatentModel.from_pretrained(source, revision=revision, device=device)
 
+
+def _model_directory(source: str | os.PathLike, revision: str | None) -> Path:
+    """The local directory holding ``source``'s config.json and model.safetensors: ``source`` itself, or the
+    Hugging Face cache's snapshot of Hub id ``source`` (zoo/hub.py fetches it). A one-line error otherwise."""
     text = os.fspath(source)
     directory = Path(text).expanduser()
     if directory.is_dir():
-        config_file, weights = directory / CONFIG, directory / WEIGHTS
-        for f in (config_file, weights):
+        for f in (directory / CONFIG, directory / WEIGHTS):
             if not f.is_file():
                 raise InvalidParameterError(f"{directory} holds no {f.name}: not a saved latentds model "
                                             "(a training run is loadable once it has finished or been checkpointed)")
-    elif directory.exists():
+        return directory
+    if directory.exists():
         raise InvalidParameterError(f"{text} is a file, not a model directory: give the directory that holds its "
                                     f"{CONFIG} and {WEIGHTS}")
-    elif isinstance(source, os.PathLike) or _looks_like_path(text) or not _is_hub_id(text):
+    if isinstance(source, os.PathLike) or _looks_like_path(text) or not _is_hub_id(text):
         hint = ""
         if not isinstance(source, os.PathLike) and _is_hub_id(text):  # org/name beside a directory org/
             hint = (f" ({text.split('/')[0]}/ is a directory here, so {text} is taken for a path; to fetch the Hub "
                     "model of that name, run from another directory)")
         raise InvalidParameterError(f"no model directory at {text}{hint}: give a directory saved by latentds (a "
                                     "training run or save_pretrained's output) or a Hub id org/name")
-    else:
-        try:
-            config_file, weights = (Path(_hub_file(text, name, revision)) for name in (CONFIG, WEIGHTS))
-        except HubError as e:
-            raise HubError(f"no model directory at {text}, and as a Hub id: {e}") from None
-    data = _read_config(Path(config_file))
-    model = model_from_config(data, where=str(config_file))
     try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError) as e:  # truncated, empty, or not a safetensors file
-        raise InvalidParameterError(f"cannot read {weights} ({first_line(e)}): it is damaged or not a safetensors "
-                                    "file; save, train or download the model again") from None
-    except RuntimeError as e:  # shapes that do not fit the config
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise InvalidParameterError(f"{weights} does not fit {model.family} with {config_file}: "
-                                    f"{lines[1] if len(lines) > 1 else first_line(e)}") from None
-    if missing or unexpected:
-        raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
-                                    f"unexpected {sorted(unexpected)[:3]}")
-    return model.to(device).eval()
+        return download_model(text, revision)
+    except HubError as e:
+        raise HubError(f"no model directory at {text}, and as a Hub id: {e}") from None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -375,67 +413,3 @@ def _read_config(config_file: Path) -> dict:
         raise InvalidParameterError(f"{config_file} holds a JSON {kind}, not the object of a latentds model config; "
                                     "save, train or download the model again")
     return data
-
-
-def first_line(error: BaseException, limit: int = 160) -> str:
-    """The first non-empty line of an exception's message (its class name if it has none), at most ``limit``
-    characters."""
-    line = next((part.strip() for part in str(error).splitlines() if part.strip()), type(error).__name__)
-    return line if len(line) <= limit else line[:limit - 1] + "…"
-
-
-def hub_host() -> str:
-    from huggingface_hub import constants  # noqa: PLC0415
-
-    return urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-
-
-DOWNLOAD_ADVICE = "give a local model directory instead, or set HF_HUB_OFFLINE=1 to use models already in the " \
-                  "local cache"
-
-
-def check_hub_reachable(timeout: float = 3.0, advice: str = DOWNLOAD_ADVICE) -> None:
-    """Fail in seconds, not after tens of seconds of retries, when the Hub cannot be reached: a TCP connection
-    and, for an https endpoint, a TLS handshake (a host that accepts connections but fails TLS -- a captive
-    portal, a broken proxy -- is otherwise retried with back-off). Skipped when a proxy is configured, as the
-    proxy, not this machine, then connects to the Hub."""
-    import ssl  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
-
-    from huggingface_hub import constants  # noqa: PLC0415
-
-    endpoint = urlparse(constants.ENDPOINT)
-    host, secure = endpoint.hostname or "huggingface.co", endpoint.scheme != "http"
-    if urllib.request.getproxies().get("https" if secure else "http"):
-        return
-    port = endpoint.port or (443 if secure else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            if secure:  # the handshake only: certificates are the HTTP client's to check, with its own CA bundle
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                with context.wrap_socket(sock, server_hostname=host):
-                    pass
-    except ssl.SSLError as e:
-        raise HubError(f"cannot reach the Hugging Face Hub at {host}: the TLS handshake failed "
-                       f"({e.reason or first_line(e)}); {advice}") from None
-    except OSError as e:  # refused, unreachable, no DNS, timed out (also during the handshake)
-        raise HubError(f"cannot reach the Hugging Face Hub at {host} ({e.strerror or first_line(e)}); "
-                       f"{advice}") from None
-
-
-def _hub_file(repo_id: str, filename: str, revision: str | None) -> str:
-    from huggingface_hub import constants, hf_hub_download  # noqa: PLC0415
-    from huggingface_hub.errors import LocalEntryNotFoundError  # noqa: PLC0415
-
-    try:  # the local cache first: no network needed for a model fetched before
-        return hf_hub_download(repo_id, filename, revision=revision, local_files_only=True)
-    except LocalEntryNotFoundError:
-        if constants.HF_HUB_OFFLINE:
-            raise HubError(f"{repo_id}/{filename} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-                           "unset it to download, or give a local model directory") from None
-    check_hub_reachable()
-    try:
-        return hf_hub_download(repo_id, filename, revision=revision)
-    except Exception as e:  # repository or file not found, auth, network
-        raise HubError(f"cannot fetch {filename} of {repo_id} from the Hub: {first_line(e)}") from None

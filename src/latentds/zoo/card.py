@@ -54,7 +54,7 @@ def model_card(model) -> str:
         "",
         f"Capabilities: {_capabilities(model)}; trained on {model.batches} batches.",
         "",
-        *(["## Use", "", model.card_usage, ""] if getattr(model, "card_usage", "") else []),
+        *(["## Use", "", model.card_usage, ""] if model.card_usage else []),
         "## Loading",
         "",
         "```python",

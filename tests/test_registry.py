@@ -1,0 +1,112 @@
+"""latentds.registry: the one name check behind the model-family and public-dataset registries."""
+
+import pytest
+
+from latentds.errors import InvalidParameterError, LatentdsError, RegistrationError, UnknownNameError
+from latentds.registry import Registry
+
+
+class First:
+    pass
+
+
+class Second:
+    pass
+
+
+def test_a_taken_or_invalid_name_is_a_registration_error_naming_both():
+    registry = Registry("widget")
+    registry.add("spoke", First)
+    with pytest.raises(RegistrationError, match=r"widget 'spoke' is already registered by test_registry\.First; "
+                                                r"test_registry\.Second must choose another name"):
+        registry.add("spoke", Second)
+    for bad in ("Spoke", "2spoke", "spoke-2", "spo.ke", "", None):
+        with pytest.raises(RegistrationError, match="must be lower-case letters, digits and '_'"):
+            registry.add(bad, Second)
+    registry.add("spoke", First)  # the same class again (its module re-imported) replaces the entry
+    assert registry.names() == ["spoke"] and registry.get("spoke") is First
+    # a class statement's error: a LatentdsError, and a TypeError as a bad class definition is
+    assert issubclass(RegistrationError, LatentdsError) and issubclass(RegistrationError, TypeError)
+
+
+def test_an_unknown_name_suggests_the_closest_and_lists_the_choices():
+    registry = Registry("widget")
+    registry.add("spoke", First)
+    registry.add("sprocket", Second)
+    with pytest.raises(UnknownNameError, match=r"^unknown widget 'spokes' \(did you mean 'spoke'\?\); choose one of: "
+                                               r"spoke, sprocket$"):
+        registry.get("spokes")
+    with pytest.raises(UnknownNameError, match=r"^config.json: unknown widget 'zzz'; choose one of: spoke, sprocket$"):
+        registry.get("zzz", where="config.json")
+    with pytest.raises(UnknownNameError, match="unknown widget None; choose one of"):
+        registry.get(None)
+    with pytest.raises(UnknownNameError, match=r"unknown widget \['x'\]"):  # whatever a JSON file held
+        registry.get(["x"])
+    with pytest.raises(InvalidParameterError, match="none registered"):
+        Registry("widget").get("spoke")
+
+
+def test_discovery_runs_on_first_lookup_only_for_get_and_names():
+    calls = []
+    registry = Registry("widget", discover=lambda: calls.append(1) or registry.add("found", First))
+    assert "found" not in registry and len(registry) == 0 and not calls  # membership looks at what is there now
+    assert registry.names() == ["found"] and registry["found"] is First and list(registry) == ["found"]
+    assert len(calls) == 2
+
+
+def test_a_scope_undoes_what_is_registered_inside_it():
+    registry = Registry("widget")
+    registry.add("kept", First)
+    with registry.scope():
+        registry.add("throwaway", Second)
+        registry.pop("kept")
+        assert registry.names() == ["throwaway"]
+    assert registry.names() == ["kept"]
+
+
+def test_a_test_family_and_a_test_dataset_do_not_leak_into_the_global_registries():
+    import torch
+
+    from latentds.datasets.public import REGISTRY as DATASETS
+    from latentds.datasets.public import PublicDataset, dataset_names
+    from latentds.zoo.base import REGISTRY as FAMILIES
+    from latentds.zoo.base import LatentModel, ModelConfig, create, families
+
+    families_before, datasets_before = families(), dataset_names()
+    with FAMILIES.scope(), DATASETS.scope():
+        class Tiny(LatentModel, family="test_tiny"):
+            Config = ModelConfig
+
+            def __init__(self, config=None):
+                super().__init__(config)
+                self.w = torch.nn.Parameter(torch.zeros(1))
+
+            def loss(self, batch, group="model", step=0):
+                return {"loss": self.w.sum()}
+
+        class Throwaway(PublicDataset, name="test_throwaway_scoped"):
+            root_help = "anywhere"
+
+            def __len__(self):
+                return 0
+
+            def __getitem__(self, index):
+                raise IndexError(index)
+
+        assert create("test_tiny").family == "test_tiny" and "test_throwaway_scoped" in dataset_names()
+        with pytest.raises(TypeError, match="'test_tiny' is already registered by .*Tiny"):
+            class Other(LatentModel, family="test_tiny"):  # noqa: F841
+                Config = ModelConfig
+    assert families() == families_before and dataset_names() == datasets_before
+    with pytest.raises(InvalidParameterError, match=r"unknown model family 'test_tiny'.*choose one of: beta_vae"):
+        create("test_tiny")
+
+
+def test_both_registries_word_their_errors_alike():
+    from latentds.datasets.public import dataset_class
+    from latentds.zoo.base import create
+
+    with pytest.raises(UnknownNameError, match=r"unknown model family 'vea' \(did you mean 'vae'\?\)"):
+        create("vea")
+    with pytest.raises(UnknownNameError, match=r"unknown public dataset 'celeb' \(did you mean 'celeba'\?\)"):
+        dataset_class("celeb")
