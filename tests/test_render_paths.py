@@ -134,3 +134,17 @@ def test_poses_are_bitwise_those_of_the_plain_formulas():
             frame = frame_of(labels)
             assert len(frame.spots) == len(labels["spot_lights"]) and len(frame.points) == len(labels["point_lights"])
 
+
+
+def test_batched_stages_give_each_sample_the_bytes_it_has_alone(renderer):
+    """write_shard renders in stage-by-stage batches; a sample's bytes must not depend on its batch."""
+    from latentds.render.shard_writer import BATCH, render_samples
+    from latentds.render.spec import RenderSpec
+
+    spec = RenderSpec("varied", n=BATCH + 9, size=32, seed=3, extras=("depth", "mask"))
+    batched = list(render_samples(spec, range(spec.n), renderer))
+    assert [s["__key__"] for s in batched] == [sample_labels("varied", 3, i, 32)["key"] for i in range(spec.n)]
+    for i in (BATCH + 8, 0, BATCH, 5):  # out of order, each alone
+        (alone,) = render_samples(spec, range(i, i + 1), renderer)
+        assert alone == batched[i]
+    assert {"png", "json", "depth.npy", "mask.png"} <= set(batched[0])
