@@ -70,7 +70,7 @@ def ceiling(n: int, size: int, extras: bool) -> dict:
     from latentds.render import direct_draw as D
     from latentds.render.factors import CUBOID, sample_labels
     from latentds.render.scene import frame_of
-    from latentds.shardsets.members import encode_npy, encode_png
+    from latentds.shardsets.encoders import encode_npy, encode_png
 
     context = pyrender.OffscreenRenderer(size, size)  # only for its EGL context
     gl = D.GLCalls()
@@ -193,7 +193,7 @@ def replay_ceiling(n: int, size: int, extras: bool) -> dict:
     from latentds.render.factors import CUBOID, sample_labels
     from latentds.render.renderer import CuboidRenderer
     from latentds.render.scene import frame_of
-    from latentds.shardsets.members import encode_npy, encode_png
+    from latentds.shardsets.encoders import encode_npy, encode_png
 
     renderer = CuboidRenderer(size, CUBOID, path="direct")
     d = renderer._direct
@@ -282,7 +282,7 @@ def stages(n: int, size: int, extras: tuple[str, ...]) -> dict:
     from latentds.render.factors import CUBOID, sample_labels
     from latentds.render.renderer import process_renderer
     from latentds.render.scene import frame_of
-    from latentds.shardsets.members import encode_json, encode_npy, encode_png
+    from latentds.shardsets.encoders import encode_json, encode_npy, encode_png
 
     renderer = process_renderer(size, CUBOID)
     depth, mask = "depth" in extras, "mask" in extras

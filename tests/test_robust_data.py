@@ -25,7 +25,7 @@ from latentds.datasets.transforms import ImageTransform
 from latentds.errors import ShardError
 from latentds.render import RenderSpec, render_shards
 from latentds.render import job as job_module
-from latentds.shardsets.members import encode_png
+from latentds.shardsets.encoders import encode_png
 
 
 def _keys(items):
@@ -145,7 +145,7 @@ BAD_PNGS = {
 
 @pytest.mark.parametrize("damage", sorted(BAD_PNGS))
 def test_only_fully_checked_pngs_reach_the_native_decoder(damage):
-    from latentds.shardsets.members import png_is_plain
+    from latentds.shardsets.encoders import png_is_plain
 
     good = _good_png()
     assert png_is_plain(good)

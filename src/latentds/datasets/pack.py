@@ -14,36 +14,44 @@ key sequence simply has a gap there. Unreadable metadata (annotation files, spli
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import struct
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 from PIL import Image
 
-from latentds import __version__
 from latentds.datasets.public import PublicDataset, open_dataset
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import DatasetLayoutError, InvalidParameterError, LatentdsError
-from latentds.shardsets.members import encode_json, encode_png
-from latentds.shardsets.manifest import FORMAT, FORMAT_VERSION, brace_pattern
-from latentds.shardsets.plan import ShardRanges, check_shard_count
+from latentds.shardsets.encoders import encode_json, encode_png
+from latentds.shardsets.manifest import brace_pattern, loading_section
 from latentds.shardsets.producer import ShardReport, produce_shards, write_tar_shard
+from latentds.shardsets.spec import ShardSetSpec
 
-MIN_SIZE, MAX_SIZE = 8, 1024
 # What decoding a damaged image file raises (PIL: OSError for truncated data, SyntaxError for broken structure,
 # ValueError/struct.error/zlib.error/EOFError from plugins, DecompressionBombError for absurd sizes).
 DAMAGED_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
+# The order of a pack manifest's keys (part of its bytes); "damaged" only when images were left out.
+MANIFEST_KEYS = ("format", "format_version", "generator", "generator_version", "name", "dataset", "split", "summary",
+                 "description", "citation", "params", "command", "source", "image_size", "count", "members", "labels",
+                 "skipped", "shards", "damaged")
+
 
 @dataclass(frozen=True)
-class PackSpec:
-    """What to pack. ``count`` is the dataset's length; ``root`` is where it was read (not part of params, so
-    moving the data does not make a finished pack look like another dataset)."""
+class PackSpec(ShardSetSpec):
+    """What to pack (a kind of shard set: see latentds.shardsets.spec). ``count`` is the dataset's length;
+    ``root`` is where it was read (not part of params, so moving the data does not make a finished pack look like
+    another dataset)."""
+
+    generator: ClassVar[str] = "latentds.pack"
+    count_option: ClassVar[str] = "the number of images"
+    params_omit: ClassVar[tuple[str, ...]] = ("root",)
+    manifest_keys: ClassVar[tuple[str, ...]] = MANIFEST_KEYS
 
     dataset: str
     split: str
@@ -55,56 +63,45 @@ class PackSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "name", self.name or f"{self.dataset}-{self.split}")
-        if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise InvalidParameterError(f"--size must be from {MIN_SIZE} to {MAX_SIZE} pixels (got {self.size})")
-        if self.shard_size < 1:
-            raise InvalidParameterError(f"--shard-size must be at least 1 (got {self.shard_size})")
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
-            raise InvalidParameterError(f"--name {self.name!r} may hold only letters, digits, '_' and '-'")
-        check_shard_count(self.count, self.shard_size)
+        self.check()
 
-    def params(self) -> dict:
-        fields = {k: v for k, v in asdict(self).items() if k != "root"}
-        return {"generator": "latentds.pack", "generator_version": __version__, **fields}
+    @property
+    def total(self) -> int:
+        return self.count
 
     def transform(self) -> ImageTransform:
         return ImageTransform(size=self.size, crop="center" if self.size else None)
-
-    def shard_ranges(self) -> ShardRanges:
-        return ShardRanges(self.count, self.shard_size)
 
     def command(self) -> str:
         """The ``latentds pack`` command (without --out) that packs exactly this set, with its real ROOT."""
         return pack_command(self).replace(" ROOT ", f" {shlex.quote(self.root)} ", 1)
 
-    def shard_name(self, index: int) -> str:
-        return f"{self.name}-{index:06d}.tar"
+    def recorded_command(self) -> str:
+        """The command the manifest and card record: with ROOT for the data's place, which is not part of it."""
+        return pack_command(self)
 
-    def finish(self, records: list[dict]) -> tuple[dict, str]:
+    def manifest_fields(self, records: list[dict]) -> dict:
         dataset = _open(self)
         damaged = [entry for rec in records for entry in rec.get("damaged", [])]
-        count = sum(rec["count"] for rec in records)
-        if self.count and not count:
+        if not sum(rec["count"] for rec in records):
             first = damaged[0] if damaged else {}
             raise DatasetLayoutError(f"{self.dataset}: none of the {self.count:,} images under {self.root} could be "
                                      f"decoded (first: {first.get('file')}: {first.get('error')})")
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "generator": "latentds.pack", "generator_version": __version__,
-            "name": self.name, "dataset": self.dataset, "split": self.split,
+        fields = {
+            "dataset": self.dataset, "split": self.split,
             "summary": f"{self.dataset}, split {self.split!r}",
-            "description": dataset.description, "citation": dataset.citation,
-            "params": self.params(), "command": pack_command(self), "source": self.root,
-            "image_size": self.size, "count": count,
+            "description": dataset.description, "citation": dataset.citation, "source": self.root,
             "members": {"png": "8-bit RGB image",
                         "json": "the dataset's labels, plus index, source_key, dataset, split"},
             "labels": sorted(_first_labels(dataset, {entry["index"] for entry in damaged})),
             "skipped": len(getattr(dataset, "skipped", [])),
-            "shards": records,
         }
         if damaged:  # only then, so that packs without damage keep the manifest bytes they always had
-            manifest["damaged"] = damaged
-        return manifest, pack_card(manifest)
+            fields["damaged"] = damaged
+        return fields
+
+    def card(self, manifest: dict) -> str:
+        return pack_card(manifest)
 
 
 def pack_command(spec: PackSpec) -> str:
@@ -223,16 +220,7 @@ WebDataset shards `{brace_pattern(manifest)}`; sample key = zero-padded index in
 members `KEY.png` (RGB) and `KEY.json` with the labels: {', '.join(f'`{k}`' for k in manifest['labels'])}.
 `manifest.json` lists every shard with its count, size and sha256.
 
-## Loading
-
-```python
-import webdataset as wds
-ds = wds.WebDataset("DIR/{brace_pattern(manifest)}", shardshuffle=False).decode("rgb").to_tuple("png", "json")
-
-import latentds
-ds = latentds.load_shards("DIR", batch_size=64, shuffle=1000)  # torch DataLoader-ready, split across workers/ranks
-```
-
+{loading_section(manifest)}
 ## Citation
 
 ```

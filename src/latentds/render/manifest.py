@@ -1,11 +1,12 @@
-"""The manifest and README.md dataset card of a rendered shard set (the generic parts are in latentds.shardsets)."""
+"""The manifest fields and README.md dataset card of a rendered shard set (the shared header, the card's Loading
+section and the writing are in latentds.shardsets)."""
 
 from __future__ import annotations
 
 import json
 
 from latentds.render.factors import CUBOID, FACTORS, PRESETS, sequence_factors
-from latentds.shardsets.manifest import FORMAT, FORMAT_VERSION, brace_pattern
+from latentds.shardsets.manifest import brace_pattern, loading_section
 
 MEMBERS = {
     "png": "8-bit RGB image",
@@ -13,6 +14,7 @@ MEMBERS = {
     "depth.npy": "float32 depth in scene units along the camera axis at pixel centres, 0 where no cuboid is",
     "mask.png": "8-bit cuboid ids at pixel centres: 0 background, k+1 where cuboid k is the nearest surface",
 }
+LATENTDS_GIVES = "decoded tensors, a fixed-length factor vector with a mask for missing joints"
 
 
 def render_command(spec) -> str:
@@ -30,30 +32,20 @@ def render_command(spec) -> str:
     return " ".join(parts)
 
 
-def build_manifest(spec, records: list[dict]) -> dict:
-    """The manifest of a finished render of ``spec`` (a RenderSpec) with these shard records."""
+def manifest_fields(spec) -> dict:
+    """A render's own manifest fields (the shared header is filled in by latentds.shardsets.spec.ShardSetSpec)."""
     varies = set(PRESETS[spec.preset].varies)
     varies.update(sequence_factors(spec))
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "generator": "latentds.render",
-        "generator_version": spec.params()["generator_version"],
-        "name": spec.name,
         "preset": spec.preset,
         "description": PRESETS[spec.preset].description,
         "summary": f"preset {spec.preset!r}, seed {spec.seed}" + (f", {spec.identities:,} identities"
                                                                   if spec.identities else ""),
-        "params": spec.params(),
-        "command": render_command(spec),
         "seed": spec.seed,
-        "image_size": spec.size,
-        "count": spec.n,
         "members": {m: MEMBERS[m] for m in ["png", "json"] + [f"{e}.{'npy' if e == 'depth' else 'png'}"
                                                              for e in spec.extras]},
         "camera": dict(PRESETS[spec.preset].camera),
         "cuboid": dict(CUBOID),
-        "shards": records,
         "factors": [f.as_json(f.name in varies) for f in FACTORS],
     }
 
@@ -102,25 +94,4 @@ Angles are in degrees. Joint 0 is at the world origin; the camera is fixed: {jso
 |---|---|---|---|---|---|
 {rows}
 {identities}
-## Loading
-
-With webdataset alone:
-
-```python
-import webdataset as wds
-ds = wds.WebDataset("DIR/{pattern}", shardshuffle=False).decode("rgb").to_tuple("png", "json")
-for image, labels in ds:  # image: float32 HxWx3 in [0, 1]; labels: dict
-    ...
-```
-
-With latentds (decoded tensors, a fixed-length factor vector with a mask for missing joints, splitting across
-DataLoader workers and DDP ranks):
-
-```python
-import latentds, torch
-ds = latentds.load_shards("DIR", batch_size=64, shuffle=1000)
-loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
-```
-
-With the standard library alone: every shard is a plain tar (`tarfile.open("DIR/{manifest['shards'][0]['name']}")`).
-"""
+{loading_section(manifest, LATENTDS_GIVES)}"""

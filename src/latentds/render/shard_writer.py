@@ -12,7 +12,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 
 from latentds.render.factors import CUBOID, sample_labels
-from latentds.shardsets.members import encode_json, encode_npy, encode_png
+from latentds.shardsets.encoders import encode_json, encode_npy, encode_png
 from latentds.shardsets.producer import write_tar_shard
 
 

@@ -1,4 +1,6 @@
-"""manifest.json of a shard set: write, read, describe, verify."""
+"""manifest.json of a shard set: write, read (``read_manifest``, the one reader), describe, verify; and the
+"Loading" section every dataset card shares. The manifest's header fields and their building are in
+latentds.shardsets.spec."""
 
 from __future__ import annotations
 
@@ -30,17 +32,30 @@ def write_manifest(out: Path, manifest: dict, card: str) -> None:
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
-def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest of the shard set in directory ``path``; ShardError if there is none (saying so when a render
-    or pack there is unfinished) or it is unreadable or damaged (saying how to rebuild it)."""
+def read_manifest(path: str | os.PathLike, *, strict: bool = True) -> dict | None:
+    """The manifest of the shard set in directory ``path`` (the one reader of manifest.json).
+
+    ``strict`` (``latentds info``, producers): a finished latentds set is required; ShardError if there is no
+    manifest (saying so when a render or pack there is unfinished), or it is unreadable or damaged (saying how to
+    rebuild it). ``strict=False`` (a manifest found beside shards a user names, ``load_shards``): None when there
+    is none; any JSON object is accepted as long as its shard records are safe to open (plain file names inside
+    the set, whole counts), else ShardError.
+    """
     file = Path(path) / MANIFEST
     if not file.is_file():
+        if not strict:
+            return None
         unfinished = unfinished_message(path)
         if unfinished:
             raise ShardError(unfinished)
         raise ShardError(f"{path} holds no {MANIFEST}: not a finished latentds shard set "
                          "(if a render or pack into it was interrupted, run the same command again to finish it)")
     manifest = load_manifest_file(file)
+    if not strict:
+        problems = shard_record_problems(manifest.get("shards"))
+        if problems:  # names read from a data file are never opened as paths outside the set, or as URLs
+            raise ShardError(f"{file} cannot be used: {problems[0]}")
+        return manifest
     if manifest.get("format") != FORMAT:
         raise ShardError(f"{file} is not a latentds shard manifest (no \"format\": \"{FORMAT}\")")
     problems = manifest_problems(manifest)
@@ -207,6 +222,50 @@ def brace_pattern(manifest: dict) -> str:
     if n == 1:
         return manifest["shards"][0]["name"]
     return f"{manifest['name']}-{{000000..{n - 1:06d}}}.tar"
+
+
+def loading_section(manifest: dict, latentds_gives: str = "decoded image tensors and labels") -> str:
+    """The "Loading" section every dataset card ends with (written once, here): how to read the set with
+    latentds, webdataset, Ray Data, Hugging Face ``datasets`` and the standard library. ``latentds_gives``: what
+    ``load_shards`` yields for this kind of set, beyond the split across workers and ranks."""
+    pattern = brace_pattern(manifest)
+    first = manifest["shards"][0]["name"] if manifest["shards"] else pattern
+    return f"""## Loading
+
+With latentds ({latentds_gives}; shuffled and split exactly
+across DataLoader workers and DDP ranks):
+
+```python
+import latentds, torch
+ds = latentds.load_shards("DIR", batch_size=64, shuffle=1000)
+loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+```
+
+With webdataset alone:
+
+```python
+import webdataset as wds
+ds = wds.WebDataset("DIR/{pattern}", shardshuffle=False).decode("rgb").to_tuple("png", "json")
+for image, labels in ds:  # image: float32 HxWx3 in [0, 1]; labels: dict
+    ...
+```
+
+With Ray Data (rows: `__key__`, `png` as a uint8 HxWx3 array, `json` as a dict):
+
+```python
+import ray
+ds = ray.data.read_webdataset("DIR", file_extensions=["tar"])
+```
+
+With Hugging Face datasets:
+
+```python
+from datasets import load_dataset
+ds = load_dataset("webdataset", data_files={{"train": "DIR/*.tar"}}, split="train")
+```
+
+With the standard library alone: every shard is a plain tar (`tarfile.open("DIR/{first}")`).
+"""
 
 
 def describe(manifest: dict) -> str:

@@ -78,18 +78,26 @@ class DieWithParent:
         return None
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _raise_on(signals) -> dict:
+    """Make each of ``signals`` raise ``Terminated`` in the main thread; return the handlers they had."""
+    previous = {}
+    for s in signals:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            previous[s] = signal.signal(s, _raise_terminated)
+    return previous
+
+
 def interrupt_on_sigterm(*_args) -> None:
     """In a DataLoader worker (``DieWithParent(then=interrupt_on_sigterm)``): SIGTERM and SIGHUP raise
-    KeyboardInterrupt, which the worker loop treats as Ctrl-C and exits quietly. When a whole process group is
-    stopped (``timeout``, a job scheduler), the workers then end cleanly instead of dying by the signal, which
-    made the main process print a DataLoader "worker killed by signal" traceback after its resume hint."""
-
-    def _interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            signal.signal(s, _interrupt)
+    ``Terminated``, a KeyboardInterrupt, which the worker loop treats as Ctrl-C and exits quietly. When a whole
+    process group is stopped (``timeout``, a job scheduler), the workers then end cleanly instead of dying by the
+    signal, which made the main process print a DataLoader "worker killed by signal" traceback after its resume
+    hint."""
+    _raise_on((signal.SIGTERM, signal.SIGHUP))
 
 
 @contextlib.contextmanager
@@ -99,14 +107,7 @@ def stop_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def _raise(signum, frame):
-        raise Terminated(signum)
-
-    previous = {}
-    for s in signals:
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            previous[s] = signal.signal(s, _raise)
+    previous = _raise_on(signals)
     try:
         yield
     finally:

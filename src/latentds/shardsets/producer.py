@@ -1,11 +1,14 @@
 """Produce a shard set: lock and check the output directory, resume what is done, write the rest, write the
 manifest.
 
-A producer passes a *spec* (what to write) and a *write* function (how to write one shard):
+    produce_shards(spec, out)            # spec.samples(i) gives shard i's samples; the producer writes them
+    produce_shards(spec, out, write)     # or write(spec, shard, out, on_samples) -> record writes shard i
 
-    spec.name, spec.params() -> JSON dict, spec.shard_ranges() -> ShardRanges, spec.shard_name(i) -> str,
-    spec.finish(records) -> (manifest dict, dataset card str), spec.command() -> str (optional: how to resume)
-    write(spec, shard, out, on_samples) -> record       # a module-level function, so workers can import it
+What a spec must provide (``name``, ``params()``, ``shard_ranges()``, ``shard_name(i)``, ``finish(records)``,
+optionally ``command()``, and ``samples(i)`` when no ``write`` is given) is the contract written out in
+latentds.shardsets.spec (``ProducibleSpec``, ``ShardWriter``); ``ShardSetSpec`` there fills most of it in, so a new
+kind of shard set is one class. ``write`` is a module-level function, so that worker processes can import it; it
+writes its tar with ``write_tar_shard`` (atomic, reproducible) and returns the record.
 
 The output directory is locked for the whole run (latentds.shardsets.lock): a second producer there is refused
 with one line naming the first. Its states:
@@ -21,6 +24,7 @@ The progress file's first line holds the parameters (and the command that resume
 is the record of one finished shard, appended only after the shard was renamed to its final name.
 ``manifest.json`` is written last. Shards are planned lazily (a billion samples cost no memory before they are
 written) and at most ``MAX_SHARDS`` shards make a set (its manifest lists every one); see latentds.shardsets.plan.
+Shards are handed to the engine (a local process pool, or Ray tasks) a few per worker ahead (``_in_flight``).
 """
 
 from __future__ import annotations
@@ -40,16 +44,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import webdataset as wds
 from tqdm.auto import tqdm
 
 from latentds.errors import InvalidParameterError, LatentdsError, OutputDirectoryError, ShardError
+from latentds.shardsets.atomic import atomic_path, partial_name
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.manifest import (CARD, FORMAT, MANIFEST, PROGRESS, file_sha256, read_manifest,
                                          safe_shard_name, write_manifest)
 from latentds.shardsets.processes import die_with_parent
+from latentds.shardsets.spec import ShardWriter, spec_problems
+from latentds.shardsets.tarwriter import ShardTarWriter
 
-PARTIAL_SUFFIX = ".partial"
+PARTIAL_SUFFIX = partial_name("shard.tar").suffix  # ".partial" (latentds.shardsets.atomic)
 ENGINES = ("local", "ray")
 MAX_POOL_STARTS = 3
 IN_FLIGHT_PER_WORKER = 2  # shards handed to the pool ahead of the workers (the rest wait, unplanned)
@@ -125,49 +131,55 @@ def write_tar_shard(out: Path, name: str, first_index: int, samples: Iterable[di
     record (name, count, first_index: the set-wide position of its first sample, bytes, sha256).
 
     Reproducible bytes: fixed mtime, owner and mode; members in key order. The tar is written under a hidden
-    ``.NAME.partial`` name, synced, then renamed, so no reader ever sees half a shard under the final name; on any
-    error the partial file is removed, and a failed write (a full disk) is an OutputDirectoryError.
+    ``.NAME.partial`` name (latentds.shardsets.atomic), synced, then renamed, so no reader ever sees half a shard
+    under the final name; on any error the partial file is removed, and a failed write (a full disk) is an
+    OutputDirectoryError.
     ``on_samples(k)`` is called every 50 samples (and at the end) with the number written since the last call.
     """
-    tmp = out / f".{name}{PARTIAL_SUFFIX}"
     count = pending = 0
     try:
-        with _writing(tmp), open(tmp, "wb") as f:
-            with wds.TarWriter(f, user="latentds", group="latentds", mode=0o444, mtime=TAR_MTIME,
-                               encoder=False) as tar:
-                for sample in _pulled(samples):
-                    tar.write(sample)
-                    count += 1
-                    pending += 1
-                    if on_samples is not None and pending == 50:
-                        on_samples(pending)
-                        pending = 0
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename makes it look complete
-        with _writing(out / name):
+        with _writing(out / name), atomic_path(out / name) as tmp:
+            with open(tmp, "wb") as f:
+                with ShardTarWriter(f, user="latentds", group="latentds", mode=0o444, mtime=TAR_MTIME) as tar:
+                    for sample in _pulled(samples):
+                        tar.write(sample)
+                        count += 1
+                        pending += 1
+                        if on_samples is not None and pending == 50:
+                            on_samples(pending)
+                            pending = 0
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it look complete
             record = {"name": name, "count": count, "first_index": first_index, "bytes": tmp.stat().st_size,
                       "sha256": file_sha256(tmp)}
-            os.replace(tmp, out / name)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(e, _SourceError):
-            raise e.error.with_traceback(e.error.__traceback__) from None
-        raise
+    except _SourceError as e:  # the partial file is gone (atomic_path); the source's error is raised as it was
+        raise e.error.with_traceback(e.error.__traceback__) from None
     if on_samples is not None and pending:
         on_samples(pending)
     return record
 
 
-def produce_shards(spec, out: str | os.PathLike, write: Callable, *, workers: int | None = None,
+def write_samples(spec, shard: int, out: Path, on_samples: Callable[[int], None] | None = None) -> dict:
+    """The writer of a spec that gives its own samples: shard ``shard`` of ``spec.samples(shard)``, as a tar."""
+    return write_tar_shard(out, spec.shard_name(shard), spec.shard_ranges()[shard].start, spec.samples(shard),
+                           on_samples)
+
+
+def produce_shards(spec, out: str | os.PathLike, write: ShardWriter | None = None, *, workers: int | None = None,
                    overwrite: bool = False, engine: str = "local", progress: bool = True,
                    verb: str = "wrote") -> ShardReport:
-    """Write the shard set ``spec`` describes into ``out`` with ``write``, resuming a run interrupted there.
+    """Write the shard set ``spec`` describes into ``out`` with ``write`` (default: ``write_samples``, the spec's
+    own ``samples``), resuming a run interrupted there. See latentds.shardsets.spec for what ``spec`` provides.
 
     ``workers``: local processes (default: all cores). ``engine="ray"``: one task per shard on the Ray cluster
     that ``ray.init()`` joins (``out`` must then be on storage every node can write).
     Raises DirectoryBusyError when another process is writing ``out``.
     """
+    problems = spec_problems(spec, write)
+    if problems:
+        raise TypeError(f"{type(spec).__name__} cannot be produced: {'; '.join(problems)} "
+                        "(see latentds.shardsets.spec)")
+    write = write_samples if write is None else write
     if engine not in ENGINES:
         raise InvalidParameterError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     workers = default_workers() if workers is None else workers
@@ -212,8 +224,7 @@ def produce_shards(spec, out: str | os.PathLike, write: Callable, *, workers: in
                                     f"worker processes died {attempt} times (see the messages above); finished "
                                     f"shards are kept in {out}: run the same command again to resume, with fewer "
                                     "--workers if memory is short") from None
-                            bar.write(f"a worker process died; restarting the pool for the "
-                                      f"{n_shards - len(done)} shards left")
+                            bar.write(restart_message(n_shards - len(done)))
         seconds = time.perf_counter() - start
         manifest, card = spec.finish([done[i] for i in sorted(done)])
         wrote = total - initial
@@ -222,6 +233,12 @@ def produce_shards(spec, out: str | os.PathLike, write: Callable, *, workers: in
                 write_manifest(out, manifest, card)
         (out / PROGRESS).unlink(missing_ok=True)
     return ShardReport(manifest, out, wrote, seconds, workers if wrote else 0, verb)
+
+
+def restart_message(left: int) -> str:
+    """What is said when a pool is started again after a worker died (``left``: shards not yet finished, those
+    finished before a resume included)."""
+    return f"a worker process died; restarting the pool for the {left:,} shard{'s' * (left != 1)} left"
 
 
 # --- the output directory --------------------------------------------------------------------------------------
@@ -278,15 +295,22 @@ def _existing_set(out: Path, spec) -> _Existing | None:
         return _Existing(manifest["params"], _set_files(manifest["params"], manifest["shards"]))
     if (out / PROGRESS).is_file():
         try:
-            with open(out / PROGRESS, encoding="utf-8") as f:
-                params = json.loads(f.readline())["params"]
-                records = list(_progress_records(f))
-            if not isinstance(params, dict):
-                raise ValueError("no parameters")
+            params, records = _read_progress(out)
         except (OSError, ValueError, KeyError, TypeError) as e:
             return _Existing(None, _set_files(spec.params()), f"{out / PROGRESS} is damaged ({e})")
         return _Existing(params, _set_files(params, [r for _, r in records]))
     return None
+
+
+def _read_progress(out: Path) -> tuple[dict, list[tuple[int, dict]]]:
+    """The parameters and the (shard, record) pairs of the progress file in ``out``; OSError, ValueError,
+    KeyError or TypeError when it is damaged (a record cut short by a kill is only left out)."""
+    with open(out / PROGRESS, encoding="utf-8") as f:
+        params = json.loads(f.readline())["params"]
+        records = list(_progress_records(f))
+    if not isinstance(params, dict):
+        raise ValueError("no parameters")
+    return params, records
 
 
 def _reason(error: ShardError) -> str:
@@ -389,9 +413,7 @@ def _finished_records(out: Path, spec) -> dict[int, dict]:
     if (out / MANIFEST).is_file():
         candidates = list(enumerate(read_manifest(out)["shards"]))
     elif (out / PROGRESS).is_file():
-        with open(out / PROGRESS, encoding="utf-8") as f:
-            f.readline()
-            candidates = list(_progress_records(f))
+        candidates = _read_progress(out)[1]  # readable: _existing_set checked it
     else:
         return {}
     ranges = spec.shard_ranges()
@@ -410,6 +432,27 @@ def _finished_records(out: Path, spec) -> dict[int, dict]:
 
 # --- engines ---------------------------------------------------------------------------------------------------
 
+def _in_flight(todo: Iterable[int], limit: int, submit: Callable[[int], object],
+               finished: Callable[[list], Iterable], result: Callable[[object], dict],
+               pending: dict) -> Iterator[tuple[int, dict]]:
+    """The loop both engines share: hand out the shards of ``todo`` so that at most ``limit`` are in flight,
+    yield (shard, record) as they finish. ``submit(shard)`` starts one and returns its handle (a future, a Ray
+    reference), kept in ``pending`` (handle -> shard: what the caller cleans up after an error);
+    ``finished(handles)`` waits until some are done and returns those; ``result(handle)`` is its record."""
+    todo = iter(todo)
+    while True:
+        while len(pending) < limit:
+            shard = next(todo, None)
+            if shard is None:
+                break
+            pending[submit(shard)] = shard
+        if not pending:
+            return
+        for handle in finished(list(pending)):
+            shard = pending.pop(handle)
+            yield shard, result(handle)
+
+
 def _run_local(write: Callable, spec, out: Path, todo: Iterable[int], workers: int,
                update: Callable[[int], None]) -> Iterator[tuple[int, dict]]:
     """Write shards in this process (workers=1) or in a pool of spawned processes, handing the pool only a few
@@ -423,28 +466,23 @@ def _run_local(write: Callable, spec, out: Path, todo: Iterable[int], workers: i
     counts = ctx.Queue()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(counts, os.getpid()))
-    todo = iter(todo)
-    futures: dict = {}
+
+    def finished(futures):
+        done, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+        _drain(counts, update)
+        return done
+
+    pending: dict = {}
     try:
-        while True:
-            while len(futures) < IN_FLIGHT_PER_WORKER * workers:
-                shard = next(todo, None)
-                if shard is None:
-                    break
-                futures[pool.submit(_worker_shard, write, spec, shard, str(out))] = shard
-            if not futures:
-                break
-            finished, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
-            _drain(counts, update)
-            for future in finished:
-                shard = futures.pop(future)
-                yield shard, future.result()
+        yield from _in_flight(todo, IN_FLIGHT_PER_WORKER * workers,
+                              lambda shard: pool.submit(_worker_shard, write, spec, shard, str(out)),
+                              finished, lambda future: future.result(), pending)
         _drain(counts, update)
         pool.shutdown(wait=True)
     except BaseException:
         _stop_pool(pool)
-        for shard in futures.values():  # the workers are gone: what they were writing is ours to remove
-            (out / f".{spec.shard_name(shard)}{PARTIAL_SUFFIX}").unlink(missing_ok=True)
+        for shard in pending.values():  # the workers are gone: what they were writing is ours to remove
+            partial_name(out / spec.shard_name(shard)).unlink(missing_ok=True)
         raise
 
 
@@ -502,23 +540,19 @@ def _run_ray(write: Callable, spec, out: Path, todo: Iterable[int], workers: int
     renderer) between tasks."""
     ray = _ray_session()
     task = ray.remote(num_cpus=1)(_ray_shard)
-    todo = iter(todo)
-    refs: dict = {}
+
+    def result(ref):
+        record = ray.get(ref)
+        update(record["count"])
+        return record
+
+    pending: dict = {}
     try:
-        while True:
-            while len(refs) < IN_FLIGHT_PER_WORKER * workers:
-                shard = next(todo, None)
-                if shard is None:
-                    break
-                refs[task.remote(write, spec, shard, str(out.resolve()))] = shard
-            if not refs:
-                break
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            record = ray.get(ready[0])
-            update(record["count"])
-            yield refs.pop(ready[0]), record
+        yield from _in_flight(todo, IN_FLIGHT_PER_WORKER * workers,
+                              lambda shard: task.remote(write, spec, shard, str(out.resolve())),
+                              lambda refs: ray.wait(refs, num_returns=1)[0], result, pending)
     except BaseException:
-        for ref in refs:
+        for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
         raise
