@@ -163,12 +163,13 @@ def _plain(tmp_path):
 
 
 def test_factor_vector_agrees_with_the_factor_table():
-    from latentds.datasets.cuboids import cuboid_factors
+    from latentds.datasets.factors import FactorVector
     from latentds.render.factors import FACTORS, factor_value, sample_labels
 
+    vector = FactorVector([f.as_json(True) for f in FACTORS])
     for i in range(60):
         labels = sample_labels("varied", 5, i, 16)
-        values, present = cuboid_factors(labels)
+        values, present = vector(labels)
         expected = []
         for f in FACTORS:
             v = factor_value(labels, f.name)
@@ -185,3 +186,20 @@ def test_factor_names_and_ranges_come_from_the_manifest(phi_set):
     assert [row["name"] for row in table] == list(FACTOR_NAMES)
     phi = table[FACTOR_NAMES.index("phi_0")]
     assert phi["range"] == [-135.0, 135.0] and phi["varies"] and not table[FACTOR_NAMES.index("phi_1")]["varies"]
+
+
+def test_the_public_shuffle_and_batch_stages_give_the_private_ones_order():
+    """shards.py moved from webdataset's private _shuffle/_batched to the public curried stages: same order."""
+    import random
+
+    import webdataset as wds
+
+    if not hasattr(wds.filters, "_shuffle"):
+        pytest.skip("this webdataset has no private stages left to compare with")
+    items = list(range(333))
+    public = wds.filters.shuffle(64, 64, rng=random.Random(hash((1, 0, 0))))(iter(items))
+    private = wds.filters._shuffle(iter(items), bufsize=64, initial=64, rng=random.Random(hash((1, 0, 0))))
+    assert list(public) == list(private) != items
+    for partial in (True, False):
+        assert (list(wds.filters.batched(10, collation_fn=sum, partial=partial)(iter(items))) ==
+                list(wds.filters._batched(iter(items), 10, collation_fn=sum, partial=partial)))

@@ -4,6 +4,8 @@ Each group is K images in which only one factor moves, linearly over its range: 
 the analysis compares with linear and spherical latent interpolation, and the one-factor batches a clamped VAE
 trains on. With several factors, group g moves the (g mod count)-th; each group's labels name its factor.
 Group g is samples g*K .. g*K+K-1, so a few chosen groups are read without reading the whole set.
+A group's ``values`` are read from its labels along the moving factor's path in the manifest's factor table
+(the accessor latentds.datasets.factors compiles), so nothing here knows how cuboid labels are laid out.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Iterable, Iterator
 
 import torch
 
+from latentds.datasets.factors import MISSING, FactorVector, factor_accessor
 from latentds.datasets.shards import decode_sample, read_parts, required_members, resolve_shards
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import ShardError
-from latentds.render.factors import factor_value
 
 
 def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range: str = "-1,1",
@@ -36,18 +38,21 @@ def sequence_groups(source, groups: Iterable[int] | None = None, *, value_range:
         raise ShardError(f"no group {bad[0]} in {source}: it holds groups 0..{n_groups - 1}")
     transform = ImageTransform(value_range=value_range)
     starts = [rec["first_index"] for rec in manifest["shards"]]
+    decode = partial(decode_sample, transform=transform, manifest=manifest, factors=FactorVector.of(manifest))
+    accessors = {}  # factor name -> its compiled path
     for g in wanted:
         lo, hi = g * steps, (g + 1) * steps
         parts = [(s.url, max(lo, a) - a, min(hi, a + s.count) - max(lo, a))
                  for s, a in zip(shards, starts) if a < hi and lo < a + s.count]
-        samples = list(read_parts(parts, strict, partial(decode_sample, transform=transform, manifest=manifest),
-                                  required_members(manifest)))
+        samples = list(read_parts(parts, strict, decode, required_members(manifest)))
         if len(samples) != steps:
             raise ShardError(f"group {g} of {source} has {len(samples)} of its {steps} samples")
         labels = [s["labels"] for s in samples]
         factor = _group_factor(labels, g, source, params["sequence"])
+        if factor not in accessors:
+            accessors[factor] = factor_accessor(manifest, factor)
         yield {"group": g, "factor": factor,
-               "values": torch.tensor([_swept(lab, factor) for lab in labels], dtype=torch.float64),
+               "values": torch.tensor(_swept(labels, accessors[factor], g, factor, source), dtype=torch.float64),
                "images": transform.to_float(torch.stack([s["image"] for s in samples])),
                "labels": labels}
 
@@ -62,5 +67,9 @@ def _group_factor(labels: list[dict], g: int, source, sequence: str) -> str:
     return factors.pop()
 
 
-def _swept(labels: dict, factor: str) -> float:
-    return float(factor_value(labels, factor))
+def _swept(labels: list[dict], get, g: int, factor: str, source) -> list[float]:
+    """The moving factor's value at each step of a group."""
+    values = [get(lab) for lab in labels]
+    if any(v is MISSING for v in values):
+        raise ShardError(f"group {g} of {source} moves {factor}, which some of its samples lack")
+    return [float(v) for v in values]

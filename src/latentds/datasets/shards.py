@@ -5,7 +5,12 @@
     for epoch in range(10):
         ds.set_epoch(epoch)
         for batch in loader:      # {"image": (64,3,H,W) float, "labels": [dict]*64, "__key__": [...],
-            ...                   #  cuboid shards also "factors" (64,32) and "factor_mask" (64,32) bool}
+            ...                   #  with a factor table also "factors" (64,K) and "factor_mask" (64,K) bool}
+
+Factor vectors. When the set's manifest has a "factors" table (every render; any set whose manifest has one),
+each sample carries "factors" (float32, one entry per row of ``ShardStream.factor_table``: colours as _r/_g/_b)
+and "factor_mask" (bool: False where the sample lacks that factor, e.g. a shorter chain's joints; value 0 there),
+read from its labels along each row's "path" (latentds.datasets.factors, compiled once per stream).
 
 How an epoch is split. Every DataLoader worker of every DDP rank is a *slot*. With the shard counts from
 ``manifest.json``, the epoch's sample sequence (shards in order, or in an order shuffled by (seed, epoch)) is cut
@@ -45,7 +50,6 @@ that finishes it.
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import warnings
@@ -61,17 +65,17 @@ import webdataset as wds
 from braceexpand import braceexpand
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2.functional import horizontal_flip
 from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
-from latentds.datasets.cuboids import FACTOR_NAMES, cuboid_factors, factor_table, is_cuboid_labels
+from latentds.datasets.factors import FactorVector, expand_table
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
-from latentds.shardsets.manifest import shard_record_problems, unfinished_message
-from latentds.shardsets.members import png_is_plain
+from latentds.shardsets.manifest import MANIFEST, read_manifest, unfinished_message
+from latentds.shardsets.encoders import png_is_plain
 
-MANIFEST = "manifest.json"
 BATCHES = ("plain", "pairs", "groups")
 SPLITS = ("train", "validation")
 
@@ -96,7 +100,7 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     """Shards (and the manifest, if any) of a directory, a brace pattern, a URL or a list of them."""
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         directory = Path(source)
-        manifest = _read_manifest(directory)
+        manifest = read_manifest(directory, strict=False)
         if manifest is not None:
             return [Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]], manifest
         unfinished = unfinished_message(directory)
@@ -113,7 +117,7 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     manifest, counts = None, {}
     local_dirs = {Path(u).parent for u in urls if not _is_url(u)}
     if len(local_dirs) == 1:  # a manifest beside local shards gives their counts
-        manifest = _read_manifest(local_dirs.pop())
+        manifest = read_manifest(local_dirs.pop(), strict=False)
         if manifest is not None:
             counts = {s["name"]: s["count"] for s in manifest["shards"]}
     for u in urls:
@@ -125,23 +129,6 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
 def _is_url(url: str) -> bool:
     """A URL webdataset opens (``pipe:CMD``, ``https://...``), as opposed to a local file name."""
     return url.startswith("pipe:") or "://" in url
-
-
-def _read_manifest(directory: Path) -> dict | None:
-    file = directory / MANIFEST
-    if not file.is_file():
-        return None
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ShardError(f"cannot read {file}: {e}; if the set was made by latentds, rebuild the manifest by "
-                         "running the command that made it again with --overwrite") from None
-    if not isinstance(manifest, dict):
-        raise ShardError(f"{file} holds a JSON {type(manifest).__name__}, not a shard-set manifest (an object)")
-    problems = shard_record_problems(manifest.get("shards"))
-    if problems:  # names read from a data file are never opened as paths outside the set, or as URLs
-        raise ShardError(f"{file} cannot be used: {problems[0]}")
-    return manifest
 
 
 def resize_for(source, size: int) -> int | None:
@@ -265,14 +252,16 @@ def _reason(error: Exception) -> str:
     return text if isinstance(error, DamagedSampleError) else f"{type(error).__name__}: {text}"[:200]
 
 
-def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None = None) -> dict:
+def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None = None,
+                  factors: FactorVector | None = None) -> dict:
     """Raw sample -> {"image": uint8 tensor (3,H,W), "labels": dict, "__key__", "__url__"} plus, when present,
-    "depth" (float32 H,W), "mask" (uint8 H,W) and, for cuboid labels, "factors"/"factor_mask".
+    "depth" (float32 H,W), "mask" (uint8 H,W) and, when the manifest has a factor table, "factors"/"factor_mask".
 
     The image stays uint8 here; ``ShardStream`` converts it to float (per batch when batching). Damaged members
     raise (DamagedSampleError, or what PIL, orjson or numpy raise); nothing crashes the process. With the set's
-    ``manifest``, a sample must also fit it (its image size; cuboid labels in a cuboid set), so that one damaged
-    sample cannot break the collation of a whole batch.
+    ``manifest``, a sample must also fit it (its image size; labels holding every factor of its table), so that
+    one damaged sample cannot break the collation of a whole batch. ``factors``: the manifest's compiled
+    FactorVector (pass it when decoding many samples; else it is compiled here, per call).
     """
     png = sample["png"]
     if not transform.geometric and png_is_plain(png):
@@ -280,7 +269,7 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
         # process on bad data (DEPENDENCIES.md), so it only gets PNGs that png_is_plain checked in full.
         pixels = decode_image(torch.frombuffer(bytearray(png), dtype=torch.uint8), mode=ImageReadMode.RGB)
         if transform.flip and torch.rand(()) < 0.5:
-            pixels = pixels.flip(-1)
+            pixels = horizontal_flip(pixels)
     else:
         with Image.open(io.BytesIO(png)) as image:
             image.load()
@@ -295,8 +284,10 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
     if "mask.png" in sample:
         with Image.open(io.BytesIO(sample["mask.png"])) as mask:
             out["mask"] = torch.from_numpy(np.array(mask, dtype=np.uint8))
-    if is_cuboid_labels(labels):
-        values, present = cuboid_factors(labels)
+    if factors is None and manifest and manifest.get("factors"):
+        factors = FactorVector.of(manifest)
+    if factors is not None:
+        values, present = factors(labels)
         out["factors"], out["factor_mask"] = torch.from_numpy(values), torch.from_numpy(present)
     if manifest:
         _check_fits(out, manifest, transform)
@@ -307,8 +298,6 @@ def _check_fits(out: dict, manifest: dict, transform: ImageTransform) -> None:
     size = manifest.get("image_size")
     if isinstance(size, int) and transform.size is None and tuple(out["image"].shape[-2:]) != (size, size):
         raise DamagedSampleError(f"its image is {tuple(out['image'].shape[-2:])} pixels, the set's are {size}x{size}")
-    if manifest.get("factors") and "factors" not in out:
-        raise DamagedSampleError("its labels lack the cuboid factors every sample of this set has")
 
 
 def required_members(manifest: dict | None) -> tuple[str, ...]:
@@ -387,7 +376,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.shuffle, self.seed, self.batch_size, self.partial, self.strict = shuffle, seed, batch_size, partial, strict
         self.batches, self.pair_label, self.holdout, self.split = batches, pair_label, holdout, split
         self.epoch = 0
-        self.factor_names = FACTOR_NAMES
+        self.factors = FactorVector.of(manifest)  # compiled once; None without a factor table
         self.all_shards = shards
         self.steps = self._check_options()  # K of a sequence set in groups mode, else None
         self.split_range, self.shards = self._split(shards)
@@ -468,10 +457,10 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _decode(self) -> Callable[[dict], dict]:
         if self.batches == "groups":
             return self._decode_group_member
-        return partial(decode_sample, transform=self.transform, manifest=self.manifest)
+        return partial(decode_sample, transform=self.transform, manifest=self.manifest, factors=self.factors)
 
     def _decode_group_member(self, raw: dict) -> dict:
-        out = decode_sample(raw, self.transform, self.manifest)
+        out = decode_sample(raw, self.transform, self.manifest, self.factors)
         seq = out["labels"].get("sequence")
         if not (isinstance(seq, dict) and isinstance(seq.get("group"), int) and isinstance(seq.get("step"), int)):
             raise DamagedSampleError("its labels lack the sequence group and step every sample of this set has")
@@ -479,11 +468,10 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     @property
     def factor_table(self) -> list[dict]:
-        """One row (name, type, range, unit, varies, description) per entry of the "factors" vector of cuboid
-        samples, from the manifest; empty for shard sets without factors (e.g. packed public datasets)."""
-        rows = factor_table(self.manifest or {})
-        assert not rows or [r["name"] for r in rows] == list(FACTOR_NAMES)
-        return rows
+        """One row (name, type, range, unit, path, varies, description) per entry of the samples' "factors"
+        vector, from the manifest (an "rgb" factor as three rows NAME_r/_g/_b); empty for shard sets without a
+        factor table (e.g. packed public datasets)."""
+        return expand_table(self.manifest)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: with shuffle, the shard order and the shuffle buffer depend on (seed, epoch)."""
@@ -539,9 +527,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             else:
                 if self.shuffle:
                     rng = random.Random(hash((self.seed, self.epoch, slot)))
-                    stream = wds.filters._shuffle(stream, bufsize=self.shuffle, initial=self.shuffle, rng=rng)
+                    stream = wds.filters.shuffle(self.shuffle, self.shuffle, rng=rng)(stream)
                 if self.batch_size:
-                    stream = wds.filters._batched(stream, self.batch_size, collation_fn=collate, partial=self.partial)
+                    stream = wds.filters.batched(self.batch_size, collation_fn=collate, partial=self.partial)(stream)
         for item in stream:
             item["image"] = self.transform.to_float(item["image"])
             yield item

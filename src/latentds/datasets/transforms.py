@@ -2,6 +2,9 @@
 
 Defaults (``ImageTransform()``): no crop, no resize, no flip, values in [-1, 1] (for tanh decoders).
 ``crop="center"`` takes the largest centred square; ``size`` resizes (antialiased bilinear) to size x size.
+Resize and flip are torchvision.transforms.v2's (``resize`` of a PIL image is PIL's antialiased bilinear, the
+same pixels as before); the centre crop stays our own (see ``center_square``). torch and torchvision are imported
+only when an image is transformed, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def center_square(image: Image.Image) -> Image.Image:
+    """The largest centred square, its offset rounded down. Not torchvision's ``center_crop``: that one rounds a
+    half-pixel offset to even (``round(11.5) == 12``), which would move packed images by a pixel."""
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -60,7 +65,11 @@ class ImageTransform:
         if self.crop == "center":
             image = center_square(image)
         if self.size is not None and image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=None)
+            from torchvision.transforms.v2 import InterpolationMode  # noqa: PLC0415
+            from torchvision.transforms.v2.functional import resize  # noqa: PLC0415
+
+            # PIL's antialiased bilinear resize (reducing_gap None), through torchvision's dispatch
+            image = resize(image, [self.size, self.size], interpolation=InterpolationMode.BILINEAR, antialias=True)
         return image
 
     def uint8(self, image: Image.Image):
@@ -71,10 +80,11 @@ class ImageTransform:
         """
         import numpy as np  # noqa: PLC0415
         import torch  # noqa: PLC0415
+        from torchvision.transforms.v2.functional import horizontal_flip  # noqa: PLC0415
 
         tensor = torch.from_numpy(np.array(self.pil(image), dtype=np.uint8)).permute(2, 0, 1)
-        if self.flip and torch.rand(()) < 0.5:
-            tensor = tensor.flip(-1)
+        if self.flip and torch.rand(()) < 0.5:  # our own draw (one float of torch's generator), as always
+            tensor = horizontal_flip(tensor)
         return tensor
 
     def to_float(self, images):
