@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import zlib
 
 import numpy as np
+import orjson
 from PIL import Image
 
 
@@ -25,8 +27,26 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+# What orjson may write differently from json.dumps: exponents and tiny floats (Python's repr switches to an exponent
+# below 1e-4 and from 1e16, orjson at other points), NaN/Infinity (orjson: null), and DEL or non-ASCII characters
+# (json.dumps escapes them). A match anywhere, even inside a string, only sends the labels the slow way.
+_ORJSON_MAY_DIFFER = re.compile(rb"[0-9]e|0\.0000|null|[\x7f-\xff]")
+
+
 def encode_json(labels: dict) -> bytes:
-    return json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()
+    """``json.dumps(labels, sort_keys=True, separators=(",", ":"))`` as bytes, byte for byte.
+
+    orjson writes the same bytes for plain labels in ~9 µs instead of ~40; anything it might write differently
+    (see ``_ORJSON_MAY_DIFFER``, or a value it refuses) is written by json.dumps (tests/test_encoders.py compares
+    the two on millions of floats of every magnitude, special values and every ASCII character).
+    """
+    try:
+        out = orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        out = None
+    if out is None or _ORJSON_MAY_DIFFER.search(out):
+        return json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()
+    return out
 
 
 # --- checking PNG members before a native decoder sees them -----------------------------------------------------
