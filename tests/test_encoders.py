@@ -27,7 +27,7 @@ def test_floats_of_every_magnitude():
 
 
 @pytest.mark.parametrize("value", [
-    "".join(chr(c) for c in range(128)), "\x7f", "caf\u00e9", "\u2028", float("nan"), float("inf"), None, True,
+    "".join(chr(c) for c in range(128)), "\x7f", "caf\u00e9", "\u2028", None, True, "1e5", "x0.00001",
     2 ** 70, {"b": 1, "a": [1, 2, {"d": None}]}, {1: 2}, (1, 2.5e-7), {"z": {"y": [], "x": {}}},
 ])
 def test_special_values_strings_and_keys(value):
@@ -39,3 +39,17 @@ def test_render_labels(preset):
     for i in range(500):
         labels = sample_labels(preset, 11, i, 64)
         assert encode_json(labels) == _reference(labels)
+
+
+def test_nan_and_infinity_are_written_as_json_null():
+    """json.dumps would write NaN / Infinity, which is not JSON (load_shards' parser refuses it)."""
+    assert encode_json({"a": float("nan"), "b": [float("inf"), -float("inf")]}) == b'{"a":null,"b":[null,null]}'
+    # also where json.dumps writes the labels (a tiny float sends them there)
+    assert encode_json({"a": float("nan"), "t": 1e-7}) == b'{"a":null,"t":1e-07}'
+
+
+def test_render_labels_take_the_fast_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: calls.append(1) or "")
+    encode_json(sample_labels("varied", 0, 3, 64))  # "sequence": null and floats in plain notation
+    assert calls == []
