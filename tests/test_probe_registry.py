@@ -1,22 +1,26 @@
 """The probe registry: every probe declares its needs and explanation; the report and the CLI help come from it, and a
 newly registered probe is run, explained and listed without touching anything else."""
 
-import html
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from markupsafe import escape
 
 from latentds.analysis.probes import run
-from latentds.analysis.registry import NEEDS, PROBES, Skip, probe, unregister
+from latentds.analysis.registry import NEEDS, PROBE_MODULES, PROBES, Skip, probe, unregister
+from latentds.analysis.registry import registered as registered_probes
 from latentds.analysis.report import write_report
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 
-BUILT_IN = ("pca", "interpolation", "umap", "metrics", "scores", "factors", "arithmetic", "partition", "fid",
-            "factorvae", "walks")
+BUILT_IN = ("pca", "interpolation", "umap", "metrics", "fid", "walks", "scores", "factors", "factorvae",
+            "arithmetic", "partition")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +66,35 @@ def test_the_report_explains_each_probe_from_the_registry(name, tmp_path):
     (tmp_path / "figures").mkdir()
     metrics = {name: {"value": 1.0}, "skipped": {}, "model": {"family": "vae", "latent_dim": 4, "has_encoder": True},
                "data": {"source": "data", "n_encoded": 16}}
-    report = write_report(tmp_path, metrics, []).read_text()
-    assert f"<h2>{name}</h2><p>{html.escape(PROBES[name].explain)}</p>" in report
+    report = write_report(tmp_path, metrics, {}).read_text()
+    section = report.split(f'<section id="probe-{name}">')[1].split("</section>")[0]
+    assert f'<p class="explain">{escape(PROBES[name].explain)}</p>' in section
+    assert f'<a href="#probe-{name}">{name}</a>' in report  # listed in the contents
+
+
+def test_every_probe_module_is_registered_in_order_whichever_is_imported_first():
+    package = Path(__import__("latentds.analysis", fromlist=["x"]).__file__).parent
+    modules = {f"latentds.analysis.{p.stem}" for p in package.glob("probe_*.py")}
+    assert modules == set(PROBE_MODULES)  # a new probe module cannot be left out of the registry
+    code = ("import latentds.analysis.probe_partition, latentds.analysis.probe_factors;"
+            "from latentds.analysis.registry import registered; print(','.join(registered()))")
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert tuple(listed.strip().split(",")) == BUILT_IN
+
+
+def test_analyze_help_lists_every_registered_probe_without_importing_torch():
+    code = ("import sys; from click.testing import CliRunner; from latentds.cli import main;"
+            "out = CliRunner().invoke(main, ['analyze', '--help']).output;"
+            "heavy = {'torch', 'torchvision', 'sklearn', 'matplotlib', 'umap', 'webdataset'} & set(sys.modules);"
+            "print(sorted(heavy)); print(out)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    heavy, help_text = result.split("\n", 1)
+    assert heavy == "[]"
+    flat = "".join(help_text.split())  # click wraps lines, also at hyphens
+    assert "".join(f"[default: all]: {', '.join(BUILT_IN)}.".split()) in flat
+    for name, registered_probe in registered_probes().items():  # each probe with its needs and explanation
+        needs = ", ".join(k for k in NEEDS if k in registered_probe.needs) or "nothing"
+        assert "".join(f"{name} [needs {needs}] {registered_probe.explain}".split()) in flat
 
 
 def test_needs_are_checked_in_order_before_the_probe_runs(small, tmp_path, registered):
@@ -108,13 +139,14 @@ def test_a_newly_registered_probe_is_run_explained_and_listed(small, tmp_path, r
     assert list(PROBES)[-1] == "test_count"
     metrics = run(model, base / "data", tmp_path / "a", probes=["test_count"], n=8, progress=False)
     assert metrics["test_count"]["n"] == 8 and metrics["test_count"]["dim"] == 4 and metrics["skipped"] == {}
-    assert f"<h2>test_count</h2><p>{html.escape(explain)}</p>" in (tmp_path / "a" / "report.html").read_text()
+    report = (tmp_path / "a" / "report.html").read_text()
+    assert f'<section id="probe-test_count">\n<h2>test_count</h2>\n<p class="explain">{escape(explain)}</p>' in report
 
     from latentds.cli.analysis import PROBE_NAMES
 
     assert PROBE_NAMES[-1] == "test_count" and list(PROBE_NAMES) == list(PROBES)
     help_text = " ".join(CliRunner().invoke(main, ["analyze", "--help"]).stdout.split())
-    assert "walks, test_count." in help_text and f"test_count [needs encoder] {explain}" in help_text
+    assert "partition, test_count." in help_text and f"test_count [needs encoder] {explain}" in help_text
 
     result = CliRunner().invoke(main, ["analyze", str(base / "model"), "--data", str(base / "data"),
                                        "--out", str(tmp_path / "cli"), "--probes", "test_count", "--n", "8",

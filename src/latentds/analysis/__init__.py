@@ -4,10 +4,43 @@
     la.run(model, "data/varied", "analysis/vae", probes=["pca", "umap", "scores"])   # figures, metrics, report
     la.scores(latents, factors)   # {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap"}
 
-Importing this package imports scikit-learn and torch; umap-learn only when the UMAP probe runs.
+The names are loaded when first used: importing the package imports nothing heavy (the probe registry and the CLI
+help stay free of torch); ``run`` and the probes import torch, scikit-learn and the rest when they run, umap-learn
+only when the UMAP probe runs. latentds.analysis.probes says which file holds what.
 """
 
-from latentds.analysis.probes import PROBES, run
-from latentds.analysis.scores import factor_vae_score, scores
+from __future__ import annotations
+
+import sys
+import types
 
 __all__ = ["PROBES", "factor_vae_score", "run", "scores"]
+
+
+def __getattr__(name: str):
+    if name == "run":
+        from latentds.analysis.runner import run  # noqa: PLC0415
+
+        return run
+    if name == "PROBES":
+        from latentds.analysis.registry import registered  # noqa: PLC0415
+
+        return registered()
+    if name in ("scores", "factor_vae_score"):
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module("latentds.analysis.scores"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """This package, whose attribute ``scores`` stays the function: importing the submodule of the same name would
+    otherwise set the package's attribute to the module (the import system does so) and hide the function."""
+
+    def __setattr__(self, name, value):
+        if name == "scores" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,9 +1,10 @@
-"""Encode a dataset once: latent means (and posterior samples) with labels and factors, saved and reused.
+"""Encode a dataset once: latents (posterior means) with labels and factors, saved and reused.
 
     codes = encode_dataset(model, "data/varied", n=10_000)
-    codes.latents      # (N, D) float32 posterior means (model.encode)
-    codes.samples      # (N, D) one posterior sample each, for models with a posterior, else None
-    codes.factors      # (N, K) cuboid factor vectors (FACTOR_NAMES) or None; codes.factor_mask alike
+    codes.latents      # (N, D) float32 posterior means (model.posterior for a model declaring is_posterior,
+                       # else model.encode)
+    codes.factors      # (N, K) factor vectors or None; codes.factor_mask alike
+    codes.factor_names # the K names of those columns, from the encoded set's factor table (None without factors)
     codes.labels       # N label dicts; codes.keys: N sample keys
     codes.save(dir); Codes.load(dir)   # latents.safetensors + labels.jsonl, no pickle
     codes.source       # what was encoded: encoding_key(model, data, n) plus "n", the rows encoded
@@ -26,22 +27,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from latentds.analysis.context import model_device
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 
 LATENTS, LABELS = "latents.safetensors", "labels.jsonl"
-FORMAT = 2  # of the saved codes; a cache of another format is encoded again
+FORMAT = 3  # of the saved codes (3: factor_names, no posterior samples); a cache of another format is encoded again
 
 
 @dataclass
 class Codes:
     latents: np.ndarray
-    samples: np.ndarray | None
     factors: np.ndarray | None
     factor_mask: np.ndarray | None
     labels: list[dict]
     keys: list[str]
     source: dict  # what was encoded: model family/config, data, n
+    factor_names: list[str] | None = None  # the columns of ``factors``, from the data's factor table
+
+    def __post_init__(self):
+        if self.factors is not None and (self.factor_names is None or len(self.factor_names) != self.factors.shape[1]):
+            raise ValueError(f"{self.factors.shape[1]} factor columns but factor names {self.factor_names}")
 
     def save(self, directory: str | Path) -> None:
         """latents.safetensors + labels.jsonl in ``directory``, each written whole and renamed, latents last."""
@@ -50,13 +56,13 @@ class Codes:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {"latents": self.latents}
-        for name in ("samples", "factors", "factor_mask"):
+        for name in ("factors", "factor_mask"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name).astype(np.uint8) if name == "factor_mask" else getattr(self, name)
         labels = "".join(json.dumps({"key": key, "labels": labels}) + "\n"
                          for key, labels in zip(self.keys, self.labels)).encode("utf-8")
         metadata = {"source": json.dumps(self.source), "labels_sha256": hashlib.sha256(labels).hexdigest(),
-                    "rows": str(len(self.keys))}
+                    "rows": str(len(self.keys)), "factor_names": json.dumps(self.factor_names)}
         tmp_labels, tmp_latents = directory / f".{LABELS}.partial", directory / f".{LATENTS}.partial"
         tmp_labels.write_bytes(labels)
         save_file(arrays, str(tmp_latents), metadata=metadata)
@@ -84,13 +90,15 @@ class Codes:
                 raise ValueError(f"row counts differ: {sorted(counts)}")
             keys, label_dicts = [r["key"] for r in rows], [r["labels"] for r in rows]
             latents = arrays["latents"]
+            factor_names = json.loads(metadata.get("factor_names", "null"))
+            mask = arrays.get("factor_mask")
+            codes = cls(latents, arrays.get("factors"), None if mask is None else mask.astype(bool), label_dicts,
+                        keys, source, factor_names)
         except Exception as e:  # missing, truncated, from an older latentds, or cut short while saving
             raise CacheError(f"the encoded latents in {directory} are damaged or incomplete "
                              f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); delete {LATENTS} "
                              f"and {LABELS} there to encode again") from None
-        mask = arrays.get("factor_mask")
-        return cls(latents, arrays.get("samples"), arrays.get("factors"),
-                   None if mask is None else mask.astype(bool), label_dicts, keys, source)
+        return codes
 
 
 def weights_digest(model) -> str:
@@ -125,24 +133,21 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
     """Encode the first ``n`` images (all by default) of shard set ``data`` in order with ``model``.
 
     Uses the capabilities the model declares: a model without ``has_encoder`` is refused; one with
-    ``is_posterior`` gives its posterior means (and one sample each), any other its ``encode``."""
+    ``is_posterior`` gives its posterior means, any other its ``encode``. The factor columns are named by the
+    stream's factor table (``ShardStream.factor_table``), so analysis names what this data holds."""
     if not getattr(model, "has_encoder", True):
         raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it")
     key = encoding_key(model, data, n)
     posterior = getattr(model, "is_posterior", False)
-    device = next(model.parameters()).device
+    device = model_device(model)
     stream = load_shards(data, batch_size=batch_size, partial=True, size=resize_for(data, model.config.image_size))
     model.eval()
-    latents, samples, factors, masks, labels, keys = [], [], [], [], [], []
+    latents, factors, masks, labels, keys = [], [], [], [], []
     total = n if n is not None else (stream.epoch_samples(0, 1) or None)
     with tqdm(total=total, unit="img", desc="encode", disable=not progress) as bar:
         for batch in stream:
             x = batch["image"].to(device)
-            if posterior:
-                mu, logvar = model.posterior(x)
-                samples.append((mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).cpu().numpy())
-            else:
-                mu = model.encode(x)
+            mu = model.posterior(x)[0] if posterior else model.encode(x)
             latents.append(mu.float().cpu().numpy())
             if "factors" in batch:
                 factors.append(batch["factors"].numpy())
@@ -157,4 +162,10 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
     cut = n if n is not None else len(keys)
     stack = (lambda parts: np.concatenate(parts)[:cut] if parts else None)  # noqa: E731
     source = {**key, "n": min(cut, len(keys))}
-    return Codes(stack(latents), stack(samples), stack(factors), stack(masks), labels[:cut], keys[:cut], source)
+    factors = stack(factors)
+    names = None
+    if factors is not None:
+        names = [row["name"] for row in stream.factor_table]
+        if len(names) != factors.shape[1]:  # a set whose manifest does not describe its factor vector
+            names = [f"factor_{j}" for j in range(factors.shape[1])]
+    return Codes(stack(latents), factors, stack(masks), labels[:cut], keys[:cut], source, names)

@@ -9,11 +9,14 @@ model and data and raises ``Skip`` with the need's reason when one is missing, s
 thing says so in the same words; the function then only checks what is particular to it. The report takes each
 table's explanation and the CLI its probe list from here.
 
-This module imports nothing heavy: the registrations themselves live in ``latentds.analysis.probes``.
+This module imports nothing heavy. The built-in probes are registered by the modules of ``PROBE_MODULES``
+(``registered()`` imports them), which import nothing heavy either: torch, scikit-learn and the rest are imported
+inside the probe functions, so ``latentds analyze --help`` lists the probes without importing torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,8 +50,8 @@ def _has_sequences(ctx) -> bool:
 
     try:
         _, manifest = resolve_shards(ctx.sequence_data or ctx.data)
-    except Exception:  # noqa: BLE001  (unreadable: the probe would fail the same way)
-        return False
+    except Exception:  # noqa: BLE001  (unreadable: reading its groups says what is wrong, see Context.sequences)
+        return True
     return bool(((manifest or {}).get("params") or {}).get("sequence"))
 
 
@@ -101,6 +104,26 @@ class Probe:
 
 
 PROBES: dict[str, Probe] = {}
+
+# The modules registering the built-in probes, in the order their probes run and are listed (a test checks that
+# every analysis/probe_*.py module is here).
+PROBE_MODULES = ("latentds.analysis.probe_space", "latentds.analysis.probe_images",
+                 "latentds.analysis.probe_factors", "latentds.analysis.probe_arithmetic",
+                 "latentds.analysis.probe_partition")
+
+
+def registered() -> dict[str, Probe]:
+    """PROBES with every built-in probe registered (imports PROBE_MODULES; cheap, imports no torch), in order: the
+    built-in ones in the order of PROBE_MODULES (whichever module was imported first), then any other registered
+    probe in the order it was registered."""
+    for module in PROBE_MODULES:
+        importlib.import_module(module)
+    rank = {module: i for i, module in enumerate(PROBE_MODULES)}
+    ordered = sorted(PROBES.values(), key=lambda p: rank.get(p.run.__module__, len(rank)))  # stable: keeps order
+    if [p.name for p in ordered] != list(PROBES):
+        PROBES.clear()
+        PROBES.update((p.name, p) for p in ordered)
+    return PROBES
 
 
 def probe(name: str, *, needs: tuple[str, ...] | list[str] = (), explain: str):

@@ -1,59 +1,171 @@
-"""report.html: one self-contained page (figures embedded as data URIs) with every figure and table; the line under
-each probe's table is the explanation it was registered with (latentds.analysis.registry)."""
+"""report.html: one self-contained page (figures embedded as data URIs), rendered with jinja2 from
+templates/report.html.j2 (autoescaped: every label, caption, path and reason is text, never markup).
+
+What a reader looks for first comes first: a header table (model, data, probes run and skipped), the key numbers
+with their meaning in words (KEY_NUMBERS, those the run measured), and a contents list linking to the sections.
+Then one section per probe that ran, in run order: its registered explanation (latentds.analysis.registry), its
+figures with their captions, and its numbers (nested tables; a dict of same-shaped rows as one matrix). Last, the
+skipped probes with their reasons (and any figures they left). All numbers are also in metrics.json.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
+import math
 import os
 from pathlib import Path
 
 from latentds.analysis.registry import explanation
 
+TEMPLATE = "report.html.j2"
+TEMPLATES = Path(__file__).with_name("templates")
 
-def _table(rows: dict) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
-    return f"<table>{cells}</table>"
+# (dotted path in metrics.json, name, what it means): the header's key numbers, in this order, those measured.
+# "{network}" in a meaning is the FID feature network named beside the number.
+KEY_NUMBERS = (
+    ("metrics.mse", "Reconstruction error (MSE)",
+     "mean squared difference between an image and its reconstruction, pixels in [-1, 1]; 0 is perfect"),
+    ("metrics.ssim", "Reconstruction SSIM",
+     "structural similarity of each reconstruction to its image, averaged; 1 is identical"),
+    ("metrics.pcc", "Reconstruction Pearson r",
+     "correlation of each reconstruction's pixels with its image's, averaged; 1 is perfect"),
+    ("fid.reconstructions.fid", "FID of reconstructions",
+     "Frechet distance between the data and its reconstructions in the features of {network}; 0 means the same "
+     "distribution, lower is closer"),
+    ("fid.samples.fid", "FID of samples",
+     "Frechet distance between the data and samples from the prior in the features of {network}; lower is closer"),
+    ("scores.mig", "MIG",
+     "mutual information gap: per factor, how much more the best latent dimension tells about it than the second "
+     "best, averaged (0 to 1; higher is more disentangled)"),
+    ("scores.dci_disentanglement", "DCI disentanglement",
+     "how much each latent dimension is about a single factor (0 to 1; higher is more disentangled)"),
+    ("scores.dci_completeness", "DCI completeness",
+     "how much each factor is held by a single latent dimension (0 to 1)"),
+    ("scores.dci_informativeness", "DCI informativeness",
+     "held-out accuracy of gradient-boosted trees predicting each factor from the latents, averaged (0 to 1)"),
+    ("scores.sap", "SAP",
+     "separated attribute predictability: per factor, the gap in predictability between the two most predictive "
+     "latent dimensions, averaged (0 to 1)"),
+    ("factorvae.factor_vae_eval_accuracy", "FactorVAE score",
+     "how often a majority vote names the fixed factor of a batch from its least-varying latent dimension "
+     "(0 to 1; chance is one over the number of factors)"),
+)
+MATRIX_COLUMNS = 40  # a dict of same-shaped dicts is drawn as one matrix up to this many columns
+LIST_ITEMS = 16  # a long list of numbers shows its first this many
+FOLDED = ("settings",)  # tables under these keys (estimator settings, versions) start folded
+FIGURE_BOX = (560, 560)  # small pixel grids are scaled up by whole multiples (at most 4) to fit about this box
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)[:400]
-    return str(value)
+def write_report(out: Path, metrics: dict, figures: dict[str, list[tuple[str, str]]]) -> Path:
+    """Write ``out/report.html`` from the metrics (as run() returns them) and each probe's (figure file in
+    out/figures, caption) pairs, ``figures[probe]``."""
+    import jinja2  # noqa: PLC0415
+
+    out = Path(out)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    page = environment.get_template(TEMPLATE).render(**_page(out, metrics, figures))
+    path, partial = out / "report.html", out / ".report.html.partial"
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, path)  # a reader never sees half a report
+    return path
+
+
+def _page(out: Path, metrics: dict, figures: dict) -> dict:
+    model, data, skipped = metrics["model"], metrics["data"], metrics.get("skipped", {})
+    ran = [name for name, values in metrics.items()
+           if name not in ("model", "data", "skipped") and isinstance(values, dict)]
+    sections = [{"name": name, "anchor": f"probe-{name}", "explain": explanation(name),
+                 "figures": [_figure(out, *f) for f in figures.get(name, [])], "numbers": _view(metrics[name])}
+                for name in ran]
+    skips = [{"name": name, "anchor": f"probe-{name}", "reason": reason, "explain": explanation(name),
+              "figures": [_figure(out, *f) for f in figures.get(name, [])]} for name, reason in skipped.items()]
+    return {"model": model, "data": data, "encoded": _encoded(metrics), "sections": sections, "skipped": skips,
+            "key_numbers": _key_numbers(metrics)}
 
 
 def _encoded(metrics: dict) -> str:
     n = metrics["data"]["n_encoded"]
     if n == 0 and metrics["model"].get("has_encoder") is False:
-        return "No images encoded (the model has no encoder: its probes use codes drawn from its prior)"
+        return "no images encoded (the model has no encoder: its probes use codes drawn from its prior)"
     return f"{n:,} images encoded"
 
 
-def write_report(out: Path, metrics: dict, figures: list[tuple[str, str]]) -> Path:
-    """Write ``out/report.html`` from the metrics and (figure file in out/figures, explanation) pairs."""
-    parts = ["<!doctype html><meta charset='utf-8'><title>latentds analysis</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{max-width:100%;"
-             "image-rendering:pixelated}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;"
-             "padding:2px 8px;text-align:left;font-size:13px}</style>",
-             f"<h1>latentds analysis: {html.escape(metrics['model']['family'])} on "
-             f"{html.escape(metrics['data']['source'])}</h1>",
-             f"<p>{_encoded(metrics)}; latent dimension {metrics['model']['latent_dim']}. All numbers are also in "
-             "<code>metrics.json</code>.</p>"]
-    for file, caption in figures:
-        data = base64.b64encode((out / "figures" / file).read_bytes()).decode()
-        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(file)}'>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    for probe, values in metrics.items():
-        if probe in ("model", "data", "skipped") or not isinstance(values, dict):
+def _lookup(metrics: dict, path: str):
+    value = metrics
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _key_numbers(metrics: dict) -> list[dict]:
+    rows = []
+    for path, name, meaning in KEY_NUMBERS:
+        value = _lookup(metrics, path)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
-        explain = html.escape(explanation(probe))  # the line each probe was registered with
-        parts.append(f"<h2>{html.escape(probe)}</h2><p>{explain}</p>{_table(values)}")
-    if metrics.get("skipped"):
-        parts.append("<h2>Skipped probes</h2>" + _table(metrics["skipped"]))
-    path, partial = out / "report.html", out / ".report.html.partial"
-    partial.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    os.replace(partial, path)  # a reader never sees half a report
-    return path
+        network = _lookup(metrics, path.rsplit(".", 1)[0] + ".feature_network") or "the named network"
+        rows.append({"name": name, "value": _number(value), "meaning": meaning.format(network=network),
+                     "probe": path.split(".")[0], "path": path})
+    return rows
+
+
+def _figure(out: Path, file: str, caption: str) -> dict:
+    """A figure as the template shows it: a data URI, and a width that scales small pixel grids up (whole
+    multiples, drawn pixelated) so that 16 px images can be seen."""
+    from PIL import Image  # noqa: PLC0415
+
+    path = out / "figures" / file
+    raw = path.read_bytes()
+    with Image.open(path) as image:
+        width, height = image.size
+    scale = max(1, min(4, FIGURE_BOX[0] // max(width, 1), FIGURE_BOX[1] // max(height, 1)))
+    return {"file": file, "caption": caption, "width": width * scale, "pixelated": scale > 1,
+            "src": "data:image/png;base64," + base64.b64encode(raw).decode()}
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        return "undefined (NaN)" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _view(value) -> dict:
+    """How the template draws a value: {"kind": "text"}, a key/value "table" of views (those under FOLDED keys
+    folded), or a "matrix" (a dict of dicts with scalar values, rows by columns; transposed when that makes it
+    narrower)."""
+    if _scalar(value):
+        return {"kind": "text", "text": "" if value is None else _number(value)}
+    if isinstance(value, list) and all(_scalar(v) for v in value):
+        shown = ", ".join(_number(v) for v in value[:LIST_ITEMS])
+        more = f", ... ({len(value)} values)" if len(value) > LIST_ITEMS else ""
+        return {"kind": "text", "text": shown + more}
+    if isinstance(value, dict):
+        inner = list(value.values())
+        if inner and all(isinstance(v, dict) and v and all(_scalar(x) for x in v.values()) for v in inner):
+            columns = list(dict.fromkeys(k for v in inner for k in v))
+            rows = list(value)
+            if len(columns) > len(rows) and len(columns) > 8:  # e.g. 5 components x 30 factors: factors as rows
+                return {"kind": "matrix", "corner": "", "columns": [str(r) for r in rows],
+                        "rows": [(str(c), [_cell(value[r].get(c)) for r in rows]) for c in columns]}
+            if len(columns) <= MATRIX_COLUMNS:
+                return {"kind": "matrix", "corner": "", "columns": [str(c) for c in columns],
+                        "rows": [(str(r), [_cell(value[r].get(c)) for c in columns]) for r in rows]}
+        return {"kind": "table", "rows": [(str(k), _view(v)) for k, v in value.items()],
+                "folded": [str(k) for k, v in value.items() if k in FOLDED and isinstance(v, dict)]}
+    return {"kind": "text", "text": json.dumps(value, default=str)[:400]}
+
+
+def _cell(value) -> str:
+    return "" if value is None else _number(value)

@@ -1,5 +1,6 @@
-"""The selection language of ``--groups`` and ``--colour-by``: per-sample values of a factor or label, and boolean
-masks over the samples from ``ids:KEY,KEY,...``, ``NAME=VALUE``, ``NAME>NUMBER`` or ``NAME<NUMBER``."""
+"""The selection language of ``--groups`` (and the names ``--colour-by`` takes): boolean masks over the samples
+from ``ids:KEY,KEY,...``, ``NAME=VALUE``, ``NAME>NUMBER`` or ``NAME<NUMBER``, NAME a factor of the encoded data
+(``Codes.factor_names``) or a label. The values behind a name are latentds.analysis.labels.values_of."""
 
 from __future__ import annotations
 
@@ -7,28 +8,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from latentds.analysis.labels import values_of
 from latentds.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     from latentds.analysis.encode import Codes
 
-
-def values_of(codes: Codes, name: str) -> np.ndarray:
-    """Per-sample values of a factor (FACTOR_NAMES; NaN where absent) or a top-level label (strings if not
-    numeric)."""
-    from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
-
-    if codes.factors is not None and name in FACTOR_NAMES:
-        j = FACTOR_NAMES.index(name)
-        return np.where(codes.factor_mask[:, j], codes.factors[:, j], np.nan)
-    values = [labels.get(name) for labels in codes.labels]
-    if all(v is None for v in values):
-        known = ", ".join(sorted(codes.labels[0])) if codes.labels else "none"
-        raise InvalidParameterError(f"no factor or label {name!r} in this data; labels: {known}")
-    try:
-        return np.array([np.nan if v is None else float(v) for v in values])
-    except (TypeError, ValueError):
-        return np.array([str(v) for v in values])
+__all__ = ["select", "values_of"]
 
 
 def select(codes: Codes, expression: str) -> np.ndarray:
@@ -49,4 +35,3 @@ def select(codes: Codes, expression: str) -> np.ndarray:
             with np.errstate(invalid="ignore"):
                 return values > float(value) if op == ">" else values < float(value)
     raise InvalidParameterError(f"cannot read group {expression!r}: write ids:KEY,..., NAME=VALUE, NAME>N or NAME<N")
-

@@ -8,12 +8,11 @@ from latentds.cli import main
 
 
 def _registered():
-    """The registered probes (latentds.analysis.registry.PROBES), read only when asked for: importing them imports
-    torch, which `latentds --help` must not."""
-    import latentds.analysis.probes  # noqa: F401,PLC0415  (registers the built-in probes)
-    from latentds.analysis.registry import PROBES  # noqa: PLC0415
+    """The registered probes (latentds.analysis.registry.registered()), read only when asked for: `latentds --help`
+    imports no analysis module, `latentds analyze --help` imports the registrations but not torch."""
+    from latentds.analysis.registry import registered  # noqa: PLC0415
 
-    return PROBES
+    return registered()
 
 
 def __getattr__(name: str):
@@ -52,7 +51,8 @@ class _AnalyzeCommand(click.Command):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for figures and report.")
 @click.option("--probes", cls=_ProbesOption, default=None, metavar="a,b,c", help="Probes to run [default: all].")
 @click.option("--n", type=int, default=2000, show_default=True, help="Images to encode.")
-@click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe.")
+@click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe "
+              "and the UMAP's path overlay (resized to the model's image size if needed).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Local Inception weights for FID [default: FID in the model's own encoder features, named so].")
 @click.option("--feature-model", default=None, metavar="MODEL",
@@ -77,7 +77,7 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, featu
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
     """
-    from latentds.analysis.probes import run  # noqa: PLC0415
+    from latentds.analysis.runner import run  # noqa: PLC0415
     from latentds.errors import InvalidParameterError  # noqa: PLC0415
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 

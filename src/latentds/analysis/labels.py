@@ -1,0 +1,73 @@
+"""What the encoded data says about each sample, by name: factor values, the factors that vary, the class label.
+
+Factor columns are named by ``Codes.factor_names`` (the factor table of the shard set that was encoded), never by
+a fixed list, so the same code serves rendered cuboids and any set whose manifest describes its factor vector.
+Labels are the per-sample JSON labels (``Codes.labels``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from latentds.analysis.registry import NEEDS, Skip
+from latentds.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from latentds.analysis.encode import Codes
+
+# Labels the partition probe's classifier predicts, in order of preference (see class_label).
+CLASS_LABELS = ("identity", "class_name", "label", "n_cuboids", "race", "gender")
+COLOUR_PREFIXES = ("color_", "light_color_")  # colour channels: three columns per colour
+
+
+def values_of(codes: Codes, name: str) -> np.ndarray:
+    """Per-sample values of a factor (a column of ``codes.factors``; NaN where absent) or a top-level label
+    (strings if not numeric)."""
+    names = codes.factor_names or []
+    if codes.factors is not None and name in names:
+        j = names.index(name)
+        return np.where(codes.factor_mask[:, j], codes.factors[:, j], np.nan)
+    values = [labels.get(name) for labels in codes.labels]
+    if all(v is None for v in values):
+        known = ", ".join(sorted(codes.labels[0])) if codes.labels else "none"
+        factors = f"; factors: {', '.join(names)}" if names else ""
+        raise InvalidParameterError(f"no factor or label {name!r} in this data; labels: {known}{factors}")
+    try:
+        return np.array([np.nan if v is None else float(v) for v in values])
+    except (TypeError, ValueError):
+        return np.array([str(v) for v in values])
+
+
+def varying_factors(codes: Codes, *, scalar_only: bool = False) -> tuple[np.ndarray, list[str]]:
+    """The factor columns every sample has and that vary, and their names; ``scalar_only`` leaves out the colour
+    channels (when anything else is left). Skip when there are none."""
+    if codes.factors is None:
+        raise Skip(NEEDS["factors"].reason)
+    keep = codes.factor_mask.all(axis=0) & (codes.factors.std(axis=0) > 0)
+    if not keep.any():
+        raise Skip("no factor varies in every sample of this data")
+    factors, names = codes.factors[:, keep], [name for name, k in zip(codes.factor_names, keep) if k]
+    if scalar_only:
+        scalar = [j for j, name in enumerate(names) if not name.startswith(COLOUR_PREFIXES)]
+        if scalar:
+            factors, names = factors[:, scalar], [names[j] for j in scalar]
+    return factors, names
+
+
+def most_spread(factors: np.ndarray) -> int:
+    """The column whose spread is largest relative to its mean magnitude (the default colour and arithmetic
+    factor)."""
+    return int(np.argmax(factors.std(axis=0) / (np.abs(factors).mean(axis=0) + 1e-9)))
+
+
+def class_label(codes: Codes) -> tuple[str, np.ndarray] | None:
+    """The label the partition probe's classifier predicts: identity when the data has one (Sprites' 672,
+    --identities K), else the first of CLASS_LABELS every sample has, with 2 to 50 classes. None if none fits."""
+    for name in CLASS_LABELS:
+        values = [labels.get(name) for labels in codes.labels]
+        classes = len(set(map(str, values)))
+        if None not in values and 2 <= classes and (classes <= 50 or name == "identity"):
+            return name, np.array([str(v) for v in values])
+    return None

@@ -1,0 +1,60 @@
+"""Probes against the ground-truth factors: ``scores`` (MIG, DCI, SAP), ``factors`` (linear and MLP read-outs of
+each factor) and ``factorvae`` (the FactorVAE score on freshly rendered cuboids).
+
+The factor columns and their names come from the encoded data (``Codes.factor_names``, see
+latentds.analysis.labels); the mathematics is in scores.py, factor_probes.py and factorvae_cuboids.py. Nothing heavy
+is imported at module level.
+"""
+
+from __future__ import annotations
+
+from latentds.analysis.context import Context
+from latentds.analysis.labels import varying_factors
+from latentds.analysis.registry import Skip, probe
+
+# Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
+# classes. The reference trains on 10,000, and DCI disentanglement and completeness grow with the training points
+# (see the DCI note in analysis/scores.py), so compare these with papers' numbers only as lower estimates.
+SCORE_SAMPLES = 2000
+
+
+@probe("scores", needs=("encoder", "factors"),
+       explain="Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.")
+def probe_scores(ctx: Context):
+    import numpy as np  # noqa: PLC0415
+
+    from latentds.analysis.scores import scores  # noqa: PLC0415
+
+    codes = ctx.codes
+    # the colour channels triple the factor count for little insight: scores cover the scalar factors
+    factors, names = varying_factors(codes, scalar_only=True)
+    rows = np.random.default_rng(0).permutation(len(factors))[:SCORE_SAMPLES]
+    # disentanglement_lib's estimators (DCI: 100 boosting rounds over all latents), one factor per core; the
+    # settings record the mode, the points and the library versions.
+    result = scores(codes.latents[rows], factors[rows], mode=ctx.scores_mode)
+    result["factors"] = names
+    return result, []
+
+
+@probe("factors", needs=("encoder", "factors"),
+       explain="How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
+               "accuracy, with the constant-guess baseline).")
+def probe_factors(ctx: Context):
+    from latentds.analysis.factor_probes import factor_probes  # noqa: PLC0415
+
+    factors, names = varying_factors(ctx.codes)
+    return factor_probes(ctx.codes.latents, factors, names), []
+
+
+@probe("factorvae", needs=("encoder", "factors"),
+       explain="FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.")
+def probe_factorvae(ctx: Context):
+    from latentds.analysis.factorvae_cuboids import cuboid_factor_vae  # noqa: PLC0415
+
+    codes = ctx.codes
+    preset = (codes.labels[0] if codes.labels else {}).get("preset")
+    if preset is None:
+        raise Skip("needs a rendered cuboid shard set: the score renders fresh samples with one factor fixed")
+    if preset == "phi":
+        raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
+    return cuboid_factor_vae(ctx.model, preset=preset, **ctx.factorvae), []

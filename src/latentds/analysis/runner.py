@@ -1,0 +1,129 @@
+"""``run``: the chosen probes over (model, data) -> figures/, metrics.json, the latents cache and report.html.
+
+``run`` checks the probe names and the output directory, takes the directory's lock, builds the one ``Context``
+(latentds.analysis.context: the model in eval mode on its device, the options, the shared inputs prepared once),
+fills it with the data's latents (reused from ``out`` for the same weights, data and n), calls each probe in turn
+(registry order by default) and writes metrics.json and report.html atomically. A probe's declared needs are
+checked by the registry before it runs; a ``Skip`` it raises is recorded with its reason (and any figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from latentds.analysis.context import Context
+from latentds.analysis.registry import Skip, registered
+from latentds.errors import InvalidParameterError, OutputDirectoryError
+
+
+def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
+        sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
+        colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
+        feature_model=None, scores_mode: str = "reference", progress: bool = True) -> dict:
+    """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
+    latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
+    ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``sequence_data``: a ``latentds render
+    --sequence`` set for the interpolation probe (and the UMAP's path overlay), resized to the model's image size
+    if needed. ``inception_weights``: a local Inception weights file makes the FID probe use Inception instead of
+    the model's own encoder (the feature network is always named in the output). ``factorvae``: settings of the
+    FactorVAE score (batch_size, n_train, n_eval, n_variance; see analysis.factorvae_cuboids), which renders fresh
+    samples. ``colour_by``: a factor or label that colours the UMAP; ``groups``: two selections (see ``select``)
+    whose mean latents give the arithmetic vector -- for a model without an encoder, two ``ids:I,J,...``
+    selections of the samples in generated.png; ``dims``: the two latent dimensions of the plain scatter.
+    ``feature_model``: a model with an encoder (e.g. a trained ``e2e_cnn``) whose features FID uses instead of the
+    analysed model's own (Inception weights win); one with ``predict`` also labels the generated samples of a
+    model without an encoder, whose arithmetic groups are then chosen from a predicted factor (``groups`` as
+    ``NAME>N``/``NAME<N``, default: its quartiles). ``scores_mode``: "reference" (disentanglement_lib's settings,
+    DCI with 100 boosting rounds: minutes for wide latents) or "fast" (10 rounds: seconds, inflates DCI on
+    entangled codes; recorded in the settings)."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    from latentds.analysis.report import write_report  # noqa: PLC0415
+    from latentds.shardsets.lock import DirectoryLock  # noqa: PLC0415
+
+    available = registered()
+    chosen = list(available) if probes is None else list(probes)
+    unknown = [p for p in chosen if p not in available]
+    if unknown:
+        raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(available)}")
+    out = check_output_directory(out)
+    with DirectoryLock(out, purpose="analyze"):  # one writer per --out: a second analyze is refused
+        ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
+                      inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
+                      tuple(dims) if dims else None, feature_model, scores_mode)
+        ctx.codes = cached_codes(ctx, progress)
+        metrics, figures, skipped = {}, {}, {}
+        with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
+            for name in bar:
+                bar.set_postfix_str(name)
+                try:
+                    metrics[name], figures[name] = available[name](ctx)
+                except Skip as why:
+                    skipped[name] = str(why)
+                    figures[name] = why.figures
+        metrics["skipped"] = skipped
+        metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
+                            "has_encoder": bool(model.has_encoder)}
+        metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
+        if ctx.codes is not None and ctx.codes.factor_names:
+            metrics["data"]["factor_names"] = list(ctx.codes.factor_names)
+        if ctx.sequence_data:
+            metrics["data"]["sequence_data"] = ctx.sequence_data
+        write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
+        write_report(out, metrics, figures)
+        return metrics
+
+
+def cached_codes(ctx: Context, progress: bool):
+    """The data's latents, reused from an earlier run only for the same weights, data and n (see
+    analysis.encode.encoding_key); a damaged or cut-short cache is encoded again. None without an encoder."""
+    from latentds.analysis.encode import LATENTS, Codes, encode_dataset, encoding_key, matches  # noqa: PLC0415
+    from latentds.errors import CacheError  # noqa: PLC0415
+
+    if not ctx.model.has_encoder:
+        return None
+    if (ctx.out / LATENTS).is_file():
+        try:
+            codes = Codes.load(ctx.out)
+        except CacheError:
+            codes = None
+        if codes is not None and matches(codes, encoding_key(ctx.model, ctx.data, ctx.n)):
+            return codes
+    codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
+    codes.save(ctx.out)
+    return codes
+
+
+def check_output_directory(out: str | os.PathLike) -> Path:
+    """``out`` created if needed and writable; OutputDirectoryError naming the problem before any work if not."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test.partial"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputDirectoryError(f"cannot write to --out {out} ({e.strerror or e}); choose a writable directory"
+                                   ) from None
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` under a temporary name, then renamed: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _jsonable(value):
+    import numpy as np  # noqa: PLC0415
+
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
