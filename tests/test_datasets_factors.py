@@ -221,3 +221,24 @@ def test_its_factors_score_as_they_should(sprite_set):
     assert result["settings"]["discrete_factors"] == [True] + [False] * 7  # shape: 3 values; the rest binned
     assert result["settings"]["skipped_factors"] == []
     assert result["mig"] > 0.45  # 0.60 here (300 points in 20 bins); a random rotation of these latents: 0.02
+
+
+@pytest.mark.parametrize("recipe,sets", [("zoo/e2e_cnn", ["model.image_size=16", "model.width=8"]),
+                                         ("zoo/vae_disc", ["model.image_size=16", "model.width=8",
+                                                           "model.triplet_weight=1.0"])])
+def test_models_that_read_cuboid_factor_columns_refuse_another_factor_table(sprite_set, tmp_path, recipe, sets):
+    """e2e_cnn's targets and vae_disc's triplet factor are cuboid factor columns; on a set whose table is laid out
+    otherwise they would read the wrong column silently: training is refused first, nothing written."""
+    from click.testing import CliRunner
+
+    from latentds.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", recipe, "--data", str(sprite_set), "--out", str(out), "--max-steps", "1"]
+    for s in sets + ["data.num_workers=0"]:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()
+    assert len(message) == 1 and "reads factor" in message[0] and "shape, scale, orientation" in message[0]
+    assert not out.exists()

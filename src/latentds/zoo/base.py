@@ -109,6 +109,13 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
     card_usage: ClassVar[str] = ""  # Markdown for a "## Use" section of the model card, where a family needs one
     card_info: dict[str, Any]  # recipe, data, metrics: written into the model card by save_pretrained
 
+    @property
+    def factors_read(self) -> dict[str, int]:
+        """The factor-vector columns this model reads from ``batch["factors"]``, by name: {name: column}. The
+        trainer checks them against the data's factor table before training, so a model never reads another
+        set's columns under a cuboid factor's name. Empty (the default) for models that read no factors."""
+        return {}
+
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if family:

@@ -447,6 +447,13 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                    "no samples")
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
+    names = [row["name"] for row in stream.factor_table]
+    for name, column in model.factors_read.items():
+        if column >= len(names) or names[column] != name:
+            have = f"factors {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}" if names else "no factor table"
+            raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
+                                        f"but --data {d.shards} has {have}: train it on a cuboid render, or "
+                                        "without the options that read factors")
 
 
 def _device(name: str, rank: int) -> torch.device:

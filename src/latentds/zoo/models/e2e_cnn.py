@@ -119,6 +119,10 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         self.register_buffer("span", span, persistent=False)
 
     @property
+    def factors_read(self) -> dict[str, int]:
+        return dict(zip(self.targets, self.columns.tolist()))
+
+    @property
     def output_names(self) -> list[str]:
         """What each column of ``predict`` is: the target factors, or ``label=k`` per class."""
         c = self.config

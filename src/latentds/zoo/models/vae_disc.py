@@ -77,6 +77,10 @@ class VAEDisc(VAE, family="vae_disc"):
                                             f"choose one of: {', '.join(FACTOR_NAMES)}")
             self.triplet_column = FACTOR_NAMES.index(c.triplet_factor)
 
+    @property
+    def factors_read(self) -> dict[str, int]:
+        return {self.config.triplet_factor: self.triplet_column} if self.config.triplet_weight else {}
+
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"vae": list(self.encoder.parameters()) + list(self.decoder.parameters()),
                 "discriminator": list(self.discriminator.parameters())}
