@@ -123,6 +123,7 @@ class DirectDraw:
         self.bg_color = [float(c) for c in renderer.scene.bg_color]
         self.znear, self.zfar = self.camera.znear, self.camera.zfar
         self._projections: dict[tuple[float, int], np.ndarray] = {}
+        self._views: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # camera pose -> (V, camera location)
         self._size = None
         self.state = None  # the GL state this path last set: None (unknown), "colour" or "seg"
         self._layout(renderer, materials[0])
@@ -214,11 +215,17 @@ class DirectDraw:
             self._framebuffers(size)
         f64, dot = self.f64, np.dot
 
-        # What pyrender derives from the scene, derived the same way: Scene.get_pose is np.dot(matrix, I).
-        cam_pose = dot(frame.camera_pose, _EYE)
-        cam_loc = cam_pose[:3, 3]
+        # What pyrender derives from the scene, derived the same way: Scene.get_pose is np.dot(matrix, I). A preset's
+        # camera is fixed, so its view matrix is computed once per camera pose (same inputs, same values).
+        view = self._views.get(key := frame.camera_pose.tobytes())
+        if view is None:
+            cam_pose = dot(frame.camera_pose, _EYE)
+            view = self._views[key] = (np.linalg.inv(cam_pose).ravel(), cam_pose[:3, 3].copy())
+            if len(self._views) > 64:  # cameras that move (not a preset's): keep the cache small
+                self._views.pop(next(iter(self._views)))
+        cam_loc = view[1]
         v, p, c, a = self.V[0], self.P[0], self.cam_pos[0], self.ambient[0]
-        f64[v:v + 16] = np.linalg.inv(cam_pose).ravel()
+        f64[v:v + 16] = view[0]
         f64[p:p + 16] = self._projection(frame.yfov, size)
         f64[c:c + 3] = cam_loc
         f64[a:a + 3] = frame.ambient
