@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from analysis_sets import render_analysis_sets
 import torch
 from click.testing import CliRunner
 
@@ -18,10 +19,7 @@ from latentds.zoo.base import create
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     base = tmp_path_factory.mktemp("analysis")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=2), base / "varied", workers=1,
-                  progress=False)
-    render_shards(RenderSpec("varied", n=24, size=16, sequence="theta_1", steps=8), base / "seq", workers=1,
-                  progress=False)
+    render_analysis_sets(base, seed=2, n=48, seq_n=24)
     torch.manual_seed(0)
     model = create("vae", image_size=16, width=8, latent_dim=6).eval()
     model.save_pretrained(base / "model")

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from analysis_sets import render_analysis_sets
 import torch
 from PIL import Image
 
@@ -17,18 +18,14 @@ from latentds.analysis.labels import values_of, varying_factors
 from latentds.analysis.registry import probe, unregister
 from latentds.analysis.runner import run
 from latentds.analysis.select import select
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     base = tmp_path_factory.mktemp("inputs")
-    render_shards(RenderSpec("varied", n=24, size=16, shard_size=16, seed=4), base / "varied", workers=1,
-                  progress=False)
-    # two groups of 8 steps: fewer than the three the interpolation probe shows
-    render_shards(RenderSpec("varied", n=16, size=16, sequence="theta_1", steps=8), base / "seq2", workers=1,
-                  progress=False)
+    # a sequence set of two groups of 8 steps: fewer than the three the interpolation probe shows
+    render_analysis_sets(base, seed=4, n=24, seq_n=16, seq_name="seq2")
     torch.manual_seed(0)
     return base, create("vae", image_size=16, width=8, latent_dim=4).eval()
 

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from analysis_sets import render_analysis_sets
 import torch
 from markupsafe import escape
 
@@ -16,7 +17,6 @@ from latentds.analysis import report as report_module
 from latentds.analysis.registry import registered
 from latentds.analysis.report import KEY_NUMBERS, write_report
 from latentds.analysis.runner import run
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 
 # every probe runs on a VAE with a cuboid set and a sequence set, but partition (a VAE has no s/z split); umap is
@@ -28,10 +28,7 @@ PROBES = registered()
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=5), base / "varied", workers=1,
-                  progress=False)
-    render_shards(RenderSpec("varied", n=24, size=16, sequence="theta_1", steps=8), base / "seq", workers=1,
-                  progress=False)
+    render_analysis_sets(base, seed=5, n=48, seq_n=24)
     torch.manual_seed(0)
     model = create("vae", image_size=16, width=8, latent_dim=4).eval()
     probes = [name for name in PROBES if name != "umap"]
