@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from latentds.analysis.context import ready
+
 
 def attribute_vector(latents: np.ndarray, group_a: np.ndarray, group_b: np.ndarray) -> np.ndarray:
     """mean(latents[group_a]) - mean(latents[group_b]); groups are boolean masks or index arrays."""
@@ -17,11 +19,10 @@ def attribute_vector(latents: np.ndarray, group_a: np.ndarray, group_b: np.ndarr
 @torch.no_grad()
 def apply_vector(model, latents: np.ndarray, vector: np.ndarray, scales=(0.0, 0.5, 1.0, 1.5)) -> torch.Tensor:
     """Decode latents + s * vector for each scale s: (len(latents) * len(scales), C, S, S), one row per latent."""
-    device = next(model.parameters()).device
+    device = ready(model)
     z = torch.as_tensor(latents, dtype=torch.float32, device=device)
     v = torch.as_tensor(vector, dtype=torch.float32, device=device)
     steps = torch.stack([z + s * v for s in scales], dim=1).reshape(-1, z.shape[1])
-    model.eval()
     return model.decode(steps).float().cpu()
 
 
@@ -34,9 +35,8 @@ def predict(labeller, images: torch.Tensor, batch: int = 128) -> np.ndarray:
     """``labeller.predict`` (e.g. a trained e2e_cnn) on images in [-1, 1], resized to the labeller's size."""
     import torch.nn.functional as F  # noqa: PLC0415
 
-    device = next(labeller.parameters()).device
+    device = ready(labeller)
     size = labeller.config.image_size
-    labeller.eval()
     out = []
     for chunk in images.split(batch):
         chunk = chunk.to(device).float()
@@ -51,7 +51,7 @@ def label_generated(model, labeller, n: int = LABELLED, seed: int = 0) -> tuple[
     """(codes (n, D), the labeller's predictions (n, len(labeller.output_names))) of ``n`` samples decoded from
     prior codes drawn with ``seed``."""
     codes = model.prior(n, torch.Generator().manual_seed(seed))
-    model.eval()
+    ready(model)
     images = torch.cat([model.decode(chunk).float().cpu() for chunk in codes.split(64)])
     return codes.float().cpu().numpy(), predict(labeller, images)
 

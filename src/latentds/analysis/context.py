@@ -42,6 +42,12 @@ def model_device(model):
     return next(iter(model.parameters()), torch.empty(0)).device
 
 
+def ready(model):
+    """Put ``model`` in evaluation mode and return its device: what every probe does before it runs a model."""
+    model.eval()
+    return model_device(model)
+
+
 @dataclass
 class Context:
     model: object

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentds.analysis.context import model_device
+from latentds.analysis.context import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 
@@ -139,9 +139,8 @@ def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, 
         raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it")
     key = encoding_key(model, data, n)
     posterior = getattr(model, "is_posterior", False)
-    device = model_device(model)
+    device = ready(model)
     stream = load_shards(data, batch_size=batch_size, partial=True, size=resize_for(data, model.config.image_size))
-    model.eval()
     latents, factors, masks, labels, keys = [], [], [], [], []
     total = n if n is not None else (stream.epoch_samples(0, 1) or None)
     with tqdm(total=total, unit="img", desc="encode", disable=not progress) as bar:

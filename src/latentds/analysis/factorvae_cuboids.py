@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from latentds.analysis.context import ready
 from latentds.analysis.scores import factor_vae_score
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import CUBOID, FACTORS_BY_NAME, PRESETS, SEQUENCE_FACTORS, sample_labels, set_factor
@@ -44,7 +45,7 @@ def cuboid_factor_vae(model, *, preset: str = "varied", size: int | None = None,
     size = size or model.config.image_size
     names = factors or [f for f in SEQUENCE_FACTORS if f in PRESETS[preset].varies]
     renderer = process_renderer(size, CUBOID)
-    device = next(model.parameters()).device
+    device = ready(model)
     counter = iter(range(10**12))
 
     def fresh(rng) -> dict:
@@ -64,7 +65,6 @@ def cuboid_factor_vae(model, *, preset: str = "varied", size: int | None = None,
 
     @torch.no_grad()
     def encode(images):
-        model.eval()
         return model.encode(images.to(device)).float().cpu().numpy()
 
     result = factor_vae_score(encode, sample_fixed, len(names), sample_random=sample_random, batch_size=batch_size,

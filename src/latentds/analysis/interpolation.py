@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from latentds.analysis.context import ready
+
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """(steps, D) points on the segment from z0 to z1 at fractions t."""
@@ -39,8 +41,7 @@ def interpolation_probe(model, group: dict) -> dict:
     rendered, natural decoded, linear decoded, spherical decoded), "image_mse": {path: per-step MSE to the
     rendered images}, "factor_correlation": {path: Pearson r of the position along z1 - z0 with the factor}}.
     """
-    device = next(model.parameters()).device
-    model.eval()
+    device = ready(model)
     real = group["images"].to(device)
     natural = model.encode(real).float()
     t = torch.linspace(0, 1, real.shape[0], device=device)
@@ -72,7 +73,7 @@ def prior_walks(model, *, pairs: int = 4, steps: int = 6, seed: int = 0) -> dict
     "norm_ratio_min": {path: the smallest ratio along the path of a code's norm to the norm interpolated linearly
     between its endpoints' norms (1 on the great circle, below 1 on the chord), averaged over pairs}}.
     """
-    model.eval()
+    ready(model)
     codes = model.prior(2 * pairs, torch.Generator().manual_seed(seed)).float()
     t = torch.linspace(0, 1, steps, device=codes.device)
     ends = codes.view(pairs, 2, -1)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from latentds.analysis.context import ready
+
 
 def is_partitioned(model) -> bool:
     """Whether the model declares an s/z partition (``LatentModel.is_partitioned``; stand-ins declare it too)."""
@@ -29,8 +31,7 @@ def swap_grid(model, latents: np.ndarray) -> torch.Tensor:
     n = len(z)
     mixed = z.repeat_interleave(n, dim=0).clone()  # row-major: (i, j) -> i * n + j
     mixed[:, parts["z"]] = z.repeat(n, 1)[:, parts["z"]]
-    model.eval()
-    return model.decode(mixed.to(next(model.parameters()).device)).float().cpu()
+    return model.decode(mixed.to(ready(model))).float().cpu()
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Sequential:
@@ -89,7 +90,7 @@ def predictor_probe(model, latents: np.ndarray, *, epochs: int = 30, seed: int =
         with torch.no_grad():
             predicted = z_all[split:].clone()
             predicted[:, parts[target]] = net(x[split:])
-            device = next(model.parameters()).device
+            device = ready(model)
             error = (model.decode(predicted.to(device)) - model.decode(z_all[split:].to(device))).pow(2).mean()
             latent_error = (predicted[:, parts[target]] - y[split:]).pow(2).mean()
         result[f"{source}_to_{target}"] = {"regeneration_mse": float(error), "latent_mse": float(latent_error)}

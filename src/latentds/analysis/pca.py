@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from latentds.analysis.context import ready
 from latentds.analysis.encode import Codes
 
 
@@ -23,9 +24,8 @@ def pca_probe(codes: Codes, model, *, components: int = 5, steps: int = 7, sigma
     scale = np.sqrt(pca.explained_variance_)
     t = np.linspace(-sigmas, sigmas, steps)
     points = pca.mean_ + (t[None, :, None] * scale[:, None, None] * pca.components_[:, None, :])  # (k, steps, D)
-    device = next(model.parameters()).device
+    device = ready(model)
     with torch.no_grad():
-        model.eval()
         strips = model.decode(torch.as_tensor(points.reshape(-1, latents.shape[1]), dtype=torch.float32,
                                               device=device)).float().cpu()
     correlation = {}
