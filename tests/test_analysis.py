@@ -238,12 +238,10 @@ def test_groups_and_colours_come_from_labels_factors_or_ids(sets, tmp_path):
 @pytest.fixture
 def forget_test_families():
     """Families a test defines leave the registry afterwards, so families() never depends on test order."""
-    from latentds.zoo.base import REGISTRY, families
+    from latentds.zoo.base import REGISTRY
 
-    before = set(families())
-    yield
-    for name in set(REGISTRY) - before:
-        REGISTRY.pop(name)
+    with REGISTRY.scope():
+        yield
 
 
 def test_models_without_encoder_and_data_without_factors_are_skipped_with_reasons(sets, tmp_path,

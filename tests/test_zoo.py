@@ -224,34 +224,34 @@ def scripted_family():
     """A two-group family whose choices follow a script; removed from the registry afterwards."""
     from latentds.zoo.base import REGISTRY
 
-    class Scripted(LatentModel, family="test_scripted"):
-        Config = ModelConfig
-        group_defaults = {"second": {"lr": 0.05}}
+    with REGISTRY.scope():  # the family leaves the registry afterwards
+        class Scripted(LatentModel, family="test_scripted"):
+            Config = ModelConfig
+            group_defaults = {"second": {"lr": 0.05}}
 
-        def __init__(self, config=None):
-            super().__init__(config)
-            self.a = torch.nn.Parameter(torch.zeros(1))
-            self.b = torch.nn.Parameter(torch.zeros(1))
-            self.shared = torch.nn.Parameter(torch.zeros(1))  # in neither group: never moves
-            self.seen = []
+            def __init__(self, config=None):
+                super().__init__(config)
+                self.a = torch.nn.Parameter(torch.zeros(1))
+                self.b = torch.nn.Parameter(torch.zeros(1))
+                self.shared = torch.nn.Parameter(torch.zeros(1))  # in neither group: never moves
+                self.seen = []
 
-        def decode(self, z):
-            return torch.zeros(z.shape[0], 3, self.config.image_size, self.config.image_size)
+            def decode(self, z):
+                return torch.zeros(z.shape[0], 3, self.config.image_size, self.config.image_size)
 
-        def parameter_groups(self):
-            return {"first": [self.a], "second": [self.b]}
+            def parameter_groups(self):
+                return {"first": [self.a], "second": [self.b]}
 
-        def loss(self, batch, group="first", step=0):
-            p = self.a if group == "first" else self.b
-            # both groups' losses touch `shared` and the other group's parameter: only the group's own may move
-            return {"loss": (p - 1).pow(2).sum() + (self.a * self.b * self.shared).sum() + 0 * self.shared.sum()}
+            def loss(self, batch, group="first", step=0):
+                p = self.a if group == "first" else self.b
+                # both groups' losses touch `shared` and the other group's parameter: only the group's own may move
+                return {"loss": (p - 1).pow(2).sum() + (self.a * self.b * self.shared).sum() + 0 * self.shared.sum()}
 
-        def choose_updates(self, values, step):
-            self.seen.append((step, sorted(values)))
-            return ["first"] if step % 3 else ["first", "second"]
+            def choose_updates(self, values, step):
+                self.seen.append((step, sorted(values)))
+                return ["first"] if step % 3 else ["first", "second"]
 
-    yield Scripted
-    REGISTRY.pop("test_scripted", None)
+        yield Scripted
 
 
 def test_the_trainer_steps_exactly_the_groups_the_model_chooses(scripted_family, tiny_shards, tmp_path, monkeypatch):
