@@ -192,59 +192,62 @@ def _sample_phi(rng: np.random.Generator) -> dict:
     }
 
 
-class _Draws:
-    """Uniform draws taken in a fixed order from one vector (one numpy call per sample, not ~90)."""
+def _draw_table() -> tuple[np.ndarray, np.ndarray]:
+    """(low, high - low) of each of a varied sample's uniform draws, in draw order; the three integer draws
+    (cuboid, spot and point light counts) have (0, 0) and are read from the raw draw instead."""
+    f = FACTORS_BY_NAME
+    rows: list[tuple[float, float]] = [(0.0, 0.0)]  # n_cuboids
+    for _ in range(MAX_JOINTS):
+        rows += ANGLES.values()
+    rows += [(0.0, 1.0), (0.45, 1.0), (0.55, 1.0)] * MAX_CUBOIDS  # hue, saturation, value of each colour
+    rows += [(f[n].low, f[n].high) for n in ("light_azimuth", "light_elevation")]
+    rows += [(f["light_color"].low, f["light_color"].high)] * 3 + [(f["light_intensity"].low, f["light_intensity"].high)]
+    rows.append((0.0, 0.0))  # n_spot
+    # each spot: inner cone, azimuth, elevation, distance, colour (3), intensity, outer cone - inner cone
+    rows += [(0.05, 0.25), (0.0, 360.0), (15.0, 80.0), (4.0, 7.0), *[(0.3, 1.0)] * 3, (20.0, 80.0),
+             (0.1, 0.35)] * MAX_SPOT_LIGHTS
+    rows.append((0.0, 0.0))  # n_point
+    # each point light: azimuth, elevation, distance, colour (3), intensity
+    rows += [(0.0, 360.0), (-10.0, 80.0), (2.5, 6.0), *[(0.3, 1.0)] * 3, (5.0, 40.0)] * MAX_POINT_LIGHTS
+    return np.array([lo for lo, _ in rows]), np.array([hi - lo for lo, hi in rows])
 
-    COUNT = 1 + 3 * MAX_JOINTS + 3 * MAX_CUBOIDS + 6 + 1 + 9 * MAX_SPOT_LIGHTS + 1 + 7 * MAX_POINT_LIGHTS
 
-    def __init__(self, rng: np.random.Generator):
-        self._u = iter(rng.random(self.COUNT).tolist())
+_LOW, _SPAN = _draw_table()
+_DRAWS = len(_LOW)
+_COLORS = 1 + 3 * MAX_JOINTS
+_LIGHT = _COLORS + 3 * MAX_CUBOIDS
+_N_SPOT = _LIGHT + 6
+_N_POINT = _N_SPOT + 1 + 9 * MAX_SPOT_LIGHTS
+assert _N_POINT + 1 + 7 * MAX_POINT_LIGHTS == _DRAWS
 
-    def uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * next(self._u)
 
-    def integer(self, lo: int, hi: int) -> int:
-        """Uniform over lo..hi inclusive."""
-        return min(hi, lo + int(next(self._u) * (hi - lo + 1)))
-
-    def rgb(self, lo: float, hi: float) -> list[float]:
-        return [self.uniform(lo, hi) for _ in range(3)]
+def _count(u: float, lo: int, hi: int) -> int:
+    """A uniform integer lo..hi (inclusive) from one uniform draw u in [0, 1)."""
+    return min(hi, lo + int(u * (hi - lo + 1)))
 
 
 def _sample_varied(rng: np.random.Generator) -> dict:
-    d = _Draws(rng)
-    f = FACTORS_BY_NAME
-    n_cuboids = d.integer(2, MAX_CUBOIDS)
-    joints = [{angle: d.uniform(lo, hi) for angle, (lo, hi) in ANGLES.items()} for _ in range(MAX_JOINTS)]
-    colors = [_rgb(d.uniform(0, 1), d.uniform(0.45, 1.0), d.uniform(0.55, 1.0)) for _ in range(MAX_CUBOIDS)]
-    light = {
-        "azimuth": d.uniform(f["light_azimuth"].low, f["light_azimuth"].high),
-        "elevation": d.uniform(f["light_elevation"].low, f["light_elevation"].high),
-        "color": d.rgb(f["light_color"].low, f["light_color"].high),
-        "intensity": d.uniform(f["light_intensity"].low, f["light_intensity"].high),
-    }
-    n_spot = d.integer(0, MAX_SPOT_LIGHTS)
-    spots = []
-    for _ in range(MAX_SPOT_LIGHTS):
-        inner = d.uniform(0.05, 0.25)
-        spots.append({
-            "azimuth": d.uniform(0, 360), "elevation": d.uniform(15, 80), "distance": d.uniform(4.0, 7.0),
-            "color": d.rgb(0.3, 1.0), "intensity": d.uniform(20.0, 80.0),
-            "inner_cone": inner, "outer_cone": inner + d.uniform(0.1, 0.35),
-        })
-    n_point = d.integer(0, MAX_POINT_LIGHTS)
-    points = [{
-        "azimuth": d.uniform(0, 360), "elevation": d.uniform(-10, 80), "distance": d.uniform(2.5, 6.0),
-        "color": d.rgb(0.3, 1.0), "intensity": d.uniform(5.0, 40.0),
-    } for _ in range(MAX_POINT_LIGHTS)]
-    assert next(d._u, None) is None, "every draw is used, in a fixed order"
+    """All _DRAWS uniform draws in one numpy call, each mapped to its factor's range as ``low + span * u`` (the
+    same arithmetic, rounded the same, as one Python expression per draw), then read off in a fixed order: every
+    draw is made whether or not the sample uses it (a 2-cuboid chain still draws joints 1 and 2)."""
+    raw = rng.random(_DRAWS)
+    v, u = (_LOW + _SPAN * raw).tolist(), raw.tolist()
+    joints = [{"phi": v[i], "theta": v[i + 1], "lambda": v[i + 2]} for i in range(1, _COLORS, 3)]
+    colors = [_rgb(v[i], v[i + 1], v[i + 2]) for i in range(_COLORS, _LIGHT, 3)]
+    spots = [{"azimuth": v[i + 1], "elevation": v[i + 2], "distance": v[i + 3], "color": v[i + 4:i + 7],
+              "intensity": v[i + 7], "inner_cone": v[i], "outer_cone": v[i] + v[i + 8]}
+             for i in range(_N_SPOT + 1, _N_SPOT + 1 + 9 * _count(u[_N_SPOT], 0, MAX_SPOT_LIGHTS), 9)]
+    points = [{"azimuth": v[i], "elevation": v[i + 1], "distance": v[i + 2], "color": v[i + 3:i + 6],
+               "intensity": v[i + 6]}
+              for i in range(_N_POINT + 1, _N_POINT + 1 + 7 * _count(u[_N_POINT], 0, MAX_POINT_LIGHTS), 7)]
     return {
-        "n_cuboids": n_cuboids,
+        "n_cuboids": _count(u[0], 2, MAX_CUBOIDS),
         "joints": joints,  # trimmed to n_cuboids - 1 by sample_labels, after a sequence may have raised it
         "colors": colors,
-        "light": light,
-        "spot_lights": spots[:n_spot],
-        "point_lights": points[:n_point],
+        "light": {"azimuth": v[_LIGHT], "elevation": v[_LIGHT + 1], "color": v[_LIGHT + 2:_LIGHT + 5],
+                  "intensity": v[_LIGHT + 5]},
+        "spot_lights": spots,
+        "point_lights": points,
         "camera": dict(PRESETS["varied"].camera),
     }
 
