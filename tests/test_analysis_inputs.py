@@ -138,3 +138,16 @@ def test_the_umap_draws_the_interpolation_paths_whatever_the_probe_order(sets, t
         assert metrics["umap"]["overlaid_paths"] == ["linear", "natural", "spherical"], order
     plain = run(model, base / "varied", tmp_path / "plain", probes=["umap"], n=24, progress=False)
     assert plain["umap"]["overlaid_paths"] == [] and plain["skipped"] == {}
+
+
+def test_a_model_without_a_decoder_gets_its_umap_paths_by_encoding_alone(sets, tmp_path):
+    """The overlay needs only the encoder: an e2e_cnn (no decoder) with a sequence set draws the paths, and the
+    interpolation probe, which decodes, is skipped with its reason rather than ending the run."""
+    base, _ = sets
+    torch.manual_seed(0)
+    cnn = create("e2e_cnn", image_size=16, width=8, latent_dim=4).eval()
+    metrics = run(cnn, base / "varied", tmp_path, probes=["umap", "interpolation"], n=24,
+                  sequence_data=base / "seq2", progress=False)
+    assert metrics["umap"]["overlaid_paths"] == ["linear", "natural", "spherical"]
+    assert "interpolation" in metrics["skipped"] and "decoder" in metrics["skipped"]["interpolation"]
+    assert (tmp_path / "report.html").is_file()

@@ -210,7 +210,7 @@ def test_a_dsprites_style_set_streams_its_factors(sprite_set):
 
 
 def test_its_factors_score_as_they_should(sprite_set):
-    from latentds.analysis.scores import scores
+    from latentds.analysis.disentanglement import scores
 
     batches = list(latentds.load_shards(sprite_set, batch_size=100))
     factors = torch.cat([b["factors"] for b in batches]).numpy().astype(np.float64)
@@ -242,3 +242,29 @@ def test_models_that_read_cuboid_factor_columns_refuse_another_factor_table(spri
     message = result.output.strip().splitlines()
     assert len(message) == 1 and "reads factor" in message[0] and "shape, scale, orientation" in message[0]
     assert not out.exists()
+
+
+def test_a_render_streamed_without_its_manifest_keeps_its_factor_vector(phi_set):
+    """A pipe: URL has no manifest beside it: a cuboid render's samples get the render's own vector."""
+    _, directory = phi_set
+    shard = sorted(directory.glob("*.tar"))[0]
+    by_dir = {s["__key__"]: s for s in latentds.load_shards(directory)}
+    streamed = list(latentds.load_shards(f"pipe:cat {shard}"))
+    assert streamed and all("factors" in s for s in streamed)
+    for s in streamed:
+        assert torch.equal(s["factors"], by_dir[s["__key__"]]["factors"])
+        assert torch.equal(s["factor_mask"], by_dir[s["__key__"]]["factor_mask"])
+
+
+def test_a_malformed_factor_row_is_a_one_line_shard_error(phi_set, tmp_path):
+    import shutil
+
+    _, directory = phi_set
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["factors"][0]["type"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="needs a name and a type") as caught:
+        list(latentds.load_shards(copy))
+    assert "\n" not in str(caught.value)

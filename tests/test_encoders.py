@@ -44,8 +44,12 @@ def test_render_labels(preset):
 def test_nan_and_infinity_are_written_as_json_null():
     """json.dumps would write NaN / Infinity, which is not JSON (load_shards' parser refuses it)."""
     assert encode_json({"a": float("nan"), "b": [float("inf"), -float("inf")]}) == b'{"a":null,"b":[null,null]}'
-    # also where json.dumps writes the labels (a tiny float sends them there)
+    # also where json.dumps writes the labels (a tiny float sends them there; orjson refuses int keys, huge ints
+    # and numpy scalars)
     assert encode_json({"a": float("nan"), "t": 1e-7}) == b'{"a":null,"t":1e-07}'
+    assert encode_json({"a": 2 ** 70, "b": float("inf")}) == b'{"a":1180591620717411303424,"b":null}'
+    assert encode_json({"x": {2: float("nan")}}) == b'{"x":{"2":null}}'
+    assert encode_json({"a": np.float64("nan"), "b": np.float64(0.5)}) == b'{"a":null,"b":0.5}'
 
 
 def test_render_labels_take_the_fast_path(monkeypatch):

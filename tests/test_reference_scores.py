@@ -18,7 +18,7 @@ from sklearn import ensemble, svm
 from sklearn.metrics import mutual_info_score
 
 import latentds
-from latentds.analysis.scores import scores
+from latentds.analysis.disentanglement import scores
 from latentds.errors import InvalidParameterError
 
 N = 600  # points; scores() trains DCI and SAP on a seeded 80 % of them, as the reference does on its train set

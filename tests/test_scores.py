@@ -11,8 +11,8 @@ import pytest
 import scipy.linalg
 import sklearn
 
-from latentds.analysis.scores import factor_vae_score
-from latentds.analysis.scores import scores as _scores
+from latentds.analysis.disentanglement import factor_vae_score
+from latentds.analysis.disentanglement import scores as _scores
 from latentds.errors import InvalidParameterError
 
 

@@ -11,9 +11,6 @@ only when the UMAP probe runs. latentds.analysis.probes says which file holds wh
 
 from __future__ import annotations
 
-import sys
-import types
-
 __all__ = ["PROBES", "factor_vae_score", "run", "scores"]
 
 
@@ -29,18 +26,5 @@ def __getattr__(name: str):
     if name in ("scores", "factor_vae_score"):
         import importlib  # noqa: PLC0415
 
-        return getattr(importlib.import_module("latentds.analysis.scores"), name)
+        return getattr(importlib.import_module("latentds.analysis.disentanglement"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """This package, whose attribute ``scores`` stays the function: importing the submodule of the same name would
-    otherwise set the package's attribute to the module (the import system does so) and hide the function."""
-
-    def __setattr__(self, name, value):
-        if name == "scores" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

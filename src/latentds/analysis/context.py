@@ -71,10 +71,10 @@ class Context:
         self.out = Path(self.out)
         self.figures_dir = self.out / "figures"
         self.figures_dir.mkdir(parents=True, exist_ok=True)
-        self.model.eval()
-        self.device = model_device(self.model)
+        self.device = ready(self.model)
         if self.feature_model is not None:
-            self.feature_model = self.feature_model.to(self.device).eval()
+            self.feature_model = self.feature_model.to(self.device)
+            ready(self.feature_model)
 
     # --- the shared inputs, each prepared once -------------------------------------------------------------------
     def _once(self, key: str, prepare):
@@ -152,12 +152,20 @@ class Context:
 
     def interpolation_paths(self) -> dict:
         """{"natural", "linear", "spherical": (K, D) numpy latents} of the first sequence group, or {} when there
-        is no sequence set (for overlays, which are optional)."""
+        is no sequence set (for overlays, which are optional). Encoding only: a model without a decoder has them
+        too (the interpolation probe's decoded images are not needed for them)."""
         try:
-            first = self.interpolations()[0]
+            if self._prepared.get("interpolations", (None, None))[0]:  # the interpolation probe ran: its paths
+                first = self.interpolations()[0]
+                return {k: first[k].numpy() for k in ("natural", "linear", "spherical")}
+            self.need_codes()
+            groups = self.sequences()
         except Skip:
             return {}
-        return {k: first[k].numpy() for k in ("natural", "linear", "spherical")}
+        from latentds.analysis.interpolation import latent_paths  # noqa: PLC0415
+
+        paths = self._once("paths", lambda: latent_paths(self.model, groups[0]))
+        return {k: z.cpu().numpy() for k, z in paths.items()}
 
     # --- output ----------------------------------------------------------------------------------------------------
     def grid(self, images, name: str, nrow: int) -> str:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from latentds.analysis.context import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
+from latentds.shardsets.atomic import partial_name
 
 LATENTS, LABELS = "latents.safetensors", "labels.jsonl"
 FORMAT = 3  # of the saved codes (3: factor_names, no posterior samples); a cache of another format is encoded again
@@ -63,11 +64,13 @@ class Codes:
                          for key, labels in zip(self.keys, self.labels)).encode("utf-8")
         metadata = {"source": json.dumps(self.source), "labels_sha256": hashlib.sha256(labels).hexdigest(),
                     "rows": str(len(self.keys)), "factor_names": json.dumps(self.factor_names)}
-        tmp_labels, tmp_latents = directory / f".{LABELS}.partial", directory / f".{LATENTS}.partial"
+        # Two files, one commit: both are written under their temporary names before either is renamed, and the
+        # latents go last (they name the labels they belong with), so a save cut short keeps the old pair.
+        tmp_labels, tmp_latents = partial_name(directory / LABELS), partial_name(directory / LATENTS)
         tmp_labels.write_bytes(labels)
         save_file(arrays, str(tmp_latents), metadata=metadata)
         os.replace(tmp_labels, directory / LABELS)
-        os.replace(tmp_latents, directory / LATENTS)  # the commit point: it names the labels it belongs with
+        os.replace(tmp_latents, directory / LATENTS)
 
     @classmethod
     def load(cls, directory: str | Path) -> Codes:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from latentds.analysis.context import ready
-from latentds.analysis.scores import factor_vae_score
+from latentds.analysis.disentanglement import factor_vae_score
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import CUBOID, FACTORS_BY_NAME, PRESETS, SEQUENCE_FACTORS, sample_labels, set_factor
 

@@ -34,6 +34,17 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def latent_paths(model, group: dict) -> dict:
+    """The three paths of one sequence group, encoding only (no decoder needed): {"natural": the group's images
+    encoded, "linear", "spherical": interpolations between its endpoints}, each (K, D) on the model's device."""
+    device = ready(model)
+    natural = model.encode(group["images"].to(device)).float()
+    t = torch.linspace(0, 1, natural.shape[0], device=device)
+    return {"natural": natural, "linear": lerp(natural[0], natural[-1], t),
+            "spherical": slerp(natural[0], natural[-1], t)}
+
+
+@torch.no_grad()
 def interpolation_probe(model, group: dict) -> dict:
     """Compare the three paths on one sequence group (from latentds.sequence_groups).
 
@@ -41,12 +52,9 @@ def interpolation_probe(model, group: dict) -> dict:
     rendered, natural decoded, linear decoded, spherical decoded), "image_mse": {path: per-step MSE to the
     rendered images}, "factor_correlation": {path: Pearson r of the position along z1 - z0 with the factor}}.
     """
-    device = ready(model)
-    real = group["images"].to(device)
-    natural = model.encode(real).float()
-    t = torch.linspace(0, 1, real.shape[0], device=device)
-    paths = {"natural": natural, "linear": lerp(natural[0], natural[-1], t),
-             "spherical": slerp(natural[0], natural[-1], t)}
+    paths = latent_paths(model, group)
+    natural = paths["natural"]
+    real = group["images"].to(natural.device)
     decoded = {name: model.decode(z).float() for name, z in paths.items()}
     axis = natural[-1] - natural[0]
     values = group["values"].numpy()

@@ -2,7 +2,7 @@
 each factor) and ``factorvae`` (the FactorVAE score on freshly rendered cuboids).
 
 The factor columns and their names come from the encoded data (``Codes.factor_names``, see
-latentds.analysis.labels); the mathematics is in scores.py, factor_probes.py and factorvae_cuboids.py. Nothing heavy
+latentds.analysis.labels); the mathematics is in disentanglement.py, factor_probes.py and factorvae_cuboids.py. Nothing heavy
 is imported at module level.
 """
 
@@ -14,7 +14,7 @@ from latentds.analysis.registry import Skip, probe
 
 # Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
 # classes. The reference trains on 10,000, and DCI disentanglement and completeness grow with the training points
-# (see the DCI note in analysis/scores.py), so compare these with papers' numbers only as lower estimates.
+# (see the DCI note in analysis/disentanglement.py), so compare these with papers' numbers only as lower estimates.
 SCORE_SAMPLES = 2000
 
 
@@ -23,7 +23,7 @@ SCORE_SAMPLES = 2000
 def probe_scores(ctx: Context):
     import numpy as np  # noqa: PLC0415
 
-    from latentds.analysis.scores import scores  # noqa: PLC0415
+    from latentds.analysis.disentanglement import scores  # noqa: PLC0415
 
     codes = ctx.codes
     # the colour channels triple the factor count for little insight: scores cover the scalar factors

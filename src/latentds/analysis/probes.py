@@ -10,7 +10,7 @@ Where each part lives (one idea per file):
   model's size, their interpolation paths);
 - probe_space.py (pca, interpolation, umap), probe_images.py (metrics, fid, walks), probe_factors.py (scores,
   factors, factorvae), probe_arithmetic.py (arithmetic), probe_partition.py (partition): the adapters between the
-  Context and the mathematics of each probe (pca.py, interpolation.py, embedding.py, image_metrics.py, scores.py,
+  Context and the mathematics of each probe (pca.py, interpolation.py, embedding.py, image_metrics.py, disentanglement.py,
   factor_probes.py, factorvae_cuboids.py, arithmetic.py, partition.py);
 - labels.py: factor values by name (from the encoded data's factor table), the varying factors, the class label;
   select.py: the ``--groups`` selection language;

@@ -72,8 +72,8 @@ NEEDS: dict[str, Need] = {
                     "{family} has no encoder: this probe needs latents of the data"),
     "partition": Need("an s/z partition of the latent (is_partitioned)", _has_partition,
                       "{family} has no s/z partition of its latent"),
-    "factors": Need("ground-truth factors (a rendered cuboid shard set)", _has_factors,
-                    "needs ground-truth factors (a rendered cuboid shard set)"),
+    "factors": Need("ground-truth factors (a set whose manifest has a factor table: every render)", _has_factors,
+                    "needs ground-truth factors (a shard set whose manifest has a factor table, e.g. any render)"),
     "sequences": Need("a `latentds render --sequence` shard set (--sequence-data)", _has_sequences,
                       "needs a `latentds render --sequence` shard set (--sequence-data)"),
 }

@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 from pathlib import Path
 
 from latentds.analysis.registry import explanation
+from latentds.shardsets.atomic import write_atomic
 
 TEMPLATE = "report.html.j2"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -66,9 +66,7 @@ def write_report(out: Path, metrics: dict, figures: dict[str, list[tuple[str, st
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     page = environment.get_template(TEMPLATE).render(**_page(out, metrics, figures))
-    path, partial = out / "report.html", out / ".report.html.partial"
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, path)  # a reader never sees half a report
+    path = write_atomic(out / "report.html", page)  # a reader never sees half a report
     return path
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from latentds.shardsets.atomic import write_atomic
 from latentds.analysis.context import Context
 from latentds.analysis.registry import Skip, registered
 from latentds.errors import InvalidParameterError, OutputDirectoryError
@@ -110,13 +111,6 @@ def check_output_directory(out: str | os.PathLike) -> Path:
         raise OutputDirectoryError(f"cannot write to --out {out} ({e.strerror or e}); choose a writable directory"
                                    ) from None
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` under a temporary name, then renamed: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _jsonable(value):

@@ -103,11 +103,18 @@ def expand_table(manifest: dict | None) -> list[dict]:
     ``NAME_r``, ``NAME_g``, ``NAME_b`` (the other fields kept); empty without a table."""
     rows = []
     for f in (manifest or {}).get("factors") or []:
+        _check_row(f)
         if f["type"] == "rgb":
             rows += [dict(f, name=f"{f['name']}_{c}", type="float") for c in _CHANNELS]
         else:
             rows.append(dict(f))
     return rows
+
+
+def _check_row(f) -> None:
+    if not isinstance(f, dict) or not isinstance(f.get("name"), str) or f.get("type") not in TYPES:
+        raise ShardError(f"the manifest's factor row {f!r} needs a name and a type ({', '.join(TYPES)}); if latentds "
+                         "made the set, run the command that made it again with --overwrite")
 
 
 class FactorVector:
@@ -118,12 +125,12 @@ class FactorVector:
     """
 
     def __init__(self, table: list[dict]):
+        for f in table:
+            _check_row(f)
         self.table = [dict(f) for f in table]
         self.names: tuple[str, ...] = tuple(r["name"] for r in expand_table({"factors": self.table}))
         rows = []
         for f in self.table:
-            if not isinstance(f.get("name"), str) or f.get("type") not in TYPES:
-                raise ShardError(f"the manifest's factor row {f!r} needs a name and a type ({', '.join(TYPES)})")
             path = f.get("path") or f["name"]
             try:
                 rows.append((f, parse_path(path), compile_path(path)))

@@ -10,7 +10,8 @@
 Factor vectors. When the set's manifest has a "factors" table (every render; any set whose manifest has one),
 each sample carries "factors" (float32, one entry per row of ``ShardStream.factor_table``: colours as _r/_g/_b)
 and "factor_mask" (bool: False where the sample lacks that factor, e.g. a shorter chain's joints; value 0 there),
-read from its labels along each row's "path" (latentds.datasets.factors, compiled once per stream).
+read from its labels along each row's "path" (latentds.datasets.factors, compiled once per stream). Shards
+streamed without their manifest (a URL) have no table; a cuboid render's samples then get the render's vector.
 
 How an epoch is split. Every DataLoader worker of every DDP rank is a *slot*. With the shard counts from
 ``manifest.json``, the epoch's sample sequence (shards in order, or in an order shuffled by (seed, epoch)) is cut
@@ -69,6 +70,7 @@ from torchvision.transforms.v2.functional import horizontal_flip
 from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
+from latentds.datasets.cuboids import cuboid_vector, is_cuboid_labels
 from latentds.datasets.factors import FactorVector, expand_table
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform
@@ -286,6 +288,8 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
             out["mask"] = torch.from_numpy(np.array(mask, dtype=np.uint8))
     if factors is None and manifest and manifest.get("factors"):
         factors = FactorVector.of(manifest)
+    elif factors is None and not manifest and is_cuboid_labels(labels):  # a render streamed without its manifest
+        factors = cuboid_vector()
     if factors is not None:
         values, present = factors(labels)
         out["factors"], out["factor_mask"] = torch.from_numpy(values), torch.from_numpy(present)

@@ -48,8 +48,8 @@ def encode_json(labels: dict) -> bytes:
     if (out is None or not out.isascii() or b"\x7f" in out or b"0.0000" in out
             or _EXPONENT(out)):
         try:
-            return json.dumps(labels, sort_keys=True, separators=(",", ":"), allow_nan=out is None).encode()
-        except ValueError:  # NaN or an infinity in labels orjson took: null, as orjson writes them
+            return json.dumps(labels, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:  # NaN or an infinity: null, as orjson writes them
             return json.dumps(_finite(labels), sort_keys=True, separators=(",", ":")).encode()
     return out
 

@@ -96,7 +96,7 @@ def rank_agreement(table: dict) -> dict | None:
     from scipy.stats import spearmanr  # noqa: PLC0415
 
     rho = float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
-    pick = min if table.get("lower_is_better", True) else max
+    pick = max if table.get("lower_is_better") is False else min  # unset: lower is better (FID, errors)
     best_ours, best_published = pick(pairs, key=lambda p: p[0])[2], pick(pairs, key=lambda p: p[1])[2]
     return {"spearman": rho, "n": len(pairs), "best_ours": best_ours, "best_published": best_published}
 

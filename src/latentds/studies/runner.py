@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.atomic import write_atomic
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.studies.study import Run, Study, load_study
 
@@ -169,9 +170,7 @@ def write_card(study: Study, scale: str, run: Run, seed: int, model, run_dir: Pa
                        "dataset_name": f"{run.data} of study {study.name}, {scale} scale (manifest sha256 {digest})",
                        "configs": _metric_configs(metrics, numbers)},
     }
-    tmp = run_dir / ".README.md.partial"
-    tmp.write_text(model_card(model), encoding="utf-8")
-    os.replace(tmp, run_dir / "README.md")
+    write_atomic(run_dir / "README.md", model_card(model))
 
 
 def _metric_configs(metrics: dict, numbers: dict) -> dict:

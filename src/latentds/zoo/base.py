@@ -51,6 +51,7 @@ from torch import nn
 
 from latentds.errors import HubError, InvalidParameterError, OutputDirectoryError, first_line
 from latentds.registry import Registry
+from latentds.shardsets.atomic import atomic_path
 from latentds.zoo.config import from_dict, to_dict
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
 from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
@@ -323,12 +324,10 @@ def save_sample_grid(model: LatentModel, n: int, path: str | os.PathLike, *, see
         for i, image in enumerate(images.permute(0, 2, 3, 1).numpy(), start):
             top, left = (0, 0) if n == 1 else ((i // columns) * (size + pad) + pad, (i % columns) * (size + pad) + pad)
             grid[top:top + size, left:left + size] = image
-    tmp = path.with_name(f".{path.name}.partial")
     try:
-        Image.fromarray(grid).save(tmp, format=kind)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(grid).save(tmp, format=kind)
     except OSError as e:  # the disk filled up, the directory went away
-        tmp.unlink(missing_ok=True)
         raise OutputDirectoryError(f"cannot write --out {path} ({e.strerror or e}); choose another location") from None
     return path
 

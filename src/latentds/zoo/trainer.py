@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.processes import DieWithParent, interrupt_on_sigterm
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, first_line, create
@@ -447,10 +448,10 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                    "no samples")
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
-    names = [row["name"] for row in stream.factor_table]
+    names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
     for name, column in model.factors_read.items():
-        if column >= len(names) or names[column] != name:
-            have = f"factors {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}" if names else "no factor table"
+        if names and (column >= len(names) or names[column] != name):
+            have = f"factors {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
             raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
                                         f"but --data {d.shards} has {have}: train it on a cuboid render, or "
                                         "without the options that read factors")
@@ -563,9 +564,8 @@ class _RunWriter:
     def checkpoint(self, model, optimizers, scaler, step, epoch, position) -> None:
         state = {"model": model.state_dict(), "optimizers": {g: o.state_dict() for g, o in optimizers.items()},
                  "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch": position, **_rng_state()}
-        tmp = self.out / f".{CHECKPOINT}.partial"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+        with atomic_path(self.out / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
         self.save_model(model)
 
     def save_model(self, model) -> None:

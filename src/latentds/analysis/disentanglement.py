@@ -40,7 +40,7 @@ MODE_NOTES = {
     "reference": "disentanglement_lib's estimators (DCI: GradientBoostingClassifier(), 100 rounds): comparable with "
                  "published scores",
     "fast": "DCI with 10 boosting rounds instead of 100: inflates DCI disentanglement and completeness (2.5x on the "
-            "entangled codes measured in scores.py); for quick looks only, not comparable with published scores",
+            "entangled codes measured in disentanglement.py); for quick looks only, not comparable with published scores",
 }
 # Measured (latentds 0.1.0, scikit-learn 1.9.1, 2 shared cores), DCI on 2,000 x 32 latents against 10 continuous
 # factors (20 bins each), 1,600 train / 400 test, (disentanglement, completeness) and seconds:
