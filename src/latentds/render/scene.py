@@ -16,9 +16,18 @@ import numpy as np
 _EYE = np.eye(4)
 
 
+_SHIFTS: dict[float, np.ndarray] = {}
+
+
 def _shift_x(dx: float) -> np.ndarray:
-    m = np.eye(4)
-    m[0, 3] = dx
+    """A translation by dx along x (read-only: one array per dx, made once; the cuboid length is fixed)."""
+    m = _SHIFTS.get(dx)
+    if m is None:
+        m = np.eye(4)
+        m[0, 3] = dx
+        m.flags.writeable = False
+        if len(_SHIFTS) < 64:
+            _SHIFTS[dx] = m
     return m
 
 
@@ -32,7 +41,7 @@ def cuboid_poses(labels: dict) -> list[np.ndarray]:
     values as per-angle calls) and each rotation is written into a copy of the identity.
     """
     half = labels["cuboid"]["length"] / 2
-    pose = _shift_x(-half)  # cuboid 0's centre; its +x end (joint 0) is the origin
+    pose = _shift_x(-half).copy()  # cuboid 0's centre; its +x end (joint 0) is the origin
     poses = [pose]
     joints = labels["joints"]
     if not joints:
