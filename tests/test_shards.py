@@ -188,18 +188,27 @@ def test_factor_names_and_ranges_come_from_the_manifest(phi_set):
     assert phi["range"] == [-135.0, 135.0] and phi["varies"] and not table[FACTOR_NAMES.index("phi_1")]["varies"]
 
 
-def test_the_public_shuffle_and_batch_stages_give_the_private_ones_order():
-    """shards.py moved from webdataset's private _shuffle/_batched to the public curried stages: same order."""
+def test_the_public_shuffle_and_batch_stages_keep_the_stream_order():
+    """shards.py uses webdataset's public curried stages: the shuffle is a permutation fixed by its rng (the
+    stream's order depends on (seed, epoch, slot) only), batches keep the order; where this webdataset still has
+    the private stages shards.py used before, the public ones give their exact order."""
     import random
 
     import webdataset as wds
 
-    if not hasattr(wds.filters, "_shuffle"):
-        pytest.skip("this webdataset has no private stages left to compare with")
     items = list(range(333))
-    public = wds.filters.shuffle(64, 64, rng=random.Random(hash((1, 0, 0))))(iter(items))
-    private = wds.filters._shuffle(iter(items), bufsize=64, initial=64, rng=random.Random(hash((1, 0, 0))))
-    assert list(public) == list(private) != items
+
+    def shuffled(seed):
+        return list(wds.filters.shuffle(64, 64, rng=random.Random(seed))(iter(items)))
+
+    assert sorted(shuffled(1)) == items and shuffled(1) == shuffled(1) != items and shuffled(1) != shuffled(2)
     for partial in (True, False):
-        assert (list(wds.filters.batched(10, collation_fn=sum, partial=partial)(iter(items))) ==
-                list(wds.filters._batched(iter(items), 10, collation_fn=sum, partial=partial)))
+        batches = list(wds.filters.batched(10, collation_fn=list, partial=partial)(iter(items)))
+        assert [x for b in batches for x in b] == items[:len(batches) * 10 if not partial else None]
+        assert all(len(b) == 10 for b in batches[:-1]) and (partial or len(batches[-1]) == 10)
+    if hasattr(wds.filters, "_shuffle"):  # the stages shards.py used before: the same order
+        private = wds.filters._shuffle(iter(items), bufsize=64, initial=64, rng=random.Random(1))
+        assert list(private) == shuffled(1)
+        for partial in (True, False):
+            assert (list(wds.filters.batched(10, collation_fn=sum, partial=partial)(iter(items))) ==
+                    list(wds.filters._batched(iter(items), 10, collation_fn=sum, partial=partial)))

@@ -27,6 +27,7 @@ dataclass with the fields ``name``, ``shard_size`` and ``size`` (image side, or 
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -102,7 +103,7 @@ def check_name(name) -> None:
 
 # --- the base class -------------------------------------------------------------------------------------------------
 
-class ShardSetSpec:
+class ShardSetSpec(abc.ABC):
     """Base of a kind of shard set (subclass it as a frozen dataclass; see the module docstring).
 
     Class attributes: ``generator`` ("latentds.render": recorded in params and manifest), ``count_option`` (how
@@ -123,23 +124,23 @@ class ShardSetSpec:
     # --- what a kind writes ---
 
     @property
+    @abc.abstractmethod
     def total(self) -> int:
         """The number of samples planned (the manifest's ``count`` is what the shards hold)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def command(self) -> str:
         """The CLI command (without --out) that makes exactly this set."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def manifest_fields(self, records: list[dict]) -> dict:
         """The manifest's fields beyond those the base fills in (format, format_version, generator,
         generator_version, name, params, command, count, image_size, shards): at least description, summary and
         members (member suffix -> what it holds), plus anything the kind records."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def card(self, manifest: dict) -> str:
         """The README.md dataset card (see ``latentds.shardsets.manifest.loading_section`` for its Loading part)."""
-        raise NotImplementedError
 
     # --- what the base supplies ---
 
