@@ -199,34 +199,36 @@ class DirectDraw:
             self._rgb = np.empty((size, size, 3), dtype=np.uint8)
             self._depth = np.empty((size, size), dtype=np.float32)
 
-    def _projection(self, yfov: float, size: int) -> np.ndarray:
+    def projection(self, yfov: float, size: int) -> np.ndarray:
+        """The camera's projection matrix (flattened) at ``yfov`` radians and ``size`` px, made once per pair."""
         P = self._projections.get((yfov, size))
         if P is None:
             self.camera.yfov = yfov
             P = self._projections[(yfov, size)] = self.camera.get_projection_matrix(width=size, height=size).ravel()
         return P
 
-    def render(self, frame, size: int, depth: bool = False, mask: bool = False) -> dict[str, np.ndarray]:
-        """``{"rgb"}``, plus the segmentation pass's ``"depth"`` (linear, 0 = background) and ``"seg"`` (its colour
-        image) when ``depth`` or ``mask``: what pyrender's render() and render(flags=SEG) return."""
-        if not self._is_current():
-            self.platform.make_current()
-        if self._size != size or self.inner._main_fb_dims != (size, size):
-            self._framebuffers(size)
-        f64, dot = self.f64, np.dot
-
-        # What pyrender derives from the scene, derived the same way: Scene.get_pose is np.dot(matrix, I). A preset's
-        # camera is fixed, so its view matrix is computed once per camera pose (same inputs, same values).
-        view = self._views.get(key := frame.camera_pose.tobytes())
+    def view(self, camera_pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(view matrix flattened, camera location) of a camera pose, as pyrender derives them (Scene.get_pose is
+        np.dot(matrix, I)). A preset's camera is fixed, so this is computed once per camera pose."""
+        view = self._views.get(key := camera_pose.tobytes())
         if view is None:
-            cam_pose = dot(frame.camera_pose, _EYE)
+            cam_pose = np.dot(camera_pose, _EYE)
             view = self._views[key] = (np.linalg.inv(cam_pose).ravel(), cam_pose[:3, 3].copy())
             if len(self._views) > 64:  # cameras that move (not a preset's): keep the cache small
                 self._views.pop(next(iter(self._views)))
-        cam_loc = view[1]
+        return view
+
+    def render(self, frame, size: int, depth: bool = False, mask: bool = False) -> dict[str, np.ndarray]:
+        """``{"rgb"}``, plus the segmentation pass's ``"depth"`` (linear, 0 = background) and ``"seg"`` (its colour
+        image) when ``depth`` or ``mask``: what pyrender's render() and render(flags=SEG) return.
+
+        One sample from its Frame, one small numpy step at a time (the reference for ``staging.stage``, which
+        derives the same values for a batch of labels; ``render_labels`` draws those)."""
+        f64, dot = self.f64, np.dot
+        view, cam_loc = self.view(frame.camera_pose)
         v, p, c, a = self.V[0], self.P[0], self.cam_pos[0], self.ambient[0]
-        f64[v:v + 16] = view[0]
-        f64[p:p + 16] = self._projection(frame.yfov, size)
+        f64[v:v + 16] = view
+        f64[p:p + 16] = self.projection(frame.yfov, size)
         f64[c:c + 3] = cam_loc
         f64[a:a + 3] = frame.ambient
         light = frame.sun
@@ -251,20 +253,43 @@ class DirectDraw:
             f64[o:o + 3] = pose[:3, 3]
             f64[o + 3:o + 6] = light.color
             f64[o + 6] = light.intensity
-        draws = []
+        distances = []
         norm = np.linalg.norm
         for k, (pose, color) in enumerate(zip(frame.cuboid_poses, frame.colors)):
-            (m, m_address), (b, b_address), (_, s_address) = self.cuboid_blocks[k]
+            (m, _), (b, _), _ = self.cuboid_blocks[k]
             pose = dot(pose, _EYE)
             f64[m:m + 16] = pose.ravel()
             f64[b:b + 3] = color
             f64[b + 3] = 1.0
-            draws.append((-norm(pose[:3, 3] - cam_loc), k, m_address, b_address, s_address))
+            distances.append(-norm(pose[:3, 3] - cam_loc))
         # Renderer._sorted_mesh_nodes: farthest first, a stable sort of the scene's (fixed) node order.
-        draws.sort(key=_first)
+        order = sorted(range(len(distances)), key=distances.__getitem__)
         self.f32[:] = f64
+        return self.draw(order, len(frame.spots), len(frame.points), size, depth, mask)
 
-        out = {"rgb": self._colour_pass(frame, draws, size)}
+    def render_labels(self, labels: list[dict], size: int, depth: bool = False,
+                      mask: bool = False) -> list[dict[str, np.ndarray]]:
+        """``render(frame_of(lab))`` of each of ``labels``, with the values of the whole batch derived at once
+        (``staging.stage``: the same values, in a fraction of the time)."""
+        from latentds.render.staging import stage  # noqa: PLC0415
+
+        out = []
+        for staged in stage(self, labels, size):
+            self.f32[:] = staged.row
+            out.append(self.draw(staged.order, staged.n_spots, staged.n_points, size, depth, mask))
+        return out
+
+    def draw(self, order: list, n_spots: int, n_points: int, size: int, depth: bool = False,
+             mask: bool = False) -> dict[str, np.ndarray]:
+        """Draw the frame whose values are in ``self.f32``: cuboids in ``order``, the first ``n_spots`` spot and
+        ``n_points`` point light slots."""
+        if not self._is_current():
+            self.platform.make_current()
+        if self._size != size or self.inner._main_fb_dims != (size, size):
+            self._framebuffers(size)
+        blocks = self.cuboid_blocks
+        draws = [(k, blocks[k][0][1], blocks[k][1][1], blocks[k][2][1]) for k in order]
+        out = {"rgb": self._colour_pass(n_spots, n_points, draws, size)}
         if depth or mask:
             out["seg"], out["depth"] = self._seg_pass(draws, size)
         return out
@@ -324,7 +349,7 @@ class DirectDraw:
         self.calls.glReadPixels(0, 0, size, size, GL_RGB, GL_UNSIGNED_BYTE, self._rgb.ctypes.data)
         return self._rgb[::-1].copy()  # GL's first row is the bottom one
 
-    def _colour_pass(self, frame, draws, size: int) -> np.ndarray:
+    def _colour_pass(self, n_spots: int, n_points: int, draws, size: int) -> np.ndarray:
         gl, u = self.calls, self.mesh_loc
         if self._begin_pass(size, "colour"):
             # Uniforms that never change (pyrender's render() sets the same values): after a reset only.
@@ -334,16 +359,16 @@ class DirectDraw:
         gl.glUniformMatrix4fv(u["V"], 1, 1, self.V[1])
         gl.glUniformMatrix4fv(u["P"], 1, 1, self.P[1])
         # Renderer._bind_lighting, once per frame instead of once per cuboid: all cuboids share this program.
-        gl.glUniform1i(u["n_spot_lights"], len(frame.spots))
-        gl.glUniform1i(u["n_point_lights"], len(frame.points))
+        gl.glUniform1i(u["n_spot_lights"], n_spots)
+        gl.glUniform1i(u["n_point_lights"], n_points)
         for fn, location, address in self.frame_calls:
             fn(location, 1, address)
-        for calls in ([self.sun_block[1]] + [b[1] for b in self.spot_blocks[:len(frame.spots)]]
-                      + [b[1] for b in self.point_blocks[:len(frame.points)]]):
+        for calls in ([self.sun_block[1]] + [b[1] for b in self.spot_blocks[:n_spots]]
+                      + [b[1] for b in self.point_blocks[:n_points]]):
             for fn, location, address in calls:
                 fn(location, 1, address)
         uM, uColor, matrix4, vec4 = u["M"], u["material.base_color_factor"], gl.glUniformMatrix4fv, gl.glUniform4fv
-        for _, k, m_address, b_address, _ in draws:
+        for k, m_address, b_address, _ in draws:
             matrix4(uM, 1, 1, m_address)
             vec4(uColor, 1, b_address)
             self._draw(k)
@@ -355,7 +380,7 @@ class DirectDraw:
         self._begin_pass(size, "seg")
         gl.glUniformMatrix4fv(u["V"], 1, 1, self.V[1])
         gl.glUniformMatrix4fv(u["P"], 1, 1, self.P[1])
-        for _, k, m_address, _, s_address in draws:
+        for k, m_address, _, s_address in draws:
             gl.glUniform3fv(u["color"], 1, s_address)
             gl.glUniformMatrix4fv(u["M"], 1, 1, m_address)
             self._draw(k)
@@ -375,10 +400,6 @@ class DirectDraw:
             depth_im[noninf] = ((2.0 * z_near * z_far) / (z_far + z_near - depth_im[noninf] * (z_far - z_near)))
         depth_im[inf_inds] = 0.0
         return depth_im
-
-
-def _first(item):
-    return item[0]
 
 
 def _current_context_check(platform):

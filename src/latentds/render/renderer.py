@@ -180,23 +180,45 @@ class CuboidRenderer:
         scene.set_pose(self.camera, frame.camera_pose)
         scene.ambient_light = np.full(3, frame.ambient)
 
-    def render(self, labels: dict, depth: bool = False, mask: bool = False,
-               path: str | None = None) -> dict[str, np.ndarray]:
-        """Render one sample: ``{"rgb": (S,S,3) uint8}`` plus ``"depth"`` (float32, 0 = background) and
-        ``"mask"`` (uint8: 0 background, k+1 on cuboid k) when asked. ``path`` overrides ``self.path``."""
+    def _check(self, labels: dict) -> None:
         if labels["size"] != self.size:
             self.resize(labels["size"])
         if any(labels["cuboid"][k] != self.cuboid[k] for k in self.cuboid):
             raise ValueError(f"this renderer was built for cuboids {self.cuboid}, not {labels['cuboid']}")
+
+    @staticmethod
+    def _outputs(images: dict, depth: bool, mask: bool) -> dict[str, np.ndarray]:
+        out = {"rgb": images["rgb"]}
+        if depth:
+            out["depth"] = images["depth"]
+        if mask:
+            out["mask"] = seg_to_ids(images["seg"])
+        return out
+
+    def render(self, labels: dict, depth: bool = False, mask: bool = False,
+               path: str | None = None) -> dict[str, np.ndarray]:
+        """Render one sample: ``{"rgb": (S,S,3) uint8}`` plus ``"depth"`` (float32, 0 = background) and
+        ``"mask"`` (uint8: 0 background, k+1 on cuboid k) when asked. ``path`` overrides ``self.path``."""
+        self._check(labels)
         frame = frame_of(labels)
         if (path or self.path) == "direct" and self._direct is not None:
-            images = self._direct.render(frame, self.size, depth=depth, mask=mask)
-            out = {"rgb": images["rgb"]}
-            if depth:
-                out["depth"] = images["depth"]
-            if mask:
-                out["mask"] = seg_to_ids(images["seg"])
-            return out
+            return self._outputs(self._direct.render(frame, self.size, depth=depth, mask=mask), depth, mask)
+        return self._render_pyrender(frame, depth, mask)
+
+    def render_batch(self, labels: list[dict], depth: bool = False, mask: bool = False,
+                     path: str | None = None) -> list[dict[str, np.ndarray]]:
+        """``render`` of each of ``labels`` (same bytes); on the direct path the batch's uniform values are
+        derived together (``staging.py``), which takes ~60 µs of CPU off each image."""
+        if not labels:
+            return []
+        if (path or self.path) != "direct" or self._direct is None or len({lab["size"] for lab in labels}) > 1:
+            return [self.render(lab, depth=depth, mask=mask, path=path) for lab in labels]
+        for lab in labels:
+            self._check(lab)
+        return [self._outputs(images, depth, mask)
+                for images in self._direct.render_labels(labels, self.size, depth=depth, mask=mask)]
+
+    def _render_pyrender(self, frame: Frame, depth: bool, mask: bool) -> dict[str, np.ndarray]:
         self._apply(frame)
         if self._direct is not None:
             self._direct.invalidate()  # pyrender sets GL state of its own

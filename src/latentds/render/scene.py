@@ -19,7 +19,7 @@ _EYE = np.eye(4)
 _SHIFTS: dict[float, np.ndarray] = {}
 
 
-def _shift_x(dx: float) -> np.ndarray:
+def shift_x(dx: float) -> np.ndarray:
     """A translation by dx along x (read-only: one array per dx, made once; the cuboid length is fixed)."""
     m = _SHIFTS.get(dx)
     if m is None:
@@ -41,12 +41,12 @@ def cuboid_poses(labels: dict) -> list[np.ndarray]:
     values as per-angle calls) and each rotation is written into a copy of the identity.
     """
     half = labels["cuboid"]["length"] / 2
-    pose = _shift_x(-half).copy()  # cuboid 0's centre; its +x end (joint 0) is the origin
+    pose = shift_x(-half).copy()  # cuboid 0's centre; its +x end (joint 0) is the origin
     poses = [pose]
     joints = labels["joints"]
     if not joints:
         return poses
-    shift = _shift_x(half)
+    shift = shift_x(half)
     angles = np.radians([[joint["phi"], joint["theta"], joint["lambda"]] for joint in joints])
     for (cy, cz, cx), (sy, sz, sx) in zip(np.cos(angles).tolist(), np.sin(angles).tolist()):
         rot_y, rot_z, rot_x = _EYE.copy(), _EYE.copy(), _EYE.copy()
@@ -76,6 +76,11 @@ def orbit_pose(spec: dict) -> np.ndarray:
 
 def orbit_poses(specs: list[dict]) -> list[np.ndarray]:
     """``orbit_pose`` of each spec, computed together (element-wise the same arithmetic, so the same values)."""
+    return list(orbit_matrices(specs))
+
+
+def orbit_matrices(specs: list[dict]) -> np.ndarray:
+    """(len(specs), 4, 4): ``orbit_pose`` of each spec, stacked."""
     az = np.radians([spec["azimuth"] for spec in specs])
     el = np.radians([spec["elevation"] for spec in specs])
     sa, ca, se, ce = np.sin(az), np.cos(az), np.sin(el), np.cos(el)
@@ -87,7 +92,7 @@ def orbit_poses(specs: list[dict]) -> list[np.ndarray]:
     m[:, 1, 1], m[:, 1, 2], m[:, 1, 3] = ce, back[1], target[:, 1] + d * back[1]
     m[:, 2, 0], m[:, 2, 1], m[:, 2, 2], m[:, 2, 3] = -sa, -se * ca, back[2], target[:, 2] + d * back[2]
     m[:, 3, 3] = 1.0
-    return list(m)
+    return m
 
 
 class Light(NamedTuple):
