@@ -19,7 +19,6 @@ The float32 cast of a row is the cast the per-sample path makes of its staging a
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -64,11 +63,9 @@ def chain_poses(labels: list[dict]) -> np.ndarray:
     n_joints = max(len(lab["joints"]) for lab in labels)
     if not n_joints:
         return out
-    angles = np.zeros((b, n_joints, 3))
-    for i, lab in enumerate(labels):
-        for j, joint in enumerate(lab["joints"]):
-            angles[i, j] = joint["phi"], joint["theta"], joint["lambda"]
-    angles = np.radians(angles)
+    pad = [(0.0, 0.0, 0.0)] * n_joints
+    angles = np.radians([([(joint["phi"], joint["theta"], joint["lambda"]) for joint in lab["joints"]]
+                          + pad)[:n_joints] for lab in labels])
     cos, sin = np.cos(angles), np.sin(angles)
     shift = shift_x(half)
     for j in range(n_joints):
@@ -85,69 +82,77 @@ def stage(draw, labels: list[dict], size: int) -> list[Staged]:
     rows = np.empty((b, len(draw.f64)))
     rows[:] = draw.f64  # the constants (material, segmentation colours) sit where DirectDraw put them
 
-    # Cuboids: Scene.get_pose is np.dot(pose, I).
+    # Cuboids: Scene.get_pose is np.dot(pose, I); base colours (alpha 1) of the cuboids each sample has.
     n_cuboids = [min(len(lab["joints"]) + 1, len(lab["colors"])) for lab in labels]  # frame_of's zip
     cuboids = np.matmul(chain_poses(labels), _EYE)
     for k, ((m, _), _, _) in enumerate(draw.cuboid_blocks):
         rows[:, m:m + 16] = cuboids[:, k].reshape(b, 16)
-    for i, lab in enumerate(labels):
-        for k, color in enumerate(lab["colors"][:n_cuboids[i]]):
-            c = draw.cuboid_blocks[k][1][0]
-            rows[i, c:c + 3] = color
-            rows[i, c + 3] = 1.0
+    which = [(i, k) for i, n in enumerate(n_cuboids) for k in range(n)]
+    colours = np.ones((len(which), 4))
+    colours[:, :3] = [labels[i]["colors"][k] for i, k in which]
+    _scatter(rows, which, [block[1][0] for block in draw.cuboid_blocks], colours)
 
     # Lights and the camera: every orbit pose of the batch from one call, then np.dot(pose, I) for each.
-    specs, spans = [], []
-    for lab in labels:
-        start = len(specs)
+    specs, spots, points = [], [], []  # spots, points: (sample, slot, index into specs)
+    for i, lab in enumerate(labels):
         specs.append(lab["light"])
-        specs.extend(lab["spot_lights"])
-        specs.extend(lab["point_lights"])
+        for slot, spec in enumerate(lab["spot_lights"]):
+            spots.append((i, slot, len(specs)))
+            specs.append(spec)
+        for slot, spec in enumerate(lab["point_lights"]):
+            points.append((i, slot, len(specs)))
+            specs.append(spec)
         specs.append(lab["camera"])
-        spans.append((start, len(lab["spot_lights"]), len(lab["point_lights"])))
     raw = orbit_matrices(specs)
     poses = np.matmul(raw, _EYE)
+    cameras = np.cumsum([2 + len(lab["spot_lights"]) + len(lab["point_lights"]) for lab in labels]) - 1
+    suns = np.concatenate([[0], cameras[:-1] + 1])
 
-    spots = [spot for lab in labels for spot in lab["spot_lights"]]
-    if spots:  # Renderer._bind_lighting's cone terms, in float64 as there
-        cos_inner = np.cos(np.array([s["inner_cone"] for s in spots]))
-        cos_outer = np.cos(np.array([s["outer_cone"] for s in spots]))
-        scale = 1.0 / np.maximum(0.001, cos_inner - cos_outer)
-        offset = -cos_outer * scale
+    v, p, cam, amb, sun = draw.V[0], draw.P[0], draw.cam_pos[0], draw.ambient[0], draw.sun_block[0]
+    views = [draw.view(raw[c]) for c in cameras]
+    rows[:, v:v + 16] = [view for view, _ in views]
+    cam_loc = np.array([loc for _, loc in views])
+    rows[:, cam:cam + 3] = cam_loc
+    yfov = np.radians([lab["camera"]["yfov"] for lab in labels]).tolist()
+    rows[:, p:p + 16] = [draw.projection(y, size) for y in yfov]
+    rows[:, amb:amb + 3] = np.array([lab["ambient"] for lab in labels], dtype=float)[:, None]
+    rows[:, sun:sun + 3] = -poses[suns, :3, 2]
+    rows[:, sun + 3:sun + 6] = [lab["light"]["color"] for lab in labels]
+    rows[:, sun + 6] = [lab["light"]["intensity"] for lab in labels]
+    if spots:
+        spec = [specs[j] for _, _, j in spots]
+        at = [j for _, _, j in spots]
+        values = np.empty((len(spots), 12))
+        values[:, 0:3] = -poses[at, :3, 2]
+        values[:, 3:6] = poses[at, :3, 3]
+        # Renderer._bind_lighting's cone terms, in float64 as there
+        cos_outer = np.cos([s["outer_cone"] for s in spec])
+        values[:, 6] = scale = 1.0 / np.maximum(0.001, np.cos([s["inner_cone"] for s in spec]) - cos_outer)
+        values[:, 7] = -cos_outer * scale
+        values[:, 8:11] = [s["color"] for s in spec]
+        values[:, 11] = [s["intensity"] for s in spec]
+        _scatter(rows, spots, [block[0] for block in draw.spot_blocks], values)
+    if points:
+        spec = [specs[j] for _, _, j in points]
+        values = np.empty((len(points), 7))
+        values[:, 0:3] = poses[[j for _, _, j in points], :3, 3]
+        values[:, 3:6] = [s["color"] for s in spec]
+        values[:, 6] = [s["intensity"] for s in spec]
+        _scatter(rows, points, [block[0] for block in draw.point_blocks], values)
 
-    v, p, cam, amb = draw.V[0], draw.P[0], draw.cam_pos[0], draw.ambient[0]
-    sun = draw.sun_block[0]
-    out, n_spot = [], 0
-    for i, lab in enumerate(labels):
-        start, n_s, n_p = spans[i]
-        row = rows[i]
-        view, cam_loc = draw.view(raw[start + 1 + n_s + n_p])
-        row[v:v + 16] = view
-        row[p:p + 16] = draw.projection(float(np.radians(lab["camera"]["yfov"])), size)
-        row[cam:cam + 3] = cam_loc
-        row[amb:amb + 3] = lab["ambient"]
-        light, pose = lab["light"], poses[start]
-        row[sun:sun + 3] = -pose[:3, 2]
-        row[sun + 3:sun + 6] = light["color"]
-        row[sun + 6] = light["intensity"]
-        for s in range(n_s):
-            o, pose, light = draw.spot_blocks[s][0], poses[start + 1 + s], lab["spot_lights"][s]
-            row[o:o + 3] = -pose[:3, 2]
-            row[o + 3:o + 6] = pose[:3, 3]
-            row[o + 6] = scale[n_spot]
-            row[o + 7] = offset[n_spot]
-            row[o + 8:o + 11] = light["color"]
-            row[o + 11] = light["intensity"]
-            n_spot += 1
-        for q in range(n_p):
-            o, pose, light = draw.point_blocks[q][0], poses[start + 1 + n_s + q], lab["point_lights"][q]
-            row[o:o + 3] = pose[:3, 3]
-            row[o + 3:o + 6] = light["color"]
-            row[o + 6] = light["intensity"]
-        # Renderer._sorted_mesh_nodes: farthest first, a stable sort of the scene's (fixed) node order; the
-        # distance as np.linalg.norm computes it (sqrt of x.dot(x), correctly rounded either way).
-        gaps = cuboids[i, :n_cuboids[i], :3, 3] - cam_loc
-        distances = [-math.sqrt(g.dot(g)) for g in gaps]
-        out.append((row, sorted(range(n_cuboids[i]), key=distances.__getitem__), n_s, n_p))
+    # Renderer._sorted_mesh_nodes: farthest first, a stable sort of the scene's (fixed) node order; the distance
+    # as np.linalg.norm computes it: the square root of x.dot(x) (one BLAS ddot per cuboid, here through matmul).
+    gaps = cuboids[:, :, :3, 3] - cam_loc[:, None, :]
+    distances = (-np.sqrt(np.matmul(gaps[:, :, None, :], gaps[:, :, :, None]))).reshape(b, -1).tolist()
     rows32 = rows.astype(np.float32)
-    return [Staged(rows32[i], order, n_s, n_p) for i, (_, order, n_s, n_p) in enumerate(out)]
+    n_spots = [len(lab["spot_lights"]) for lab in labels]
+    n_points = [len(lab["point_lights"]) for lab in labels]
+    return [Staged(rows32[i], sorted(range(n_cuboids[i]), key=distances[i].__getitem__), n_spots[i], n_points[i])
+            for i in range(b)]
+
+
+def _scatter(rows: np.ndarray, where: list[tuple], offsets: list[int], values: np.ndarray) -> None:
+    """rows[i, offsets[slot] + j] = values[n, j] for each (i, slot, ...) = where[n]."""
+    i = np.array([w[0] for w in where])[:, None]
+    at = np.array(offsets)[[w[1] for w in where]][:, None] + np.arange(values.shape[1])
+    rows[i, at] = values
