@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from latentds.render.factors import sample_labels
-from latentds.render.scene import frame_of
+from latentds.render.scene import cuboid_poses, frame_of
 from latentds.render.staging import chain_poses, stage
-from latentds.render.scene import cuboid_poses
 
 
 def _sent(direct, n_cuboids, n_spots, n_points):
@@ -76,6 +75,8 @@ def test_chain_poses_are_those_of_cuboid_poses():
     for lab, poses in zip(labels, batched):
         alone = cuboid_poses(lab)
         assert poses[:len(alone)].tobytes() == np.stack(alone).tobytes()
+    two = chain_poses([sample_labels("phi", 0, i, 32) for i in range(8)])  # nothing uninitialised past a chain
+    assert np.isfinite(two).all() and not two[:, 2:].any()
 
 
 def test_render_batch_gives_the_bytes_of_pyrender(renderer):

@@ -53,11 +53,12 @@ def _rotations(cos: np.ndarray, sin: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def chain_poses(labels: list[dict]) -> np.ndarray:
-    """(B, 4, 4, 4): the world pose of cuboid k of sample i at [i, k] (``scene.cuboid_poses``, batched); entries
-    past a sample's own cuboids are not meaningful. The cuboid length must be the same for the whole batch."""
+    """(B, 4, 4, 4): the world pose of cuboid k of sample i at [i, k] (``scene.cuboid_poses``, batched). Past a
+    sample's own cuboids: its chain continued with zero angles up to the batch's longest chain, zeros beyond. The
+    cuboid length must be the same for the whole batch."""
     half = labels[0]["cuboid"]["length"] / 2
     b = len(labels)
-    out = np.empty((b, 4, 4, 4))
+    out = np.zeros((b, 4, 4, 4))  # zeros past a chain: no uninitialised memory reaches the maths below
     pose = np.broadcast_to(shift_x(-half), (b, 4, 4)).copy()
     out[:, 0] = pose
     n_joints = max(len(lab["joints"]) for lab in labels)
