@@ -271,9 +271,9 @@ def test_models_without_encoder_and_data_without_factors_are_skipped_with_reason
     assert set(metrics["skipped"]) == {"pca", "umap", "scores"}
     assert all("no encoder" in why for why in metrics["skipped"].values())
 
-    (tmp_path / "food").mkdir()
-    root = fx.build_food101(tmp_path / "food")["root"]
-    pack_dataset("food101", root, tmp_path / "packed", size=16, workers=1, progress=False)
+    (tmp_path / "coco").mkdir()  # COCO's labels are boxes and captions: no factor table
+    root = fx.build_coco(tmp_path / "coco")["root"]
+    pack_dataset("coco", root, tmp_path / "packed", size=16, workers=1, progress=False)
     metrics = run(model, tmp_path / "packed", tmp_path / "out", probes=["scores", "factors", "pca"], n=8,
                   progress=False)
     assert "needs ground-truth factors" in metrics["skipped"]["scores"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from latentds.datasets.public import PublicDataset
+from latentds.datasets.public import PublicDataset, factor_row
 from latentds.errors import DatasetLayoutError
 
 PARTITIONS = {"train": 0, "valid": 1, "test": 2}
@@ -82,6 +82,11 @@ class CelebA(PublicDataset, name="celeba"):
             except ValueError:
                 raise DatasetLayoutError(f"celeba: expected integers for {name} in {file}, got {fields}") from None
         return names, rows
+
+    def factor_table(self) -> list[dict]:
+        """The 40 binary attributes, in the order of list_attr_celeba.txt (identity is an id, not a factor)."""
+        return [factor_row(name, 0, 1, f"attribute {name.replace('_', ' ')}: 1 present, 0 absent")
+                for name in self.attribute_names]
 
     def __len__(self) -> int:
         return len(self.files)

@@ -32,8 +32,9 @@ from latentds.errors import DamagedSampleError, ShardError
 TYPES = ("float", "int", "rgb")
 MISSING = object()  # what an accessor returns for an index past the end of a list
 _CHANNELS = "rgb"
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
-_HEAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys are runs of letters, digits and "_" (CelebA's "5_o_Clock_Shadow" included); list indices are bracketed.
+_STEP = re.compile(r"\.([A-Za-z0-9_]+)|\[([0-9]+)\]")
+_HEAD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def parse_path(path: str) -> tuple[bool, tuple[str | int, ...]]:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from latentds.datasets.public import PublicDataset
+from latentds.datasets.public import PublicDataset, factor_row
 from latentds.errors import DatasetLayoutError
 
 
@@ -80,6 +80,9 @@ class Food101(PublicDataset, name="food101"):
             raise DatasetLayoutError(f"food101: cannot read {path} ({e}); it is damaged: download and extract "
                                      "food-101 again") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def factor_table(self) -> list[dict]:
+        return [factor_row("label", 0, len(self.classes) - 1, "the dish: the line of its class in meta/classes.txt")]
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -28,7 +28,7 @@ from latentds.datasets.public import PublicDataset, open_dataset
 from latentds.datasets.transforms import ImageTransform
 from latentds.errors import DatasetLayoutError, InvalidParameterError, LatentdsError
 from latentds.shardsets.encoders import encode_json, encode_png
-from latentds.shardsets.manifest import brace_pattern, loading_section
+from latentds.shardsets.manifest import brace_pattern, factor_rows, loading_section
 from latentds.shardsets.producer import ShardReport, produce_shards, write_tar_shard
 from latentds.shardsets.spec import ShardSetSpec
 
@@ -36,10 +36,11 @@ from latentds.shardsets.spec import ShardSetSpec
 # ValueError/struct.error/zlib.error/EOFError from plugins, DecompressionBombError for absurd sizes).
 DAMAGED_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
-# The order of a pack manifest's keys (part of its bytes); "damaged" only when images were left out.
+# The order of a pack manifest's keys (part of its bytes); "factors" only for datasets with a factor table
+# (PublicDataset.factor_table), "damaged" only when images were left out.
 MANIFEST_KEYS = ("format", "format_version", "generator", "generator_version", "name", "dataset", "split", "summary",
                  "description", "citation", "params", "command", "source", "image_size", "count", "members", "labels",
-                 "skipped", "shards", "damaged")
+                 "factors", "skipped", "shards", "damaged")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class PackSpec(ShardSetSpec):
         }
         if damaged:  # only then, so that packs without damage keep the manifest bytes they always had
             fields["damaged"] = damaged
+        factors = dataset.factor_table()
+        if factors:  # the numeric labels that are factors: streams carry them as vectors, analysis probes them
+            fields["factors"] = factors
         return fields
 
     def card(self, manifest: dict) -> str:
@@ -206,6 +210,9 @@ def pack_card(manifest: dict) -> str:
         more = f"\n- and {len(damaged) - 20} more (see `damaged` in manifest.json)" if len(damaged) > 20 else ""
         skipped += (f"\n{len(damaged)} source images could not be decoded and were left out (their keys are "
                     f"missing from the sequence):\n\n{listed}{more}\n")
+    factors = ("\n## Factors\n\nThe labels that are factors of variation: `load_shards` gives them as each sample's factor "
+               "vector (with a mask), and `latentds analyze` probes them.\n\n" + factor_rows(manifest["factors"]) + "\n"
+               if manifest.get("factors") else "")  # said only when there are some: other cards keep their bytes
     return f"""# {manifest['name']}: {manifest['dataset']}, split `{manifest['split']}`
 
 {manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from `{manifest['source']}`:
@@ -219,7 +226,7 @@ def pack_card(manifest: dict) -> str:
 WebDataset shards `{brace_pattern(manifest)}`; sample key = zero-padded index in the dataset's sorted order;
 members `KEY.png` (RGB) and `KEY.json` with the labels: {', '.join(f'`{k}`' for k in manifest['labels'])}.
 `manifest.json` lists every shard with its count, size and sha256.
-
+{factors}
 {loading_section(manifest)}
 ## Citation
 

@@ -88,6 +88,13 @@ class PublicDataset(abc.ABC):
         if not self.root.is_dir():
             raise DatasetLayoutError(f"{self.name} root {self.root} does not exist or is not a directory")
 
+    def factor_table(self) -> list[dict]:
+        """The factor table a pack of this split writes into its manifest: one row per numeric label that is a
+        factor of variation ({name, type ("int" or "float"), range [low, high], unit, path, varies, description};
+        ``path`` is where the value sits in a sample's JSON, see latentds.datasets.factors). Streams of the pack
+        then carry these factors as vectors, and analysis probes them. Empty (the default): no factors."""
+        return []
+
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of samples in the split."""
@@ -111,6 +118,12 @@ class PublicDataset(abc.ABC):
         if not path.exists():
             raise DatasetLayoutError(f"{self.name}: expected {what} at {path}; is {self.root} the dataset root?")
         return path
+
+
+def factor_row(name: str, low: float, high: float, description: str, unit: str = "", kind: str = "int") -> dict:
+    """One row of a factor table (``PublicDataset.factor_table``) for the top-level label ``name``."""
+    return {"name": name, "type": kind, "range": [low, high], "unit": unit, "path": name, "varies": True,
+            "description": description}
 
 
 def _root_sentence(doc: str) -> str:

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from latentds.datasets.public import PublicDataset
+from latentds.datasets.public import PublicDataset, factor_row
 from latentds.errors import DatasetLayoutError
 
 ATTRIBUTES = ("body", "sex", "hair", "armor", "arm", "greaves", "weapon")  # order of the (7, 1) `labels` array
@@ -70,6 +70,16 @@ class Sprites(PublicDataset, name="sprites"):
 
     def character_path(self, identity: int) -> Path:
         return self.folder / f"sprites_{identity}.mat"
+
+    def factor_table(self) -> list[dict]:
+        """The 7 appearance codes (range: what this split's characters use) and the frame within an animation.
+        The action and the view are strings in the labels, so they are not in the factor vector."""
+        rows = []
+        for name in ATTRIBUTES:
+            codes = [attributes[name] for attributes in self.attributes.values()] or [0]
+            rows.append(factor_row(name, min(codes), max(codes), f"the character's {name} (a code of the sheet)"))
+        frames = [t for _, _, t in self.index] or [0]
+        return rows + [factor_row("frame", 0, max(frames), "the frame within its animation (0 = first)")]
 
     def __len__(self) -> int:
         return len(self.index)

@@ -7,7 +7,7 @@ import os
 import re
 from typing import Any
 
-from latentds.datasets.public import PublicDataset
+from latentds.datasets.public import PublicDataset, factor_row
 
 GENDERS = ("male", "female")
 RACES = ("White", "Black", "Asian", "Indian", "Others")
@@ -74,6 +74,11 @@ class UTKFace(PublicDataset, name="utkface"):
                 self.skipped.append(entry.name)
             elif self.split == "all" or utkface_split(entry.name) == self.split:
                 self.files.append(entry.name)
+
+    def factor_table(self) -> list[dict]:
+        return [factor_row("age", 0, 116, "age estimated by DEX, checked by annotators", "years"),
+                factor_row("gender", 0, 1, "0 male, 1 female"),
+                factor_row("race", 0, len(RACES) - 1, ", ".join(f"{k} {r}" for k, r in enumerate(RACES)))]
 
     def __len__(self) -> int:
         return len(self.files)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from latentds.render.factors import CUBOID, FACTORS, PRESETS, sequence_factors
-from latentds.shardsets.manifest import brace_pattern, loading_section
+from latentds.shardsets.manifest import brace_pattern, factor_rows, loading_section
 
 MEMBERS = {
     "png": "8-bit RGB image",
@@ -52,10 +52,7 @@ def manifest_fields(spec) -> dict:
 
 def dataset_card(manifest: dict) -> str:
     """The README.md written beside the shards."""
-    rows = "\n".join(
-        f"| `{f['name']}` | {f['type']} | [{f['range'][0]:g}, {f['range'][1]:g}] {f['unit']} | "
-        f"{'yes' if f['varies'] else 'fixed'} | `{f['path']}` | {f['description']} |"
-        for f in manifest["factors"])
+    rows = factor_rows(manifest["factors"])
     members = "\n".join(f"- `KEY.{m}`: {d}" for m, d in manifest["members"].items())
     pattern = brace_pattern(manifest)
     k = manifest.get("params", {}).get("identities")
@@ -90,8 +87,6 @@ Joint j turns cuboid j+1 relative to cuboid j:
 Phi about the parent's vertical axis, Theta about its lateral axis, Lambda (twist) about the child's long axis.
 Angles are in degrees. Joint 0 is at the world origin; the camera is fixed: {json.dumps(manifest['camera'])}.
 
-| factor | type | range | varies | JSON path | meaning |
-|---|---|---|---|---|---|
 {rows}
 {identities}
 {loading_section(manifest, LATENTDS_GIVES)}"""

@@ -101,6 +101,14 @@ _REQUIRED = {"name": str, "count": int, "shards": list, "params": dict, "members
 _SHARD_KEYS = {"name": str, "count": int, "bytes": int, "sha256": str}
 
 
+def factor_rows(factors: list[dict]) -> str:
+    """A manifest's factor table as a Markdown table (dataset cards)."""
+    rows = "\n".join(
+        f"| `{f['name']}` | {f['type']} | [{f['range'][0]:g}, {f['range'][1]:g}] {f['unit']} | "
+        f"{'yes' if f['varies'] else 'fixed'} | `{f.get('path', f['name'])}` | {f['description']} |" for f in factors)
+    return "| factor | type | range | varies | JSON path | meaning |\n|---|---|---|---|---|---|\n" + rows
+
+
 def manifest_problems(manifest: dict) -> list[str]:
     """What is missing or malformed in a latentds manifest (an empty list when it is sound)."""
     problems = [f"no {key!r}" if key not in manifest else f"{key!r} is not a {kind.__name__}"
