@@ -3,6 +3,7 @@ cuboid accessor they replace, the path language, damaged labels, and a hand-buil
 
 import io
 import json
+import math
 import pickle
 import tarfile
 
@@ -228,9 +229,9 @@ def test_its_factors_score_as_they_should(sprite_set):
 @pytest.mark.parametrize("recipe,sets", [("zoo/e2e_cnn", ["model.image_size=16", "model.width=8"]),
                                          ("zoo/vae_disc", ["model.image_size=16", "model.width=8",
                                                            "model.triplet_weight=1.0"])])
-def test_models_that_read_cuboid_factor_columns_refuse_another_factor_table(sprite_set, tmp_path, recipe, sets):
-    """e2e_cnn's targets and vae_disc's triplet factor are cuboid factor columns; on a set whose table is laid out
-    otherwise they would read the wrong column silently: training is refused first, nothing written."""
+def test_models_that_read_factors_refuse_data_that_lacks_them(sprite_set, tmp_path, recipe, sets):
+    """e2e_cnn's targets and vae_disc's triplet factor are bound to the data's columns by name; a set that lacks
+    them (here a dSprites-style set, with the cuboid defaults) is refused before training, nothing written."""
     from click.testing import CliRunner
 
     from latentds.cli import main
@@ -242,8 +243,30 @@ def test_models_that_read_cuboid_factor_columns_refuse_another_factor_table(spri
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     message = result.output.strip().splitlines()
-    assert len(message) == 1 and "reads factor" in message[0] and "shape, scale, orientation" in message[0]
+    assert len(message) == 1 and "of the data" in message[0] and "shape, scale, orientation" in message[0]
+    assert "--set model." in message[0]  # what to do
     assert not out.exists()
+
+
+def test_the_triplet_factor_is_bound_to_the_data_by_name(sprite_set, tmp_path):
+    """vae_disc's triplet loss on a factor of a non-cuboid set: the column is the data's own, and it trains."""
+    from latentds.datasets.shards import load_shards
+    from latentds.zoo.base import create
+    from latentds.zoo.recipe import load_recipe
+    from latentds.zoo.trainer import _check_readable, train
+
+    names = [row["name"] for row in load_shards(sprite_set).factor_table]
+    recipe = load_recipe("zoo/vae_disc", [
+        f'data.shards="{sprite_set}"', "model.image_size=16", "model.width=8", "model.triplet_weight=1.0",
+        'model.triplet_factor="scale"', "data.num_workers=0", "train.max_steps=2", "train.batch_size=8"])
+    model = create("vae_disc", **recipe.model)
+    assert model.triplet_column is None  # not a cuboid factor: unbound until the data is known
+    _check_readable(recipe, model)
+    assert model.triplet_column == names.index("scale") != 0
+    run = train(recipe, tmp_path / "run", progress=False)
+    assert (run / "model.safetensors").exists()
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(math.isfinite(row.get("vae/triplet", math.nan)) for row in logged)
 
 
 def test_a_render_streamed_without_its_manifest_keeps_its_factor_vector(phi_set):

@@ -322,8 +322,16 @@ def test_the_triplet_loss_pulls_latents_together_by_the_chosen_factor():
     torch.manual_seed(0)
     scrambled = model.triplet_loss(phi[torch.randperm(n)][:, None] / 100 * torch.ones(n, 4), batch)
     assert ordered < 0.5 * scrambled
-    with pytest.raises(InvalidParameterError, match="not a cuboid factor"):
-        create("vae_disc", **TINY["vae_disc"], triplet_weight=1.0, triplet_factor="nope")
+    # the column comes from the data's factor names (train binds them); a factor the data lacks is refused
+    names = ["size", *FACTOR_NAMES]
+    model.bind_factors(names)
+    assert model.triplet_column == names.index("phi_0") == FACTOR_NAMES.index("phi_0") + 1
+    nope = create("vae_disc", **TINY["vae_disc"], triplet_weight=1.0, triplet_factor="nope")
+    with pytest.raises(InvalidParameterError, match="'nope' is not a factor of the data"):
+        nope.bind_factors(FACTOR_NAMES)
+    unbound = create("vae_disc", **TINY["vae_disc"], triplet_weight=1.0, triplet_factor="age")
+    with pytest.raises(InvalidParameterError, match="not bound"):
+        unbound.triplet_loss(torch.zeros(n, 4), batch)
 
 
 def test_cycle_vae_reconstructs_each_image_from_its_partners_s_and_its_own_z():

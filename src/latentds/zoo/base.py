@@ -117,6 +117,12 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         set's columns under a cuboid factor's name. Empty (the default) for models that read no factors."""
         return {}
 
+    def bind_factors(self, names: list[str]) -> None:
+        """Take the columns of the factors this model reads from the data's factor names (the expanded table of
+        the set it trains on), before training. Models that read factors override it and raise
+        InvalidParameterError, in one line, when the data lacks one. Until bound, a model reads a cuboid render's
+        columns (``latentds.datasets.cuboids.FACTOR_NAMES``)."""
+
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if family:

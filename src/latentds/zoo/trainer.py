@@ -435,7 +435,8 @@ def _remove_run(out: Path, created: bool) -> None:
 
 def _check_readable(recipe: Recipe, model: LatentModel) -> None:
     """Fail before anything is written when the data holds not one readable image (a file that is no tar, junk
-    shards): reading the first image costs one shard open."""
+    shards): reading the first image costs one shard open. Then bind the factors the model reads to the data's
+    factor table by name (``LatentModel.bind_factors``), refusing data that lacks one."""
     d = recipe.data
     stream = load_shards(d.shards, value_range=d.value_range, size=resize_for(d.shards, model.config.image_size))
     with warnings.catch_warnings(record=True) as caught:
@@ -449,7 +450,16 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
     names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
+    if names:
+        try:
+            model.bind_factors(names)
+        except InvalidParameterError as e:
+            raise InvalidParameterError(f"{e} (--data {d.shards})") from None
     for name, column in model.factors_read.items():
+        if column is None:
+            raise InvalidParameterError(f"{model.family} reads factor {name!r}, but --data {d.shards} has no factor "
+                                        "table (shards streamed without their manifest.json): give the shard set's "
+                                        "directory, or train without the options that read factors")
         if names and (column >= len(names) or names[column] != name):
             have = f"factors {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
             raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "

@@ -122,6 +122,17 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
     def factors_read(self) -> dict[str, int]:
         return dict(zip(self.targets, self.columns.tolist()))
 
+    def bind_factors(self, names: list[str]) -> None:
+        missing = [t for t in self.targets if t not in names]
+        if missing:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            named = ", ".join(map(repr, missing[:3])) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise InvalidParameterError(f"e2e_cnn regresses {named}, not factors of the data "
+                                        f"(it has {shown}): regression targets are cuboid factors; to learn a label "
+                                        "of other data, classify it: --set model.label=NAME --set model.n_classes=K")
+        self.columns = torch.tensor([names.index(t) for t in self.targets], dtype=torch.long,
+                                    device=self.columns.device)
+
     @property
     def output_names(self) -> list[str]:
         """What each column of ``predict`` is: the target factors, or ``label=k`` per class."""

@@ -45,7 +45,7 @@ class VAEDiscConfig(VAEConfig):
     accuracy_threshold: float = 0.8  # accuracy_threshold: the discriminator steps while its accuracy is below this
     decision_seed: int = 0  # probabilistic_inferior: draws from (decision_seed, step)
     triplet_weight: float = 0.0  # the metric triplet loss on latent means (0: off)
-    triplet_factor: str = "phi_0"  # a cuboid factor name (latentds.datasets.cuboids.FACTOR_NAMES)
+    triplet_factor: str = "phi_0"  # a factor of the training data (its manifest's table), e.g. a cuboid render's
     triplet_margin: float = 1.0
 
     def __post_init__(self):
@@ -69,17 +69,26 @@ class VAEDisc(VAE, family="vae_disc"):
         super().__init__(config)
         c = self.config
         self.discriminator = ConvEncoder(c.image_size, c.channels, c.disc_width, 1)
+        self.triplet_column: int | None = None  # the column of triplet_factor: a cuboid render's until bound
         if c.triplet_weight:
             from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
 
-            if c.triplet_factor not in FACTOR_NAMES:
-                raise InvalidParameterError(f"model.triplet_factor {c.triplet_factor!r} is not a cuboid factor; "
-                                            f"choose one of: {', '.join(FACTOR_NAMES)}")
-            self.triplet_column = FACTOR_NAMES.index(c.triplet_factor)
+            if c.triplet_factor in FACTOR_NAMES:
+                self.triplet_column = FACTOR_NAMES.index(c.triplet_factor)
 
     @property
-    def factors_read(self) -> dict[str, int]:
+    def factors_read(self) -> dict[str, int | None]:
         return {self.config.triplet_factor: self.triplet_column} if self.config.triplet_weight else {}
+
+    def bind_factors(self, names: list[str]) -> None:
+        c = self.config
+        if not c.triplet_weight:
+            return
+        if c.triplet_factor not in names:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            raise InvalidParameterError(f"model.triplet_factor {c.triplet_factor!r} is not a factor of the data "
+                                        f"(it has {shown}): choose one with --set model.triplet_factor=NAME")
+        self.triplet_column = names.index(c.triplet_factor)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         return {"vae": list(self.encoder.parameters()) + list(self.decoder.parameters()),
@@ -126,7 +135,12 @@ class VAEDisc(VAE, family="vae_disc"):
     def triplet_loss(self, mu: torch.Tensor, batch) -> torch.Tensor:
         """The metric triplet loss on latent means by ``triplet_factor`` (see the module docstring)."""
         if not isinstance(batch, dict) or "factors" not in batch:
-            raise InvalidParameterError("model.triplet_weight needs factor labels: train on a rendered cuboid set")
+            raise InvalidParameterError("model.triplet_weight needs factor labels: train on a shard set with a factor "
+                                        "table (a render, or a pack of a labelled dataset)")
+        if self.triplet_column is None:
+            raise InvalidParameterError(f"model.triplet_factor {self.config.triplet_factor!r} is not bound to a "
+                                        "column: call model.bind_factors(names) with the data's factor names "
+                                        "(latentds train does)")
         f = batch["factors"][:, self.triplet_column].float()
         present = batch["factor_mask"][:, self.triplet_column]
         n = len(mu)
