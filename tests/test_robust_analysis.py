@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from latentds.analysis.encode import LABELS, LATENTS, Codes, encode_dataset, weights_digest
+from latentds.analysis.encode import LABELS, LATENTS, MARKER, Codes, encode_dataset, weights_digest
 from latentds.analysis.probes import run
 from latentds.cli import main
-from latentds.errors import CacheError
+from latentds.errors import CacheError, OutputDirectoryError
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 from latentds.zoo.trainer import train  # noqa: F401  (before any rendering: triton's LLVM loaded after Mesa's crashes)
@@ -75,7 +75,7 @@ def test_saving_leaves_no_partial_files_and_a_failed_save_keeps_the_old_cache(da
     model = tiny_model(0)
     old = encode_dataset(model, data, n=16, progress=False)
     old.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LABELS, LATENTS]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([LABELS, LATENTS, MARKER])
     import safetensors.numpy
 
     def killed(*args, **kwargs):
@@ -98,3 +98,24 @@ def test_analyze_into_a_read_only_out_is_a_one_line_error(data, tmp_path, read_o
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write to --out {out} (")
     assert lines[0].endswith("; choose a writable directory")
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_analyze_refuses_an_out_that_holds_files_it_did_not_write(data, tmp_path):
+    """--out may be new, empty or an earlier analysis' own; a user's files there are never overwritten."""
+    model = tiny_model(0)
+    mine = tmp_path / "mine"
+    (mine / "figures").mkdir(parents=True)
+    files = {"metrics.json": "my thesis numbers", "report.html": "my report", "figures/pca_strips.png": "img"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    with pytest.raises(OutputDirectoryError, match="holds files latentds analyze did not write"):
+        run(model, data, mine, probes=["pca"], n=16, progress=False)
+    assert {name: (mine / name).read_text() for name in files} == files  # untouched
+    out = tmp_path / "analysis"
+    first = run(model, data, out, probes=["pca"], n=16, progress=False)
+    again = run(model, data, out, probes=["pca"], n=16, progress=False)  # its own --out: rewritten
+    assert first["pca"] == again["pca"] and (out / MARKER).exists()
+    legacy = tmp_path / "legacy"  # an --out of a version before the marker: recognised by its metrics.json
+    legacy.mkdir()
+    (legacy / "metrics.json").write_text((out / "metrics.json").read_text())
+    assert run(model, data, legacy, probes=["pca"], n=16, progress=False)["pca"] == first["pca"]

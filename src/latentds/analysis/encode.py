@@ -32,6 +32,16 @@ from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 from latentds.shardsets.atomic import partial_name
 
+MARKER = ".latentds-analysis"  # in every directory analyze (or Codes.save) writes: its files there may be rewritten
+
+
+def mark_analysis_directory(directory: Path) -> None:
+    """Mark ``directory`` as analyze's own (check_output_directory then lets a later analyze rewrite it)."""
+    marker = Path(directory) / MARKER
+    if not marker.exists():
+        marker.write_text("latentds analyze writes here: metrics.json, report.html, figures/, the encoded latents\n")
+
+
 LATENTS, LABELS = "latents.safetensors", "labels.jsonl"
 FORMAT = 3  # of the saved codes (3: factor_names, no posterior samples); a cache of another format is encoded again
 
@@ -71,6 +81,7 @@ class Codes:
         save_file(arrays, str(tmp_latents), metadata=metadata)
         os.replace(tmp_labels, directory / LABELS)
         os.replace(tmp_latents, directory / LATENTS)
+        mark_analysis_directory(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> Codes:

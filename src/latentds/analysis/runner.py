@@ -98,19 +98,38 @@ def cached_codes(ctx: Context, progress: bool):
 
 
 def check_output_directory(out: str | os.PathLike) -> Path:
-    """``out`` created if needed and writable; OutputDirectoryError naming the problem before any work if not."""
+    """``out`` created if needed and writable; OutputDirectoryError naming the problem before any work if not.
+
+    ``out`` must be new, empty, or an earlier analysis' --out (its marker file, or, from versions before the
+    marker, its metrics.json): analyze rewrites metrics.json, report.html, figures/ and the latents there, so a
+    directory holding anything else is refused rather than overwritten."""
+    from latentds.analysis.encode import MARKER, mark_analysis_directory  # noqa: PLC0415
+    from latentds.shardsets.lock import LOCK  # noqa: PLC0415
+
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
+    if out.is_dir() and not (out / MARKER).exists() and not _earlier_analysis(out):
+        foreign = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+        if foreign:
+            raise OutputDirectoryError(f"--out {out} holds files latentds analyze did not write ({', '.join(foreign[:3])}"
+                                       f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test.partial"
-        probe.write_bytes(b"")
-        probe.unlink()
+        mark_analysis_directory(out)
     except OSError as e:
         raise OutputDirectoryError(f"cannot write to --out {out} ({e.strerror or e}); choose a writable directory"
                                    ) from None
     return out
+
+
+def _earlier_analysis(out: Path) -> bool:
+    """An analysis --out written before the marker existed: its metrics.json is analyze's (model, data, skipped)."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and {"model", "data", "skipped"} <= set(metrics)
 
 
 def _jsonable(value):
