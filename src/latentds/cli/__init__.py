@@ -19,8 +19,20 @@ class _Root(click.Group):
         except LatentdsError as e:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {one_line(e)}", err=True)
             ctx.exit(2)
+
+
+def one_line(error: Exception) -> str:
+    """The message of ``error``; raised in a DataLoader worker, torch's re-raise puts the worker's traceback in
+    it ("Caught ShardError in DataLoader worker process 0. Original Traceback ..."): then only its last line,
+    the original message."""
+    message = str(error)
+    if "Original Traceback" not in message:
+        return message
+    last = message.strip().splitlines()[-1]
+    kind, sep, text = last.partition(": ")
+    return text if sep and kind.endswith(type(error).__name__) else last
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

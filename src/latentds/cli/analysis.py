@@ -84,10 +84,13 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, featu
     if n < 2:
         raise InvalidParameterError(f"--n must be at least 2 (got {n})")
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
-    metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
-                  inception_weights=inception_weights, colour_by=colour_by, groups=groups or None, dims=dims or None,
-                  scores_mode=scores_mode, progress=not quiet,
-                  feature_model=load_pretrained(feature_model) if feature_model else None)
+    from latentds.cli.stopping import interruptible  # noqa: PLC0415
+
+    with interruptible(f"the encoded latents in {out} are kept; run the same command again to finish."):
+        metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
+                      inception_weights=inception_weights, colour_by=colour_by, groups=groups or None,
+                      dims=dims or None, scores_mode=scores_mode, progress=not quiet,
+                      feature_model=load_pretrained(feature_model) if feature_model else None)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")
     click.echo(f"report: {out}/report.html")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 
 import click
 
@@ -72,19 +71,12 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
     click.echo(report.summary())
 
 
-@contextlib.contextmanager
 def interruptible():
     """Ctrl-C, SIGTERM and SIGHUP stop a producer cleanly (workers stopped, lock released, finished shards kept)
     and exit with 130 (Ctrl-C) or 128 + the signal, with the resume hint."""
-    from latentds.shardsets.processes import stop_on_signals  # noqa: PLC0415
+    from latentds.cli.stopping import interruptible as stopping  # noqa: PLC0415
 
-    try:
-        with stop_on_signals():
-            yield
-    except KeyboardInterrupt as e:
-        what = f"Stopped by {e.args[0]}" if getattr(e, "signum", None) else "Interrupted"
-        click.echo(f"{what}: finished shards are kept; run the same command again to resume.", err=True)
-        raise SystemExit(getattr(e, "exit_code", 130)) from None
+    return stopping("finished shards are kept; run the same command again to resume.")
 
 
 @main.command()

@@ -46,12 +46,11 @@ def study(name, scale, data, seeds, out, device, quiet):
     for item in data:
         key, sep, path = item.partition("=")
         given[key if sep else ""] = path if sep else key
-    try:
+    from latentds.cli.stopping import interruptible  # noqa: PLC0415
+
+    with interruptible("finished runs are kept; run the same command again to resume."):
         results = run_study(name, out or f"studies/{name}-{scale}", scale=scale, data=given, seeds=seeds,
                             device=device, progress=not quiet)
-    except KeyboardInterrupt:
-        click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
-        raise SystemExit(130) from None
     for finding in results["findings"]:
         click.echo(f"{finding['verdict']:>14}: {finding['claim']}")
     for run, why in results["skipped"].items():

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 
 import click
 
@@ -71,42 +68,25 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
                         device=device, log=log)
     if data:
         spec = replace(spec, data=replace(spec.data, shards=data))
-    rank0 = os.environ.get("RANK", "0") == "0"
-    try:
-        with _sigterm_as_interrupt():
-            run = run_training(spec, out, resume=resume, progress=not quiet)
-    except KeyboardInterrupt:
-        if rank0:
-            from pathlib import Path  # noqa: PLC0415
+    from latentds.cli.stopping import interruptible  # noqa: PLC0415
 
-            if (Path(out) / "checkpoint.pt").is_file():
-                click.echo(f"Interrupted: {out} keeps its last checkpoint; run the same command with --resume to "
-                           "continue.", err=True)
-            elif (Path(out) / "recipe.toml").is_file():
-                click.echo("Interrupted before the first checkpoint; run the same command with --resume to start the "
-                           "run again.", err=True)
-            else:
-                click.echo(f"Interrupted before training started; nothing was written to {out}.", err=True)
-        raise SystemExit(130) from None
+    rank0 = os.environ.get("RANK", "0") == "0"
+
+    def hint() -> str:
+        from pathlib import Path  # noqa: PLC0415
+
+        if not rank0:
+            return None
+        if (Path(out) / "checkpoint.pt").is_file():
+            return f"{out} keeps its last checkpoint; run the same command with --resume to continue."
+        if (Path(out) / "recipe.toml").is_file():
+            return "stopped before the first checkpoint; run the same command with --resume to start the run again."
+        return f"stopped before training started; nothing was written to {out}."
+
+    with interruptible(hint):
+        run = run_training(spec, out, resume=resume, progress=not quiet)
     if rank0:
         click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (kill, a scheduler's stop, torchrun's shutdown) stops training the way Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()

@@ -574,18 +574,22 @@ class _RunWriter:
     def checkpoint(self, model, optimizers, scaler, step, epoch, position) -> None:
         state = {"model": model.state_dict(), "optimizers": {g: o.state_dict() for g, o in optimizers.items()},
                  "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch": position, **_rng_state()}
+        # The model first: a run that has a checkpoint always loads with from_pretrained (a stop between the two
+        # leaves the model of this step beside the previous checkpoint, which --resume continues from).
+        self.save_model(model)
         with atomic_path(self.out / CHECKPOINT) as tmp:
             torch.save(state, tmp)
-        self.save_model(model)
 
     def save_model(self, model) -> None:
         model.card_info["metrics"] = {k: v for k, v in self.last.items() if k not in ("epoch",)
                                       and not k.startswith("lr")}
         tmp = self.out / ".model.partial"
-        model.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, self.out / f.name)
-        tmp.rmdir()
+        try:
+            model.save_pretrained(tmp)
+            for f in tmp.iterdir():
+                os.replace(f, self.out / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a save cut short (Ctrl-C, a full disk) leaves no partial folder
 
     @torch.no_grad()
     def figures(self, model, x, fixed_z, epoch) -> None:
