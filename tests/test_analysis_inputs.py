@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from analysis_sets import render_analysis_sets
 import torch
+from analysis_sets import render_analysis_sets
 from PIL import Image
 
 import latentds.datasets.shards as shards
@@ -18,6 +18,7 @@ from latentds.analysis.labels import values_of, varying_factors
 from latentds.analysis.registry import probe, unregister
 from latentds.analysis.runner import run
 from latentds.analysis.select import select
+from latentds.errors import InvalidParameterError
 from latentds.zoo.base import create
 
 
@@ -55,9 +56,9 @@ def test_a_two_group_sequence_set_is_a_sequence_set(sets, tmp_path):
     assert metrics["interpolation"]["group1"]["factor"] == "theta_1"
     not_a_sequence = run(model, base / "varied", tmp_path / "b", probes=["interpolation"], n=16, progress=False)
     assert "--sequence" in not_a_sequence["skipped"]["interpolation"]  # the true reason when it is not one
-    missing = run(model, base / "varied", tmp_path / "c", probes=["interpolation"], n=16,
-                  sequence_data=tmp_path / "nowhere", progress=False)["skipped"]["interpolation"]
-    assert missing.startswith(f"cannot read the groups of the sequence set {tmp_path / 'nowhere'}: ")
+    with pytest.raises(InvalidParameterError, match="--sequence-data: .*nowhere does not exist"):  # a user's slip
+        run(model, base / "varied", tmp_path / "c", probes=["interpolation"], n=16,
+            sequence_data=tmp_path / "nowhere", progress=False)
 
 
 def test_metrics_and_fid_share_one_image_batch_and_its_reconstructions(sets, tmp_path, monkeypatch):

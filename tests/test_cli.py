@@ -49,7 +49,8 @@ def test_render_then_info_and_verify(phi_set, tmp_path):
     (["--size", "-4"], "--size must be"),
     (["--size", "100000"], "--size must be"),
     (["--sequence", "elbow", "--steps", "5"], "unknown --sequence factor 'elbow'"),
-    (["--varied", "--sequence", "phi_0"], "--steps must be at least 2"),
+    (["--varied", "--sequence", "phi_0"], "--sequence needs --steps"),
+    (["--varied", "--sequence", "phi_0", "--steps", "1"], "--steps must be at least 2"),
     (["--with", "normals"], "unknown --with"),
     (["--workers", "0"], "--workers must be at least 1"),
 ])

@@ -119,3 +119,12 @@ def test_analyze_refuses_an_out_that_holds_files_it_did_not_write(data, tmp_path
     legacy.mkdir()
     (legacy / "metrics.json").write_text((out / "metrics.json").read_text())
     assert run(model, data, legacy, probes=["pca"], n=16, progress=False)["pca"] == first["pca"]
+
+
+def test_sequence_data_that_does_not_exist_is_an_error_before_anything_is_written(data, tmp_path):
+    from latentds.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="--sequence-data: .*nope does not exist"):
+        run(tiny_model(0), data, tmp_path / "out", probes=["interpolation"], sequence_data=tmp_path / "nope",
+            progress=False)
+    assert not (tmp_path / "out").exists()

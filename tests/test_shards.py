@@ -212,3 +212,25 @@ def test_the_public_shuffle_and_batch_stages_keep_the_stream_order():
         for partial in (True, False):
             assert (list(wds.filters.batched(10, collation_fn=sum, partial=partial)(iter(items))) ==
                     list(wds.filters._batched(iter(items), 10, collation_fn=sum, partial=partial)))
+
+def test_a_manifest_that_lists_a_shard_twice_or_comes_from_a_newer_format_is_refused(tmp_path):
+    import json
+
+    from latentds.render import RenderSpec, render_shards
+    from latentds.errors import ShardError
+    from latentds.shardsets.manifest import read_manifest, verify_shards
+
+    render_shards(RenderSpec("phi", n=8, size=16, shard_size=4), tmp_path / "set", workers=1, progress=False)
+    file = tmp_path / "set" / "manifest.json"
+    original = json.loads(file.read_text())
+    twice = dict(original, shards=[original["shards"][0]] * 2)
+    file.write_text(json.dumps(twice))
+    for read in (lambda: read_manifest(tmp_path / "set"), lambda: read_manifest(tmp_path / "set", strict=False),
+                 lambda: verify_shards(tmp_path / "set"), lambda: list(load_shards(tmp_path / "set"))):
+        with pytest.raises(ShardError, match="names '.*' again"):
+            read()
+    file.write_text(json.dumps(dict(original, format_version=99)))
+    with pytest.raises(ShardError, match="format version 99, newer than this latentds reads"):
+        list(load_shards(tmp_path / "set"))
+    with pytest.raises(ShardError, match="does not exist"):
+        read_manifest(tmp_path / "nope")

@@ -49,6 +49,14 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     unknown = [p for p in chosen if p not in available]
     if unknown:
         raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(available)}")
+    if sequence_data:  # a path that does not exist is the user's mistake, not a probe to skip
+        from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
+        from latentds.errors import ShardError  # noqa: PLC0415
+
+        try:
+            resolve_shards(str(sequence_data))
+        except ShardError as e:
+            raise InvalidParameterError(f"--sequence-data: {e}") from None
     out = check_output_directory(out)
     with DirectoryLock(out, purpose="analyze"):  # one writer per --out: a second analyze is refused
         ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,

@@ -290,7 +290,9 @@ def check_sequence(preset: str, sequence: str | None, steps: int | None) -> None
                 f"unknown --sequence factor {factor!r} for preset {preset!r}; choose one of: {', '.join(allowed)}")
         if factor in factors[:i]:
             raise InvalidParameterError(f"--sequence names {factor!r} twice; name each factor once")
-    if steps is None or steps < 2:
+    if steps is None:
+        raise InvalidParameterError("--sequence needs --steps, the images per sequence (at least 2)")
+    if steps < 2:
         raise InvalidParameterError(f"--steps must be at least 2 for a sequence (got {steps})")
 
 

@@ -45,12 +45,19 @@ def read_manifest(path: str | os.PathLike, *, strict: bool = True) -> dict | Non
     if not file.is_file():
         if not strict:
             return None
+        if not Path(path).exists():
+            raise ShardError(f"{path} does not exist: give the directory of a shard set (latentds render or pack "
+                             "writes one)")
         unfinished = unfinished_message(path)
         if unfinished:
             raise ShardError(unfinished)
         raise ShardError(f"{path} holds no {MANIFEST}: not a finished latentds shard set "
                          "(if a render or pack into it was interrupted, run the same command again to finish it)")
     manifest = load_manifest_file(file)
+    version = manifest.get("format_version")
+    if manifest.get("format") == FORMAT and isinstance(version, int) and version > FORMAT_VERSION:
+        raise ShardError(f"{file} is format version {version}, newer than this latentds reads ({FORMAT_VERSION}): "
+                         "upgrade latentds (pip install -U latentds)")
     if not strict:
         problems = shard_record_problems(manifest.get("shards"))
         if problems:  # names read from a data file are never opened as paths outside the set, or as URLs
@@ -142,6 +149,11 @@ def shard_record_problems(records, keys: dict | None = None) -> list[str]:
                 return [f"shard record {i} has no valid {key!r}"]
         if not safe_shard_name(rec["name"]):
             return [f"shard record {i} names {rec['name']!r}, which is not a plain file name inside the set"]
+    seen = set()
+    for i, rec in enumerate(records):  # a shard listed twice would be served twice, and another left out
+        if rec["name"] in seen:
+            return [f"shard record {i} names {rec['name']!r} again"]
+        seen.add(rec["name"])
     return []
 
 
@@ -283,7 +295,8 @@ def describe(manifest: dict) -> str:
     lines = [
         f"{manifest['name']}: {manifest['count']:,} images" + (f" of {size}x{size} px" if size else "")
         + f" ({manifest['summary']})",
-        f"  {len(manifest['shards'])} shards ({brace_pattern(manifest)}), {size_mb:,.1f} MB; "
+        f"  {len(manifest['shards'])} shard{'s' if len(manifest['shards']) != 1 else ''} ({brace_pattern(manifest)}), "
+        f"{size_mb:,.1f} MB; "
         f"members: {', '.join(manifest['members'])}",
         f"  made by: {manifest['command']}  (latentds {manifest['generator_version']})",
     ]

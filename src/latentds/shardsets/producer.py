@@ -76,7 +76,17 @@ class ShardReport:
 
     def summary(self) -> str:
         mb = sum(r["bytes"] for r in self.manifest["shards"]) / 1e6
-        where = f"{self.out}: {len(self.manifest['shards'])} shards, {self.manifest['count']:,} images, {mb:,.1f} MB"
+        n = len(self.manifest["shards"])
+        where = f"{self.out}: {n} shard{'s' if n != 1 else ''}, {self.manifest['count']:,} images, {mb:,.1f} MB"
+        left = []  # a pack's source files it could not use: said here, detailed in the dataset card
+        skipped, damaged = self.manifest.get("skipped") or 0, self.manifest.get("damaged") or []
+        if skipped:
+            left.append(f"{skipped:,} source file{'s' if skipped != 1 else ''} skipped (a name or record that does not "
+                        "parse)")
+        if isinstance(damaged, list) and damaged:
+            left.append(f"{len(damaged):,} undecodable image{'s' if len(damaged) != 1 else ''} left out")
+        if left:
+            where += f"; {', '.join(left)}: see {self.out}/README.md"
         if not self.done:
             return f"nothing to do, already complete: {where}"
         rate = self.done / self.seconds if self.seconds else float("inf")
@@ -343,7 +353,12 @@ def _progress_records(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
 
 def _differences(old: dict, new: dict) -> str:
     keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return ", ".join(f"{k}={old.get(k)!r} there, {new.get(k)!r} asked" for k in keys)
+    return ", ".join(f"{k}={_shown(old.get(k))} there, {_shown(new.get(k))} asked" for k in keys)
+
+
+def _shown(value) -> str:
+    """A parameter as a user reads it: None (an option left out, e.g. --keep-size's size) as "not set"."""
+    return "not set" if value is None else repr(value)
 
 
 def _refuse_foreign(out: Path, entries: list[str], owns: Callable[[str], bool]) -> None:
