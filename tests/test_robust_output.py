@@ -420,3 +420,22 @@ def test_a_full_disk_is_one_line_and_the_render_resumes(phi_set, tmp_path, monke
     monkeypatch.undo()
     assert run(*args).exit_code == 0
     assert tree_bytes(out) == tree_bytes(reference)
+
+
+def test_weights_and_latents_are_readable_like_every_other_output(tmp_path):
+    """safetensors creates its files 0o600; latentds gives them the mode of its other files (0o666 less umask)."""
+    import numpy as np
+
+    from latentds.analysis.encode import LATENTS, Codes
+    from latentds.zoo.base import create
+
+    mask = os.umask(0o022)
+    try:
+        create("vae", image_size=16, width=8, latent_dim=4).save_pretrained(tmp_path / "model")
+        Codes(latents=np.zeros((2, 4), np.float32), keys=["a", "b"], labels=[{}, {}], factors=None, factor_mask=None,
+              factor_names=None, source={}).save(tmp_path / "codes")
+    finally:
+        os.umask(mask)
+    model, codes = tmp_path / "model", tmp_path / "codes"
+    for file in (model / "model.safetensors", model / "config.json", codes / LATENTS):
+        assert file.stat().st_mode & 0o777 == 0o644, file

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from latentds.analysis.context import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
-from latentds.shardsets.atomic import partial_name
+from latentds.shardsets.atomic import default_mode, partial_name
 
 MARKER = ".latentds-analysis"  # in every directory analyze (or Codes.save) writes: its files there may be rewritten
 
@@ -79,6 +79,7 @@ class Codes:
         tmp_labels, tmp_latents = partial_name(directory / LABELS), partial_name(directory / LATENTS)
         tmp_labels.write_bytes(labels)
         save_file(arrays, str(tmp_latents), metadata=metadata)
+        default_mode(tmp_latents)
         os.replace(tmp_labels, directory / LABELS)
         os.replace(tmp_latents, directory / LATENTS)
         mark_analysis_directory(directory)

@@ -17,6 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def default_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plain ``open`` would (0o666 less the umask): safetensors creates its files 0o600,
+    which hid weights and latents from colleagues sharing a server."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def partial_name(path: str | os.PathLike) -> Path:
     """The temporary name a file is written under before it is renamed to ``path``."""
     path = Path(path)

@@ -51,7 +51,7 @@ from torch import nn
 
 from latentds.errors import HubError, InvalidParameterError, OutputDirectoryError, first_line
 from latentds.registry import Registry
-from latentds.shardsets.atomic import atomic_path
+from latentds.shardsets.atomic import atomic_path, default_mode
 from latentds.zoo.config import from_dict, to_dict
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
 from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
@@ -191,6 +191,7 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         indent 2) and the README.md model card, each replacing an older file. The mixin writes neither a config nor
         a card where this has written one."""
         super()._save_pretrained(save_directory)
+        default_mode(save_directory / WEIGHTS)
         (save_directory / CONFIG).write_text(json.dumps(to_dict(self.config), sort_keys=True, indent=2),
                                              encoding="utf-8")
         self.generate_model_card().save(save_directory / "README.md")
