@@ -103,3 +103,24 @@ def test_killed_render_resumes_to_identical_bytes(tmp_path):
     whole = tmp_path / "whole"
     assert run(*args, "--out", str(whole)).exit_code == 0
     assert tree_bytes(first) == tree_bytes(whole)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["render", "--out", "FILE", "--n", "3"], "Invalid value for '--out'"),
+    (["pack", "celebA", "ROOT"], "'celebA' is not one of 'celeba'"),
+    (["study", "kl-weight", "--scale", "huge"], "'huge' is not one of 'smoke', 'cpu', 'full'"),
+    (["render", "--bogus"], "No such option '--bogus'"),
+])
+def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    """click's usage errors (an unknown option, a value outside its choices, a file for a directory) follow the
+    rule of every other error: one line naming the mistake and where to read more."""
+    (tmp_path / "FILE").write_text("mine")
+    args = [str(tmp_path / a) if a in ("FILE", "ROOT") else a for a in args]
+    proc = subprocess.run([sys.executable, "-m", "latentds.cli", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], proc.stderr
+    assert f"(see 'latentds {args[0]} --help')" in lines[0]
+    assert (tmp_path / "FILE").read_text() == "mine"
+    version = subprocess.run([sys.executable, "-m", "latentds.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "latentds, version" in version.stdout

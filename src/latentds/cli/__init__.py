@@ -6,6 +6,8 @@ Errors a user can fix (LatentdsError) print as one line and exit with code 2; ``
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from latentds import __version__
@@ -13,6 +15,28 @@ from latentds.errors import LatentdsError
 
 
 class _Root(click.Group):
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """click's main, except that a usage mistake (an unknown option, a value out of its choices, a file where a
+        directory is wanted) is one line, "Error: ... (see 'latentds CMD --help')", exit 2, as every other error."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            if isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+                e.show()  # a bare command group: its help
+            else:
+                where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except (click.exceptions.Abort, EOFError):
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
