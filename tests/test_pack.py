@@ -88,6 +88,10 @@ def test_keep_size_stores_original_sizes(roots, tmp_path):
                       .to_tuple("png")))[0]
     assert first.size == source[0]["image"].size
     assert read_manifest(tmp_path)["skipped"] == len(source.skipped) > 0
+    both = CliRunner().invoke(main, ["pack", "utkface", str(roots["utkface"]), "--size", "32", "--keep-size",
+                                     "--out", str(tmp_path / "both")])  # contradictory: refused, not one ignored
+    assert both.exit_code == 2 and "--size 32 and --keep-size: give one" in both.stderr
+    assert not (tmp_path / "both").exists()
 
 
 def test_cli_pack_and_its_errors(roots, tmp_path):

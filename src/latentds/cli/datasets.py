@@ -64,6 +64,10 @@ def pack(dataset, root, out, split, size, keep_size, shard_size, name, workers, 
     from latentds.datasets.pack import pack_dataset  # noqa: PLC0415
     from latentds.datasets.public import dataset_class  # noqa: PLC0415
 
+    if keep_size and click.get_current_context().get_parameter_source("size").name == "COMMANDLINE":
+        from latentds.errors import InvalidParameterError  # noqa: PLC0415
+
+        raise InvalidParameterError(f"--size {size} and --keep-size: give one (--keep-size stores the original sizes)")
     split = split or dataset_class(dataset).splits[0]
     with interruptible():
         report = pack_dataset(dataset, root, out or f"data/{name or dataset + '-' + split}", split=split,

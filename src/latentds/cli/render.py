@@ -38,7 +38,9 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
 @click.option("--overwrite", is_flag=True,
               help="Replace a different (or damaged) shard set in --out; only its own files are deleted.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: a pool of processes; ray: one task per shard on an existing Ray cluster.")
+              help="local: a pool of processes; ray: one task per shard on the Ray cluster that "
+                   "ray.init() joins (RAY_ADDRESS, a running local cluster, else a new one on this machine); --out "
+                   "must then be on storage every node can write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, identities, name, overwrite,
            engine, quiet):

@@ -37,7 +37,7 @@ def zoo_list(pretrained, markdown):
               help="Override a recipe field, e.g. --set model.latent_dim=64 --set train.lr=3e-4 (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--epochs", type=int, default=None, help="Epochs [recipe's train.epochs].")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps [recipe's train.max_steps].")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps (0: no limit) [recipe's train.max_steps].")
 @click.option("--batch-size", type=int, default=None, help="Batch size per rank [recipe's train.batch_size].")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1 ... [recipe's train.device].")
 @click.option("--log", type=click.Choice(["jsonl", "tensorboard"]), default=None,
