@@ -6,6 +6,7 @@ Errors a user can fix (LatentdsError) print as one line and exit with code 2; ``
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -34,6 +35,9 @@ class _Root(click.Group):
             sys.exit(e.exit_code)
         except (click.exceptions.Abort, EOFError):
             click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except BrokenPipeError:  # output piped into a reader that stopped (| head): quiet, as click's own main
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (Python flushes stdout at exit)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
