@@ -119,6 +119,17 @@ def test_analyze_refuses_an_out_that_holds_files_it_did_not_write(data, tmp_path
     legacy.mkdir()
     (legacy / "metrics.json").write_text((out / "metrics.json").read_text())
     assert run(model, data, legacy, probes=["pca"], n=16, progress=False)["pca"] == first["pca"]
+    stopped = tmp_path / "stopped"  # ... or one stopped before its metrics.json: recognised by its latents cache
+    stopped.mkdir()
+    for name in ("latents.safetensors", "labels.jsonl"):
+        (stopped / name).write_bytes((out / name).read_bytes())
+    (stopped / "figures").mkdir()
+    assert run(model, data, stopped, probes=["pca"], n=16, progress=False)["pca"] == first["pca"]
+    fake = tmp_path / "fake"  # a file of that name that is not a latents cache does not count
+    fake.mkdir()
+    (fake / "latents.safetensors").write_text("my own data")
+    with pytest.raises(OutputDirectoryError, match="did not write"):
+        run(model, data, fake, probes=["pca"], n=16, progress=False)
 
 
 def test_sequence_data_that_does_not_exist_is_an_error_before_anything_is_written(data, tmp_path):

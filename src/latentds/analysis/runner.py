@@ -115,14 +115,15 @@ def check_output_directory(out: str | os.PathLike) -> Path:
     from latentds.shardsets.lock import LOCK  # noqa: PLC0415
 
     out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
-    if out.is_dir() and not (out / MARKER).exists() and not _earlier_analysis(out):
-        foreign = sorted(p.name for p in out.iterdir() if p.name != LOCK)
-        if foreign:
-            raise OutputDirectoryError(f"--out {out} holds files latentds analyze did not write ({', '.join(foreign[:3])}"
-                                       f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty directory")
     try:
+        if out.exists() and not out.is_dir():
+            raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
+        if out.is_dir() and not (out / MARKER).exists() and not _earlier_analysis(out):
+            foreign = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+            if foreign:
+                raise OutputDirectoryError(f"--out {out} holds files latentds analyze did not write ("
+                                           f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); choose a "
+                                           "new or empty directory")
         out.mkdir(parents=True, exist_ok=True)
         mark_analysis_directory(out)
     except OSError as e:
@@ -132,12 +133,23 @@ def check_output_directory(out: str | os.PathLike) -> Path:
 
 
 def _earlier_analysis(out: Path) -> bool:
-    """An analysis --out written before the marker existed: its metrics.json is analyze's (model, data, skipped)."""
+    """An analysis --out written before the marker existed: its metrics.json is analyze's (model, data, skipped),
+    or, where that analysis stopped before writing it, its latents cache is (Codes.save's safetensors metadata)."""
+    from latentds.analysis.encode import LATENTS  # noqa: PLC0415
+
     try:
         metrics = json.loads((out / "metrics.json").read_text())
+        if isinstance(metrics, dict) and {"model", "data", "skipped"} <= set(metrics):
+            return True
     except (OSError, ValueError):
+        pass
+    try:  # a safetensors file: 8 bytes of header length, then the JSON header with Codes.save's metadata
+        with open(out / LATENTS, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 0 < size <= 1 << 20 else {}
+        return {"source", "labels_sha256", "rows"} <= set(header.get("__metadata__") or {})
+    except (OSError, ValueError, AttributeError):
         return False
-    return isinstance(metrics, dict) and {"model", "data", "skipped"} <= set(metrics)
 
 
 def _jsonable(value):
