@@ -91,3 +91,22 @@ def test_sighup_stops_a_real_training_run_and_releases_its_lock(shards, tmp_path
     assert proc.returncode == 128 + signal.SIGHUP, err[-1500:]
     assert err.strip().splitlines()[-1].startswith("Stopped by SIGHUP: ") and "--resume" in err
     assert not (run / ".latentds-lock").exists() and (run / "config.json").is_file()
+
+
+def test_an_interrupt_wrapped_by_a_library_still_stops_with_the_hint(shards, tmp_path, monkeypatch):
+    """Ctrl-C inside a C extension's import surfaces as ImportError caused by KeyboardInterrupt (seen in CI with
+    matplotlib's ft2font): still an interrupt, exit 130 and the hint, no traceback."""
+    import latentds.zoo.trainer
+
+    def wrapped(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+
+    monkeypatch.setattr(latentds.zoo.trainer, "train", wrapped)
+    result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(shards), "--out", str(tmp_path / "r")] + TINY)
+    assert result.exit_code == 130 and result.stderr.strip().startswith("Interrupted: "), result.output
+    monkeypatch.setattr(latentds.zoo.trainer, "train", _raise(ImportError("a real one")))
+    result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(shards), "--out", str(tmp_path / "r")] + TINY)
+    assert isinstance(result.exception, ImportError)  # anything else is not taken for an interrupt

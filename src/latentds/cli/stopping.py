@@ -20,9 +20,25 @@ def interruptible(hint: str | Callable[[], str | None]):
     try:
         with stop_on_signals():
             yield
-    except KeyboardInterrupt as e:
+    except BaseException as error:  # noqa: BLE001  (re-raised unless it is, or was caused by, an interrupt)
+        e = _interrupt_in(error)
+        if e is None:
+            raise
         what = f"Stopped by {e.args[0]}" if getattr(e, "signum", None) else "Interrupted"
         text = hint() if callable(hint) else hint
         if text:
             click.echo(f"{what}: {text}", err=True)
         raise SystemExit(getattr(e, "exit_code", 130)) from None
+
+
+def _interrupt_in(error: BaseException) -> KeyboardInterrupt | None:
+    """``error`` if it is a KeyboardInterrupt, or the one that caused it: an interrupt that lands inside a C
+    extension's import or a library's handler can come out wrapped ("ImportError: initialization failed")."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        if isinstance(error, SystemExit):
+            return None
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None

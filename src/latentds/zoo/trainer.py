@@ -545,6 +545,13 @@ class _RunWriter:
                            "recipe": recipe.to_toml(), "data": f"`{recipe.data.shards}`"}
         self.last = {}
         self.board = None
+        # What figures() needs, imported now, before training: a Ctrl-C that lands inside a C extension's import
+        # (matplotlib's ft2font) surfaces as "ImportError: initialization failed", not as an interrupt.
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401,PLC0415
+        import torchvision.utils  # noqa: F401,PLC0415
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
