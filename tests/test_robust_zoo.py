@@ -171,7 +171,9 @@ def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(damage, shards, ru
 def test_an_interrupted_run_says_how_to_resume_and_resumes(name, shards, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "latentds.cli", "train", "zoo/vae", "--data", str(shards), "--out", str(out),
-           "--max-steps", "100000", "--batch-size", "8", "--set", "train.checkpoint_every=2"] + TINY
+           "--epochs", "500", "--batch-size", "8", "--set", "train.checkpoint_every=2"] + TINY  # 3,000 steps:
+    # cannot finish before the signal (--max-steps alone did not lengthen it: the recipe's 20 epochs bound the run,
+    # about 3 s, which a loaded CI machine once let it finish before the signal was sent: exit 0)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True,  # Ctrl-C at a terminal; SIGINT is not inherited as ignored
