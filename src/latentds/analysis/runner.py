@@ -143,12 +143,12 @@ def _earlier_analysis(out: Path) -> bool:
             return True
     except (OSError, ValueError):
         pass
-    try:  # a safetensors file: 8 bytes of header length, then the JSON header with Codes.save's metadata
-        with open(out / LATENTS, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(size)) if 0 < size <= 1 << 20 else {}
-        return {"source", "labels_sha256", "rows"} <= set(header.get("__metadata__") or {})
-    except (OSError, ValueError, AttributeError):
+    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
+
+    try:  # reads the header only
+        with safe_open(str(out / LATENTS), "np") as f:
+            return {"source", "labels_sha256", "rows"} <= set(f.metadata() or {})
+    except (OSError, SafetensorError):
         return False
 
 

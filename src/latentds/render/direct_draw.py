@@ -22,6 +22,8 @@ from ctypes import c_double, c_float, c_int, c_uint, c_ubyte, c_void_p
 
 import numpy as np
 
+from latentds.render.staging import stage
+
 _EYE = np.eye(4)
 
 # GL enums (glcorearb.h); the values are fixed by the OpenGL specification.
@@ -271,8 +273,6 @@ class DirectDraw:
                       mask: bool = False) -> list[dict[str, np.ndarray]]:
         """``render(frame_of(lab))`` of each of ``labels``, with the values of the whole batch derived at once
         (``staging.stage``: the same values, in a fraction of the time)."""
-        from latentds.render.staging import stage  # noqa: PLC0415
-
         out = []
         for staged in stage(self, labels, size):
             self.f32[:] = staged.row

@@ -95,7 +95,9 @@ def stage(draw, labels: list[dict], size: int) -> list[Staged]:
 
     # Lights and the camera: every orbit pose of the batch from one call, then np.dot(pose, I) for each.
     specs, spots, points = [], [], []  # spots, points: (sample, slot, index into specs)
+    suns, cameras = [], []  # per sample: index into specs
     for i, lab in enumerate(labels):
+        suns.append(len(specs))
         specs.append(lab["light"])
         for slot, spec in enumerate(lab["spot_lights"]):
             spots.append((i, slot, len(specs)))
@@ -103,11 +105,10 @@ def stage(draw, labels: list[dict], size: int) -> list[Staged]:
         for slot, spec in enumerate(lab["point_lights"]):
             points.append((i, slot, len(specs)))
             specs.append(spec)
+        cameras.append(len(specs))
         specs.append(lab["camera"])
     raw = orbit_matrices(specs)
     poses = np.matmul(raw, _EYE)
-    cameras = np.cumsum([2 + len(lab["spot_lights"]) + len(lab["point_lights"]) for lab in labels]) - 1
-    suns = np.concatenate([[0], cameras[:-1] + 1])
 
     v, p, cam, amb, sun = draw.V[0], draw.P[0], draw.cam_pos[0], draw.ambient[0], draw.sun_block[0]
     views = [draw.view(raw[c]) for c in cameras]

@@ -273,6 +273,11 @@ MAX_GRID_PIXELS = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS: a larger image war
 GRID_PADDING = 2  # torchvision's make_grid default
 
 
+def factor_list(names: list[str], most: int = 12) -> str:
+    """The data's factor names for a one-line message: the first ``most``, then "...". """
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 def check_grid_file(path: str | os.PathLike) -> tuple[Path, str]:
     """(path, PIL format) of an image file that can be written; a clear error, before any work, if it cannot."""
     path = Path(path).expanduser()

@@ -52,7 +52,7 @@ from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.processes import DieWithParent, interrupt_on_sigterm
-from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, first_line, create
+from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, create, factor_list, first_line
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 
 CHECKPOINT = "checkpoint.pt"
@@ -461,7 +461,7 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                                         "table (shards streamed without their manifest.json): give the shard set's "
                                         "directory, or train without the options that read factors")
         if names and (column >= len(names) or names[column] != name):
-            have = f"factors {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+            have = f"factors {factor_list(names, 8)}"
             raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
                                         f"but --data {d.shards} has {have}: train it on a cuboid render, or "
                                         "without the options that read factors")

@@ -42,7 +42,7 @@ from latentds.datasets.cuboids import FACTOR_NAMES
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import FACTORS
 from latentds.shardsets.manifest import file_sha256
-from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, ModelConfig, images
+from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, ModelConfig, factor_list, images
 from latentds.zoo.nets import ConvEncoder
 
 HASH_DIGITS = 12
@@ -125,11 +125,11 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
     def bind_factors(self, names: list[str]) -> None:
         missing = [t for t in self.targets if t not in names]
         if missing:
-            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             named = ", ".join(map(repr, missing[:3])) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise InvalidParameterError(f"e2e_cnn regresses {named}, not factors of the data "
-                                        f"(it has {shown}): regression targets are cuboid factors; to learn a label "
-                                        "of other data, classify it: --set model.label=NAME --set model.n_classes=K")
+            raise InvalidParameterError(f"e2e_cnn regresses {named}, not factors of the data (it has "
+                                        f"{factor_list(names)}): regression targets are cuboid factors; to learn a "
+                                        "label of other data, classify it: --set model.label=NAME --set "
+                                        "model.n_classes=K")
         self.columns = torch.tensor([names.index(t) for t in self.targets], dtype=torch.long,
                                     device=self.columns.device)
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from latentds.errors import InvalidParameterError
-from latentds.zoo.base import images
+from latentds.zoo.base import factor_list, images
 from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
 from latentds.zoo.nets import ConvEncoder
 
@@ -85,9 +85,8 @@ class VAEDisc(VAE, family="vae_disc"):
         if not c.triplet_weight:
             return
         if c.triplet_factor not in names:
-            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            raise InvalidParameterError(f"model.triplet_factor {c.triplet_factor!r} is not a factor of the data "
-                                        f"(it has {shown}): choose one with --set model.triplet_factor=NAME")
+            raise InvalidParameterError(f"model.triplet_factor {c.triplet_factor!r} is not a factor of the data (it "
+                                        f"has {factor_list(names)}): choose one with --set model.triplet_factor=NAME")
         self.triplet_column = names.index(c.triplet_factor)
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
