@@ -3,11 +3,12 @@ count a difference only beyond the noise."""
 
 import pytest
 
-from latentds.studies.results import _compare, comparable, rank_agreement
+from latentds.studies.results import comparable, floors, measure, rank_agreement
 
 
 def _row(name, ours, published, network="e2e_cnn@abc"):
-    return {"row": name, "column": "", "ours": {"mean": ours, "std": 0.0, "n": 1}, "published": published,
+    return {"row": name, "column": "", "ours": {"mean": ours, "std": 0.0, "n": 1, "ci": [ours, ours]},
+            "published": published,
             "feature_network": network}
 
 
@@ -35,13 +36,28 @@ def test_rank_agreement_reads_order_not_scale():
     assert rank_agreement(_table([_row("a", 1.0, 1.0), _row("b", 2.0, 2.0)])) is None  # too few to rank
 
 
-@pytest.mark.parametrize("left,right,op,std,expected", [
-    (0.90, 1.00, "<", 0.0, "yes"),
-    (1.10, 1.00, "<", 0.0, "no"),
-    (0.995, 1.00, "<", 0.0, "within noise"),    # 0.5% < the 1% default
-    (0.90, 1.00, "<", 0.06, "within noise"),    # 10% apart, but 2 standard deviations over seeds are 12%
-    (1.20, 1.00, ">", 0.0, "yes"),
-])
-def test_findings_count_a_difference_only_beyond_the_noise(left, right, op, std, expected):
-    outcome = _compare({"mean": left, "std": std}, {"mean": right, "std": 0.0}, op, 0.01)
-    assert outcome == expected
+def test_rank_agreement_says_whether_the_ranking_could_be_chance():
+    eight = _table([_row(str(i), float(i), float(p)) for i, p in enumerate([3, 1, 2, 8, 4, 7, 5, 6])])
+    ranks = rank_agreement(eight)
+    assert ranks["n"] == 8 and ranks["exact"] and ranks["spearman"] == pytest.approx(0.619, abs=1e-3)
+    assert ranks["p_value"] > 0.05  # rho 0.62 over 8 rows: not beyond chance at 5%
+
+
+def test_a_measured_value_carries_its_probes_error():
+    metrics = {"factors": {"phi_0": {"linear": 0.9, "linear_se": 0.02}},
+               "fid": {"samples": {"fid": 12.0, "fid_ci": [10.04, 13.96]}}, "metrics": {"mse": 0.01}}
+    assert measure(metrics, "factors.phi_0.linear") == (0.9, 0.02)
+    value, se = measure(metrics, "fid.samples.fid")
+    assert value == 12.0 and se == pytest.approx(1.0, abs=1e-3)  # a 95% interval of +-1.96
+    assert measure(metrics, "metrics.mse") == (0.01, None)
+    assert measure(metrics, "metrics.ssim") == (None, None)
+    assert measure({"x": {"y": float("nan")}}, "x.y") == (None, None)
+
+
+def test_floors_and_baselines_are_found_beside_a_metric():
+    metrics = {"scores": {"mig": 0.2, "floor": {"mig": 0.001}}, "fid": {"samples": {"fid": 30.0},
+                                                                       "floor": {"fid": 2.0}},
+               "metrics": {"ssim": 0.9, "baselines": {"background": {"ssim": 0.83}, "mean_image": {"ssim": 0.82}}}}
+    assert floors(metrics, "scores.mig") == {"floor": 0.001}
+    assert floors(metrics, "fid.samples.fid") == {"floor": 2.0}
+    assert floors(metrics, "metrics.ssim") == {"background": 0.83, "mean_image": 0.82}

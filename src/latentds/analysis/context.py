@@ -63,6 +63,7 @@ class Context:
     dims: tuple[int, int] | None = None  # the two latent dimensions of the plain scatter (default: widest two)
     feature_model: object = None  # a model whose encoder gives the FID features (default: the analysed model's)
     scores_mode: str = "reference"  # disentanglement_lib's estimators, or "fast" (DCI 10 rounds; not comparable)
+    labeller: object = None  # a model with ``predict`` that labels generated samples (default: feature_model's)
     figures_dir: Path = field(init=False)
     device: object = field(init=False)
     _prepared: dict = field(init=False, default_factory=dict, repr=False)
@@ -75,6 +76,9 @@ class Context:
         if self.feature_model is not None:
             self.feature_model = self.feature_model.to(self.device)
             ready(self.feature_model)
+        if self.labeller is not None:
+            self.labeller = self.labeller.to(self.device)
+            ready(self.labeller)
 
     # --- the shared inputs, each prepared once -------------------------------------------------------------------
     def _once(self, key: str, prepare):
@@ -118,6 +122,16 @@ class Context:
         with torch.no_grad():
             return torch.cat([self.model.reconstruct(chunk.to(self.device)).float().cpu()
                               for chunk in self.images().split(RECONSTRUCT_CHUNK)])
+
+    def baselines(self) -> dict:
+        """analysis.health.image_baselines of the first METRIC_IMAGES images and their reconstructions: the
+        model's MSE / SSIM (whole image and foreground) beside trivial reconstructions' (prepared once)."""
+        return self._once("baselines", self._baselines)
+
+    def _baselines(self) -> dict:
+        from latentds.analysis.health import image_baselines  # noqa: PLC0415
+
+        return image_baselines(self.images()[:METRIC_IMAGES], self.reconstructions()[:METRIC_IMAGES])
 
     def sequences(self) -> list[dict]:
         """The first SEQUENCE_GROUPS groups (fewer if the set has fewer) of the sequence set, as

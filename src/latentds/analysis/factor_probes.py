@@ -1,7 +1,8 @@
 """How much of each ground-truth factor a latent space holds: linear and small-MLP probes from latent to factor.
 
 Continuous factors are regressed (score: R^2 on held-out samples); factors with at most ``max_classes`` values
-are classified (score: held-out accuracy). 80/20 split, seeded.
+are classified (score: held-out accuracy). 80/20 split, seeded. Each score carries its sampling error
+(``linear_se``, ``mlp_se``): the standard deviation of the score over BOOTSTRAP resamples of the held-out samples.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import StandardScaler
+
+BOOTSTRAP = 200  # resamples of the held-out predictions for a score's standard error
 
 
 def factor_probes(latents: np.ndarray, factors: np.ndarray, names: list[str], *, max_classes: int = 10,
@@ -43,6 +47,19 @@ def factor_probes(latents: np.ndarray, factors: np.ndarray, names: list[str], *,
         scores = {}
         for label, model in (("linear", linear), ("mlp", mlp)):
             model.fit(x_tr, y_tr)
+            predicted = model.predict(x_te)
             scores[label] = float(model.score(x_te, y_te))
+            scores[f"{label}_se"] = bootstrap_se(y_te, predicted, accuracy_score if discrete else r2_score, seed)
         results[name] = {"kind": "accuracy" if discrete else "r2", **scores, "chance": chance}
     return results
+
+
+def bootstrap_se(truth: np.ndarray, predicted: np.ndarray, score, seed: int = 0) -> float:
+    """Standard deviation of ``score(truth, predicted)`` over BOOTSTRAP resamples of the pairs (seeded)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(BOOTSTRAP):
+        rows = rng.integers(0, len(truth), len(truth))
+        if np.unique(truth[rows]).size > 1:
+            values.append(score(truth[rows], predicted[rows]))
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")

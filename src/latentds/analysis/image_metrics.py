@@ -80,8 +80,10 @@ def per_image_pcc(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     return pcc.masked_fill(constant, math.nan)
 
 
-def per_image_ssim(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+def per_image_ssim(real: torch.Tensor, recon: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) SSIM per image in the reference convention (SSIM_CONVENTION), data range 2 for [-1, 1] images.
+    With ``mask`` ((N, 1, H, W) bool, e.g. a render's foreground), the SSIM map is averaged over the masked pixels
+    of the valid region only (NaN for an image with none there).
 
     As scikit-image's ``structural_similarity(real, recon, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=2, channel_axis=0)``: local means, variances and covariance under a
@@ -108,7 +110,12 @@ def per_image_ssim(real: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     mu_x, mu_y = mu_x + shift, mu_y + shift
     c1, c2 = (SSIM_K1 * SSIM_DATA_RANGE) ** 2, (SSIM_K2 * SSIM_DATA_RANGE) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(2).mean(2).mean(1).to(real.dtype)  # per channel, then over channels
+    if mask is None:
+        return ssim_map.flatten(2).mean(2).mean(1).to(real.dtype)  # per channel, then over channels
+    half = SSIM_WINDOW // 2
+    inside = mask[:, :, half:h - half, half:w - half].float()
+    per_channel = (ssim_map * inside).flatten(2).sum(2) / inside.flatten(2).sum(2)  # NaN (0/0) where empty
+    return per_channel.mean(1).to(real.dtype)
 
 
 def _gaussian_window(device) -> torch.Tensor:

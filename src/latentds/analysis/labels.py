@@ -56,6 +56,20 @@ def varying_factors(codes: Codes, *, scalar_only: bool = False) -> tuple[np.ndar
     return factors, names
 
 
+def score_factors(codes: Codes) -> tuple[np.ndarray, list[str]]:
+    """The one factor set every disentanglement score (MIG, DCI, SAP, FactorVAE) reads: the scalar factors every
+    sample has and that vary; on cuboid renders, of those the continuous ones (angles and light), which the
+    FactorVAE score can fix (discrete counts such as n_cuboids are left out of all four, so the scores compare)."""
+    factors, names = varying_factors(codes, scalar_only=True)
+    if codes.labels and "preset" in codes.labels[0]:
+        from latentds.render.factors import SEQUENCE_FACTORS  # noqa: PLC0415
+
+        keep = [j for j, name in enumerate(names) if name in SEQUENCE_FACTORS]
+        if keep:
+            factors, names = factors[:, keep], [names[j] for j in keep]
+    return factors, names
+
+
 def most_spread(factors: np.ndarray) -> int:
     """The column whose spread is largest relative to its mean magnitude (the default colour and arithmetic
     factor)."""

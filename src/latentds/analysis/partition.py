@@ -73,7 +73,9 @@ def classifier_probe(features: np.ndarray, labels: np.ndarray, *, epochs: int = 
     with torch.no_grad():
         accuracy = {name: float((net(x[idx]).argmax(1) == y[idx]).float().mean()) for name, idx in
                     (("train_accuracy", tr), ("val_accuracy", va))}
-    return {**accuracy, "chance": float(np.bincount(y[va].numpy()).max() / len(va))}
+    p = accuracy["val_accuracy"]
+    return {**accuracy, "val_accuracy_se": float(np.sqrt(p * (1 - p) / len(va))),  # binomial
+            "chance": float(np.bincount(y[va].numpy()).max() / len(va))}
 
 
 def predictor_probe(model, latents: np.ndarray, *, epochs: int = 30, seed: int = 0) -> dict:

@@ -66,7 +66,7 @@ def _generated_arithmetic(ctx: Context):
     figures = [("generated.png", f"{GENERATED} samples generated from prior codes (seed 0). Their ids run "
                 f"row-major from 0 (top left) to {GENERATED - 1} (bottom right): choose two groups of them for "
                 "latent arithmetic, e.g. --groups ids:3,7,12 ids:1,5.")]
-    labeller = ctx.feature_model if callable(getattr(ctx.feature_model, "predict", None)) else None
+    labeller = next((m for m in (ctx.labeller, ctx.feature_model) if callable(getattr(m, "predict", None))), None)
     if labeller is not None and not (ctx.groups and all(g.startswith("ids:") for g in ctx.groups)):
         return _labelled_arithmetic(ctx, labeller, figures)
     how = ("a model without an encoder: choose two groups of generated samples by id from generated.png, e.g. "

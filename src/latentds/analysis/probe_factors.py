@@ -9,7 +9,7 @@ is imported at module level.
 from __future__ import annotations
 
 from latentds.analysis.context import Context
-from latentds.analysis.labels import varying_factors
+from latentds.analysis.labels import score_factors, varying_factors
 from latentds.analysis.registry import Skip, probe
 
 # Disentanglement scores on at most this many latents (1,600 train / 400 test): DCI's cost grows with N x D x K x
@@ -19,21 +19,45 @@ SCORE_SAMPLES = 2000
 
 
 @probe("scores", needs=("encoder", "factors"),
-       explain="Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used.")
+       explain="Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used, beside "
+               "the same estimators on random Gaussian latents of the same shape (the floor), and MIG's bootstrap "
+               "standard error.")
 def probe_scores(ctx: Context):
     import numpy as np  # noqa: PLC0415
 
-    from latentds.analysis.disentanglement import scores  # noqa: PLC0415
+    from latentds.analysis.disentanglement import mig_standard_error, scores  # noqa: PLC0415
 
     codes = ctx.codes
-    # the colour channels triple the factor count for little insight: scores cover the scalar factors
-    factors, names = varying_factors(codes, scalar_only=True)
+    factors, names = score_factors(codes)
     rows = np.random.default_rng(0).permutation(len(factors))[:SCORE_SAMPLES]
     # disentanglement_lib's estimators (DCI: 100 boosting rounds over all latents), one factor per core; the
     # settings record the mode, the points and the library versions.
     result = scores(codes.latents[rows], factors[rows], mode=ctx.scores_mode)
     result["factors"] = names
+    result["mig_se"] = mig_standard_error(codes.latents[rows], factors[rows])
+    result["floor"] = random_latent_floor(factors[rows], codes.latents.shape[1], ctx.scores_mode)
     return result, []
+
+
+_FLOORS: dict = {}  # (factors digest, latent width, mode) -> the floor: a study's runs share their factors
+
+
+def random_latent_floor(factors, width: int, mode: str) -> dict:
+    """MIG, DCI and SAP of random N(0, 1) latents (seeded) of ``width`` columns against ``factors``, by the same
+    estimators: what a latent space that holds nothing scores at this N."""
+    import hashlib  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from latentds.analysis.disentanglement import scores  # noqa: PLC0415
+
+    key = (hashlib.sha256(np.ascontiguousarray(factors).tobytes()).hexdigest(), width, mode)
+    if key not in _FLOORS:
+        latents = np.random.default_rng(12345).standard_normal((len(factors), width)).astype(np.float32)
+        result = scores(latents, factors, mode=mode)
+        _FLOORS[key] = {k: result[k] for k in ("mig", "dci_disentanglement", "dci_completeness",
+                                               "dci_informativeness", "sap")} | {"how": "random N(0, 1) latents"}
+    return dict(_FLOORS[key])
 
 
 @probe("factors", needs=("encoder", "factors"),
@@ -57,4 +81,7 @@ def probe_factorvae(ctx: Context):
         raise Skip("needs a rendered cuboid shard set: the score renders fresh samples with one factor fixed")
     if preset == "phi":
         raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
-    return cuboid_factor_vae(ctx.model, preset=preset, **ctx.factorvae), []
+    _, names = score_factors(codes)  # the factor set of every score
+    result = cuboid_factor_vae(ctx.model, preset=preset, **({"factors": names} | ctx.factorvae))
+    result["floor"] = {"factor_vae_eval_accuracy": 1 / len(names), "how": "chance: one of the factors at random"}
+    return result, []

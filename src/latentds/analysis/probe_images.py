@@ -15,8 +15,13 @@ WALK_PAIRS, WALK_STEPS, WALK_SEED = 4, 6, 0
 
 
 @probe("metrics", needs=("encoder", "decoder"),
-       explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation.")
+       explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation, each "
+               "with its standard error over the images, beside the same for trivial reconstructions (a uniform "
+               "background-coloured image, the data's mean image, the input blurred) and, for data with a "
+               "background (renders), on the foreground pixels alone.")
 def probe_metrics(ctx: Context):
+    import math  # noqa: PLC0415
+
     import torch  # noqa: PLC0415
 
     from latentds.analysis.image_metrics import reconstruction_metrics  # noqa: PLC0415
@@ -24,11 +29,23 @@ def probe_metrics(ctx: Context):
     images, recon = ctx.images()[:METRIC_IMAGES], ctx.reconstructions()[:METRIC_IMAGES]
     result = reconstruction_metrics(images, recon)
     ctx.grid(torch.cat([images[:8], recon[:8]]), "reconstructions.png", 8)
-    summary = {k: v["mean"] for k, v in result.items()}
+    summary = {}
+    for key, value in result.items():
+        defined = [v for v in value["per_image"] if math.isfinite(v)]
+        summary[key] = value["mean"]
+        summary[f"{key}_se"] = float(torch.tensor(defined).std() / math.sqrt(len(defined))) if len(defined) > 1 \
+            else None
     summary["ssim_convention"] = result["ssim"]["convention"]
+    baselines = ctx.baselines()
+    summary["foreground_mse"], summary["foreground_ssim"] = (baselines["model"]["foreground_mse"],
+                                                             baselines["model"]["foreground_ssim"])
+    summary["baselines"] = {k: v for k, v in baselines.items() if k != "model"}
+    floor = baselines["background"], baselines["mean_image"]
     return summary, [("reconstructions.png", f"Top: data; bottom: reconstructions. Over {len(images)} images: mean "
-                      f"per-image MSE {summary['mse']:.4f}, SSIM {summary['ssim']:.3f} (interior mean, as "
-                      f"scikit-image), Pearson r {summary['pcc']:.3f}.")]
+                      f"per-image MSE {summary['mse']:.4f} (a background-coloured image: {floor[0]['mse']:.4f}, the "
+                      f"mean image: {floor[1]['mse']:.4f}), SSIM {summary['ssim']:.3f} (background image "
+                      f"{floor[0]['ssim']:.3f}, mean image {floor[1]['ssim']:.3f}; interior mean, as scikit-image), "
+                      f"Pearson r {summary['pcc']:.3f}.")]
 
 
 @probe("fid", needs=("decoder",),

@@ -107,7 +107,7 @@ PROBES: dict[str, Probe] = {}
 
 # The modules registering the built-in probes, in the order their probes run and are listed (a test checks that
 # every analysis/probe_*.py module is here).
-PROBE_MODULES = ("latentds.analysis.probe_space", "latentds.analysis.probe_images",
+PROBE_MODULES = ("latentds.analysis.probe_health", "latentds.analysis.probe_space", "latentds.analysis.probe_images",
                  "latentds.analysis.probe_factors", "latentds.analysis.probe_arithmetic",
                  "latentds.analysis.probe_partition")
 

@@ -14,7 +14,9 @@ from latentds.cli import main
                    "setting (a GPU machine).")
 @click.option("--data", "data", multiple=True, metavar="[NAME=]DIR",
               help="A shard set for the study's external data (e.g. packed 2D Sprites); repeatable as NAME=DIR.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Train every run with seeds 0..K-1.")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="Train every run with seeds 0..K-1. A verdict (confirmed / contradicted) needs at least 3; with "
+                   "fewer, findings are 'indicative'.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: studies/NAME-SCALE]. Re-running resumes.")
 @click.option("--device", default=None, help="auto, cpu, cuda ... [each recipe's train.device].")
@@ -23,8 +25,9 @@ def study(name, scale, data, seeds, out, device, quiet):
     """Re-run a study of the research latentds was designed from; without NAME, list them.
 
     Renders the study's data, trains every run (each a loadable model with its card), runs its probes, and
-    writes results.md and results.json: our numbers (mean +- spread over --seeds) beside the published ones,
-    and each published finding restated as a measured comparison.
+    writes results.md and results.json: our numbers (mean and 95% interval over --seeds) beside the floors and
+    the published ones, every run's health gates, and each claim restated as a measured comparison whose verdict
+    counts only beyond the seed spread and the probes' own sampling error. Probes read held-out renders.
 
     \b
     Examples:

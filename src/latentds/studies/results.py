@@ -1,37 +1,95 @@
-"""A study's results: every run's metrics gathered, tables (mean +- spread over seeds beside the published number),
-findings restated as measured comparisons, written as results.json and results.md."""
+"""A study's results: every run's metrics and health gathered, tables (mean and 95% interval over seeds beside the
+floors and the published number), effects of a table's design, findings restated as measured comparisons with
+verdicts an expert would sign (studies/stats.py), written as results.json and results.md."""
 
 from __future__ import annotations
 
 import json
-import statistics
+import math
 from pathlib import Path
 
+from latentds.studies import stats
 from latentds.studies.study import Study
+
+RULE = (f"A finding compares two measured quantities per run. Each run's value is the mean over its seeds; its "
+        f"uncertainty combines the seed-to-seed spread and each probe's own sampling error (bootstrap for R^2, "
+        f"MIG and FID, binomial for accuracies, the standard error over images for image metrics): "
+        f"se = sqrt(sd_seeds^2 / n + mean(se_probe^2) / n). Two runs trained on the same seeds are compared seed "
+        f"by seed (paired). The difference is 'beyond its uncertainty' when its whole 95% interval (Student's t, "
+        f"n - 1 degrees of freedom) lies beyond the finding's smallest effect that counts (min_effect of the "
+        f"right-hand value). A verdict (confirmed / contradicted / no measurable difference) needs at least "
+        f"{stats.MIN_SEEDS} seeds on every side; with fewer it is 'indicative (n seeds)'. A run that failed a "
+        f"health gate (see Health) is 'not trained', and every finding that needs it is 'not measured'.")
 
 
 def metric(metrics: dict, path: str):
     """The number at a dotted ``path`` of a run's analysis metrics (a list of numbers: its mean; None where
     absent)."""
-    value = metrics
-    for part in path.split("."):
+    return measure(metrics, path)[0]
+
+
+def measure(metrics: dict, path: str) -> tuple[float | None, float | None]:
+    """(value, its probe's standard error) at ``path``: the error is the sibling ``NAME_se``, or derived from a
+    sibling 95% interval ``NAME_ci`` (None where the probe records none)."""
+    parent, value = None, metrics
+    parts = path.split(".")
+    for part in parts:
         if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
+            return None, None
+        parent, value = value, value[part]
     if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-        return sum(value) / len(value)  # per-step values (e.g. an interpolation's image error): their mean
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        value = sum(value) / len(value)  # per-step values (e.g. an interpolation's image error): their mean
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None, None
+    se = parent.get(f"{parts[-1]}_se")
+    ci = parent.get(f"{parts[-1]}_ci")
+    if not isinstance(se, (int, float)) and isinstance(ci, list) and len(ci) == 2 and None not in ci:
+        se = (ci[1] - ci[0]) / (2 * stats.Z95)
+    return float(value), float(se) if isinstance(se, (int, float)) and math.isfinite(se) else None
 
 
-def _summary(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": spread, "n": len(values), "values": values}
+def floors(metrics: dict, path: str) -> dict:
+    """The floors and trivial baselines recorded beside a metric: ``A.floor.LEAF`` for any ancestor A of
+    ``path`` (random latents for scores, real-vs-real for FID, chance for FactorVAE), and for image metrics
+    ``metrics.baselines.{background,mean_image}.LEAF``."""
+    parts = path.split(".")
+    found = {}
+    for cut in range(len(parts) - 1, 0, -1):
+        value = measure(metrics, ".".join(parts[:cut] + ["floor", parts[-1]]))[0]
+        if value is not None:
+            found["floor"] = value
+            break
+    if parts[0] == "metrics" and len(parts) == 2:
+        for name in ("background", "mean_image"):
+            value = measure(metrics, f"metrics.baselines.{name}.{parts[1]}")[0]
+            if value is not None:
+                found[name] = value
+    return found
+
+
+def run_health(per_seed: dict, out: Path, run_name: str) -> dict:
+    """A run's health over its seeds: each seed's gates (the analysis' health probe plus, for adversarial
+    families, the discriminator gate from the training log); the run is trained only if every seed is."""
+    from latentds.analysis.health import discriminator_gate, overall  # noqa: PLC0415
+
+    seeds = {}
+    for seed, metrics in per_seed.items():
+        health = metrics.get("health")
+        if not isinstance(health, dict):
+            continue
+        gates = dict(health.get("gates", {}))
+        disc = discriminator_gate(out / "runs" / run_name / f"seed-{seed}")
+        if disc is not None:
+            gates["discriminator"] = disc
+        seeds[str(seed)] = {**overall(gates), "gates": gates}
+    if not seeds:
+        return {"checked": False, "trained": None, "failed": [], "seeds": {}}
+    failed = sorted({g for s in seeds.values() for g in s["failed"]})
+    return {"checked": True, "trained": not failed, "failed": failed, "seeds": seeds}
 
 
 def collect(study: Study, scale: str, out: Path, seeds: int, skipped: dict) -> dict:
+    """Every run's analysis metrics read from ``out`` (runs/RUN/seed-K/analysis/metrics.json), then assemble()."""
     runs = {}
     for run in study.runs:
         per_seed = {}
@@ -40,10 +98,18 @@ def collect(study: Study, scale: str, out: Path, seeds: int, skipped: dict) -> d
             if file.is_file():
                 per_seed[seed] = json.loads(file.read_text(encoding="utf-8"))
         runs[run.name] = per_seed
-    tables = [_table(study, spec, runs) for spec in study.tables]
-    findings = [_finding(study, spec, runs) for spec in study.findings]
+    return assemble(study, scale, runs, seeds, skipped, out)
+
+
+def assemble(study: Study, scale: str, runs: dict, seeds: int, skipped: dict, out: Path) -> dict:
+    """The results dict from {run: {seed: metrics}}: health, tables, findings (``out``: where the runs' training
+    logs are, for the discriminator gate)."""
+    health = {run.name: run_health(runs.get(run.name, {}), out, run.name) for run in study.runs}
+    tables = [_table(study, spec, runs, health) for spec in study.tables]
+    findings = [_finding(study, spec, runs, health) for spec in study.findings]
     return {"study": study.name, "scale": scale, "scale_means": study.scales.get(scale, ""), "seeds": seeds,
-            "paper": study.paper, "differs": study.differs, "tables": tables, "findings": findings, "skipped": skipped,
+            "paper": study.paper, "differs": study.differs, "rule": RULE, "health": health, "tables": tables,
+            "findings": findings, "skipped": skipped, "evaluation": study.evaluation,
             "runs": {name: {str(s): m for s, m in per.items()} for name, per in runs.items()}}
 
 
@@ -53,18 +119,33 @@ def _label(run, key: str | None) -> str:
     return str(run.axes.get(key, run.sets.get(key, run.name)))
 
 
-def _table(study: Study, spec: dict, runs: dict) -> dict:
-    rows = []
+def _measured(per_seed: dict, path: str) -> dict:
+    return {seed: measure(m, path) for seed, m in per_seed.items()}
+
+
+def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
+    rows, cells = [], {}
     for run in study.runs_matching(spec.get("runs", "*")):
-        per_seed = list(runs.get(run.name, {}).values())
-        values = [metric(m, spec["metric"]) for m in per_seed]
+        per_seed = runs.get(run.name, {})
+        measured = _measured(per_seed, spec["metric"])
         row, column = _label(run, spec.get("rows")), _label(run, spec.get("columns")) if spec.get("columns") else ""
         key = f"{row},{column}" if column else row
-        networks = sorted({n for m in per_seed if (n := _feature_network(m, spec["metric"]))})
-        rows.append({"run": run.name, "row": row, "column": column, "ours": _summary(values),
+        networks = sorted({n for m in per_seed.values() if (n := _feature_network(m, spec["metric"]))})
+        floor = {}
+        for m in per_seed.values():
+            for name, value in floors(m, spec["metric"]).items():
+                floor.setdefault(name, []).append(value)
+        cells[(row, column)] = {s: v for s, v in measured.items() if v[0] is not None}
+        rows.append({"run": run.name, "row": row, "column": column, "ours": stats.summary(measured),
+                     "floors": {k: sum(v) / len(v) for k, v in floor.items()},
+                     "trained": health.get(run.name, {}).get("trained"),
                      "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
-    return {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
-            "note": spec.get("note", ""), "published_features": spec.get("published_features"), "rows": rows}
+    table = {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
+             "note": spec.get("note", ""), "published_features": spec.get("published_features"), "rows": rows}
+    if spec.get("rows") and spec.get("columns"):
+        table["effects"] = {spec["rows"]: stats.effects(cells, "rows"),
+                            spec["columns"]: stats.effects(cells, "columns")}
+    return table
 
 
 def _feature_network(metrics: dict, path: str) -> str | None:
@@ -88,57 +169,61 @@ def comparable(table: dict) -> bool:
 
 def rank_agreement(table: dict) -> dict | None:
     """How well our values order the rows as the published ones do: Spearman's rho over the rows that have both
-    (None for fewer than 3), and whether the best row (by ``lower_is_better``) is the same."""
+    (None for fewer than 3) with its one-sided permutation p-value, and whether the best row (by
+    ``lower_is_better``) is the same."""
     pairs = [(r["ours"]["mean"], r["published"], r["row"] + (f" / {r['column']}" if r["column"] else ""))
              for r in table["rows"] if r["ours"] and r["published"] is not None]
     if len(pairs) < 3:
         return None
-    from scipy.stats import spearmanr  # noqa: PLC0415
-
-    rho = float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
+    ranks = stats.spearman_permutation([p[0] for p in pairs], [p[1] for p in pairs])
     pick = max if table.get("lower_is_better") is False else min  # unset: lower is better (FID, errors)
     best_ours, best_published = pick(pairs, key=lambda p: p[0])[2], pick(pairs, key=lambda p: p[1])[2]
-    return {"spearman": rho, "n": len(pairs), "best_ours": best_ours, "best_published": best_published}
+    return {**ranks, "best_ours": best_ours, "best_published": best_published}
 
 
 MIN_EFFECT = 0.01  # a finding's default smallest difference that counts, relative to the right-hand value
 
 
-def _compare(left: dict, right: dict, op: str, min_effect: float) -> str:
-    """"yes" when left op right by more than the noise (2 standard deviations over seeds of either side, and
-    ``min_effect`` of the right-hand value), "no" when the opposite holds by that much, else "within noise"."""
-    noise = max(2 * left["std"], 2 * right["std"], min_effect * abs(right["mean"]))
-    diff = left["mean"] - right["mean"] if op == ">" else right["mean"] - left["mean"]
-    return "yes" if diff > noise else "no" if diff < -noise else "within noise"
+def _untrained(health: dict, names: list[str]) -> list[str]:
+    """'RUN (gate, gate)' for each of ``names`` whose health was checked and failed."""
+    return [f"{name} ({', '.join(health[name]['failed'])})" for name in names
+            if health.get(name, {}).get("trained") is False]
 
 
-def _finding(study: Study, spec: dict, runs: dict) -> dict:
+def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
     measured = []
     min_effect = float(spec.get("min_effect", MIN_EFFECT))
     for run in study.runs_matching(spec["runs"]):
-        seeds = runs.get(run.name, {}).values()
-        other = runs.get(spec["right_run"], {}).values() if spec.get("right_run") else seeds
-        left = _summary([metric(m, spec["left"]) for m in seeds])
-        right = _summary([metric(m, spec["right"]) for m in other])
-        if left and right:
-            outcome = _compare(left, right, spec["op"], min_effect)
-            name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
-            measured.append({"run": name, "left": left["mean"], "right": right["mean"], "outcome": outcome,
-                             "holds": outcome == "yes"})
-    outcomes = {m["outcome"] for m in measured}
-    verdict = ("not measured" if not measured else "confirmed" if outcomes == {"yes"}
-               else "contradicted" if outcomes == {"no"} else "no measurable difference"
-               if outcomes == {"within noise"} else "mixed")
-    return {"claim": spec["claim"], "published": spec.get("published", ""), "left": spec["left"], "op": spec["op"],
-            "right": spec["right"], "min_effect": min_effect, "measured": measured, "verdict": verdict}
+        seeds = runs.get(run.name, {})
+        other = runs.get(spec["right_run"], {}) if spec.get("right_run") else seeds
+        left, right = _measured(seeds, spec["left"]), _measured(other, spec["right"])
+        if stats.summary(left) is None or stats.summary(right) is None:
+            continue
+        name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
+        involved = [run.name] + ([spec["right_run"]] if spec.get("right_run") else [])
+        comparison = stats.compare(left, right, spec["op"], min_effect)
+        untrained = _untrained(health, involved)
+        if untrained:
+            comparison["outcome"] = "not measured"
+            comparison["why"] = f"not trained: {'; '.join(untrained)}"
+        measured.append({"run": name, **comparison})
+    blocked = [m["why"] for m in measured if m["outcome"] == "not measured"]
+    if blocked:
+        verdict = f"not measured ({'; '.join(blocked)})"
+    else:
+        verdict = stats.verdict([m["outcome"] for m in measured], min((m["seeds"] for m in measured), default=0))
+    return {"claim": spec["claim"], "source": spec["source"], "quote": spec.get("quote", ""),
+            "reference": spec.get("reference", ""), "left": spec["left"], "op": spec["op"], "right": spec["right"],
+            "min_effect": min_effect, "measured": measured, "verdict": verdict}
 
 
-def _fmt(summary: dict | None) -> str:
+def _interval(summary: dict | None) -> str:
     if summary is None:
         return "—"
-    if summary["n"] == 1:
-        return f"{summary['mean']:.4g}"
-    return f"{summary['mean']:.4g} ± {summary['std']:.2g} (n={summary['n']})"
+    lo, hi = summary["ci"]
+    if summary["n"] == 1 and summary["probe_se"] is None:
+        return f"{summary['mean']:.4g} (1 seed)"
+    return f"{summary['mean']:.4g} [{lo:.4g}, {hi:.4g}] (n={summary['n']})"
 
 
 def _collect_figures(out: Path) -> list[str]:
@@ -160,76 +245,18 @@ def _collect_figures(out: Path) -> list[str]:
 
 
 def _agreement(ours: dict, published: float) -> str:
-    """Plain words: within the seeds' spread (or 10% for one seed), or how far off, as a ratio."""
-    tolerance = max(2 * ours["std"], 0.1 * abs(published))
-    if abs(ours["mean"] - published) <= tolerance:
-        return "agrees"
-    return f"disagrees: {ours['mean'] / published:.2f}x the published value" if published else "disagrees"
+    """Plain words: the published value inside our 95% interval, or how far off, as a ratio."""
+    lo, hi = ours["ci"]
+    if ours["n"] > 1 and lo <= published <= hi:
+        return "inside our 95% interval"
+    if ours["n"] == 1 and abs(ours["mean"] - published) <= 0.1 * abs(published):
+        return "within 10% (1 seed: no interval)"
+    return f"outside: ours is {ours['mean'] / published:.2f}x the published value" if published else "differs"
 
 
 def write_results(study: Study, out: Path, results: dict) -> None:
+    from latentds.studies.report import results_markdown  # noqa: PLC0415
+
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    lines = [f"# Study `{study.name}` at scale `{results['scale']}`", "", study.description, "",
-             f"Reproduces: {study.paper}", "",
-             f"Scale `{results['scale']}`: {results['scale_means']}. Seeds: {results['seeds']} "
-             "(ours: mean ± standard deviation over seeds).", ""]
-    if results["differs"]:
-        lines += ["## What differs from the published setting", "", results["differs"], ""]
-    agreement = []
-    for t in results["tables"]:
-        rows = [r for r in t["rows"] if r["ours"] and r["published"] is not None]
-        if not rows:
-            continue
-        if comparable(t):
-            agreement += [f"- {t['title']}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours "
-                          f"{r['ours']['mean']:.4g} vs published {r['published']:.4g} "
-                          f"({_agreement(r['ours'], r['published'])})" for r in rows]
-            continue
-        networks = ", ".join(sorted({r["feature_network"] for r in rows if r["feature_network"]}))
-        line = (f"- {t['title']}: the values do not compare (ours in the features of {networks or 'another network'}, "
-                f"published in {t['published_features']}); the ranking does: ")
-        ranks = rank_agreement(t)
-        if ranks is None:
-            line += "too few rows to rank."
-        else:
-            same = "the same" if ranks["best_ours"] == ranks["best_published"] else "not the same"
-            line += (f"Spearman's rho between our and the published values over {ranks['n']} rows = "
-                     f"{ranks['spearman']:.2f} (1: same order, 0: unrelated, -1: reversed); the best row is {same} "
-                     f"(ours: {ranks['best_ours']}; published: {ranks['best_published']}).")
-        agreement.append(line)
-    if agreement:
-        lines += ["## Agreement with the published numbers", ""] + agreement + [""]
-    elif any(r["published"] for t in results["tables"] for r in t["rows"]):
-        lines += ["## Agreement with the published numbers", "",
-                  "No run of this scale measured a quantity that has a published number (see \"Not run\").", ""]
-    for table in results["tables"]:
-        better = {True: " (lower is better)", False: " (higher is better)"}.get(table["lower_is_better"], "")
-        lines += [f"## {table['title']}{better}", "", f"Metric `{table['metric']}`. {table['note']}".strip(), ""]
-        networks = any(row["feature_network"] for row in table["rows"])
-        lines += (["| run | ours | feature network | published |", "|---|---|---|---|"] if networks
-                  else ["| run | ours | published |", "|---|---|---|"])
-        for row in table["rows"]:
-            label = row["row"] + (f" / {row['column']}" if row["column"] else "")
-            published = "—" if row["published"] is None else f"{row['published']:.4g}"
-            if table.get("published_features") and row["published"] is not None:
-                published += f" ({table['published_features']})"
-            network = f" {row['feature_network'] or '—'} |" if networks else ""
-            lines.append(f"| {label} | {_fmt(row['ours'])} |{network} {published} |")
-        lines.append("")
-    if results["findings"]:
-        lines += ["## Findings", ""]
-        for f in results["findings"]:
-            numbers = "; ".join(f"{m['run']}: {m['left']:.4g} {f['op']} {m['right']:.4g}? {m['outcome']}"
-                                for m in f["measured"]) or "no measurement"
-            lines += [f"- **{f['claim']}** — {f['verdict']}. Measured (`{f['left']}` {f['op']} `{f['right']}`; a "
-                      f"difference counts beyond {f['min_effect']:.0%} of the right-hand value and 2 standard "
-                      f"deviations over seeds): {numbers}." + (f" Published: {f['published']}" if f["published"] else ""),
-                      ""]
-    if results["skipped"]:
-        lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in results["skipped"].items()] + [""]
     figures = _collect_figures(out)
-    if figures:
-        lines += ["## Figures (seed 0)", ""] + [f"- [{name}](figures/{name})" for name in figures] + [""]
-    lines += ["Each run's full analysis (every probe, with a line of explanation) is in "
-              "`runs/RUN/seed-K/analysis/report.html`; every run loads with `latentds.from_pretrained`.", ""]
-    (out / "results.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "results.md").write_text(results_markdown(study, results, figures), encoding="utf-8")

@@ -2,7 +2,8 @@
 
 Output directory:
     study.json                  which study and scale this directory holds (another study or scale is refused)
-    data/NAME/                  the rendered shard sets (resumable, byte-identical for the same study and scale)
+    data/NAME/                  the rendered shard sets (resumable, byte-identical for the same study and scale),
+                                NAME-eval/ their held-out twins, which every probe reads (see studies/study.py)
     runs/RUN/seed-K/            a training run (a loadable model with its card) and its analysis/ (report.html)
     results.md, results.json    tables (ours: mean +- spread over seeds, beside the published number) and findings
 
@@ -28,7 +29,7 @@ STUDY_FILE = "study.json"
 
 
 def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: dict[str, str] | None = None,
-              seeds: int = 1, device: str | None = None, progress: bool = True) -> dict:
+              seeds: int = 3, device: str | None = None, progress: bool = True) -> dict:
     """Run study ``name`` at ``scale`` into ``out``; ``data`` maps the study's external data names to shard sets
     (a single external entry may be given as {"": path}). Returns the results dict (also results.json)."""
     from latentds.studies.results import collect, write_results  # noqa: PLC0415
@@ -43,14 +44,21 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
         paths, missing = _data(study, out, data or {}, progress)
         skipped = {}
         for run in _ordered(study):
-            if run.data in missing or run.analyze.get("data") in missing:
-                skipped[run.name] = f"needs --data for {missing.get(run.data) or missing.get(run.analyze.get('data'))}"
+            if run.data in missing:
+                skipped[run.name] = f"needs --data for {missing[run.data]}"
                 continue
+            if run.analyze.get("data") in missing:  # an external set's held-out twin not given: its training set
+                run = replace(run, analyze={**run.analyze, "data": run.data})
             for seed in range(seeds):
                 run_dir = train_run(run, seed, out, paths, device, progress)
                 model = load_pretrained(run_dir)  # once, for the probes and the card
                 metrics = analyze_run(run, model, run_dir, out, paths, progress) if run.analyze else {}
                 write_card(study, scale, run, seed, model, run_dir, paths, metrics)  # every run: study, scale, data
+        untwinned = [key[:-len("-eval")] for key in missing if key.endswith("-eval") and key[:-5] not in missing]
+        if untwinned:
+            study = replace(study, evaluation=f"{study.evaluation} " + "; ".join(
+                f"`--data {key}-eval` was not given: runs on `{key}` are analysed on their training images"
+                for key in untwinned) + ".")
         results = collect(study, scale, out, seeds, skipped)
         write_results(study, out, results)
         return results
@@ -102,7 +110,7 @@ def _data(study: Study, out: Path, given: dict[str, str], progress: bool) -> tup
 
 def _ordered(study: Study) -> list[Run]:
     """Runs whose models others use as feature networks come first."""
-    feature = {r.analyze.get("feature_run") for r in study.runs}
+    feature = {r.analyze.get(k) for r in study.runs for k in ("feature_run", "labeller_run")}
     return sorted(study.runs, key=lambda r: r.name not in feature)
 
 
@@ -134,15 +142,21 @@ def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress
     target = run_dir / "analysis"
     if (target / FINISHED).is_file():
         return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
-    options = {"probes": a.get("probes"), "n": a.get("n", 1000), "progress": progress}
+    probes = a.get("probes")
+    options = {"probes": None if probes is None else ["health"] + [p for p in probes if p != "health"],
+               "n": a.get("n", 1000), "progress": progress}
     if a.get("sequence_data"):
         options["sequence_data"] = paths[a["sequence_data"]]
+    if a.get("scores_mode"):
+        options["scores_mode"] = a["scores_mode"]
     if a.get("groups"):
         options["groups"] = tuple(a["groups"])
     if a.get("factorvae"):
         options["factorvae"] = dict(a["factorvae"])
     if a.get("feature_run"):
         options["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
+    if a.get("labeller_run"):
+        options["labeller"] = load_pretrained(out / "runs" / a["labeller_run"] / "seed-0")
     metrics = analyze(model, paths[a.get("data", run.data)], target, **options)
     (target / FINISHED).write_text("", encoding="utf-8")
     return metrics

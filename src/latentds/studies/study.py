@@ -8,16 +8,25 @@
     [data.NAME]                   # a render (RenderSpec fields), or external = true: a set the user gives (--data)
     [[run]]                       # recipe + overrides; matrix expands into one run per combination
     name, recipe, data, set = {key = value}, train = {field = value}, matrix = {key = [values]},
-    analyze = {data, probes, n, sequence_data, feature_run, groups, factorvae}
+    analyze = {data, probes, n, sequence_data, feature_run, labeller_run, groups, factorvae} (every analysis runs
+    the ``health`` probe first; ``labeller_run``: a run whose ``predict`` labels generated samples for arithmetic;
+    FID is measured in the packaged frozen feature network unless ``feature_run`` names another)
     [[table]]                     # one metric per run, mean +- spread over seeds, beside the published number
     title, metric, runs, rows, columns, published = {"row" or "row,column" = number}, lower_is_better, note,
     published_features = "inception" (the feature network of published FIDs: where ours differ, results.md
     compares the ranking, Spearman's rho, not the values)
-    [[finding]]                   # a published claim restated as a measured comparison
-    claim, runs, left, op ("<" or ">"), right, published = "what the paper found"; with right_run, ``right`` is
-    read from that run (e.g. the same metric without a loss term) instead of from each run matching ``runs``;
-    min_effect (default 0.01): the smallest difference, relative to the right-hand value, that counts (a
-    difference within it, or within 2 standard deviations over seeds, is "within noise")
+    [[finding]]                   # a claim restated as a measured comparison
+    claim, runs, left, op ("<" or ">"), right; source = "seed" with quote = "the source document's words", or
+    source = "literature" with reference = "the named paper"; with right_run, ``right`` is read from that run
+    (e.g. the same metric without a loss term) instead of from each run matching ``runs``; min_effect (default
+    0.01): the smallest difference, relative to the right-hand value, that counts (see studies/stats.py for the
+    rule: the difference's 95% interval, seed spread and probe error included, must lie beyond it)
+
+Held-out evaluation: every run is analysed on data it never trained on. A rendered data entry NAME that a run
+analyses gets a twin ``NAME-eval``: the same settings with seed ``seed + EVAL_SEED`` and enough images for the
+probes (EVAL_IMAGES(n)); the run's probes read the twin. An external entry NAME gets an optional external twin
+``NAME-eval`` (``--data NAME-eval=DIR``, e.g. a pack of the dataset's test split); without it the run is analysed
+on its training images and results.md says so. ``study`` may also be the path of a TOML file in this format.
 
 Any value may be a table keyed by scale, ``n = {smoke = 96, cpu = 10000, full = 10000}``: ``at(value, scale)``
 picks the scale's entry.
@@ -37,7 +46,16 @@ SCALES = ("smoke", "cpu", "full")
 _TOP = {"description", "paper", "differs", "scales", "data", "run", "table", "finding"}
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze"}
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
-_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "published", "min_effect"}
+_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
+_ANALYZE = {"data", "probes", "n", "sequence_data", "feature_run", "labeller_run", "groups", "factorvae", "scores_mode"}
+EVAL_SEED = 1_000_003  # a rendered entry's held-out twin: the same settings with this added to the seed
+
+
+def eval_images(n: int) -> int:
+    """Images of a held-out twin for probes encoding ``n``: n, and two disjoint sets for FID and its floor."""
+    from latentds.analysis.context import IMAGES  # noqa: PLC0415  (imports nothing heavy)
+
+    return max(n, 2 * min(n, IMAGES))
 
 
 def at(value, scale: str):
@@ -73,6 +91,7 @@ class Study:
     tables: list[dict]
     findings: list[dict]
     differs: str = ""
+    evaluation: str = ""  # what the probes read: the held-out twins (see the module docstring)
 
     def runs_matching(self, pattern: str) -> list[Run]:
         return [r for r in self.runs if fnmatch.fnmatchcase(r.name, pattern)]
@@ -84,6 +103,11 @@ def study_names() -> list[str]:
 
 
 def study_text(name: str) -> str:
+    """The TOML text of packaged study ``name``, or of the file ``name`` when it is a path ending in .toml."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if name.endswith(".toml") and Path(name).is_file():
+        return Path(name).read_text(encoding="utf-8")
     file = resources.files("latentds.studies.packaged") / f"{name}.toml"
     if not file.is_file():
         raise InvalidParameterError(f"no study {name!r}; choose one of: {', '.join(study_names())}")
@@ -110,19 +134,51 @@ def load_study(name: str, scale: str) -> Study:
         for d in (r.data, r.analyze.get("data", r.data), r.analyze.get("sequence_data")):
             if d is not None and d not in data:
                 raise InvalidParameterError(f"study {name} run {r.name} uses data {d!r}, which is not in its [data]")
+    runs, evaluation = _held_out(runs, data)
     tables = [dict(t) for t in raw.get("table", [])]
     findings = [dict(f) for f in raw.get("finding", [])]
     for t in tables:
         _keys(t, _TABLE, f"study {name} table")
     for f in findings:
         _keys(f, _FINDING, f"study {name} finding")
-        if f["op"] not in ("<", ">"):
-            raise InvalidParameterError(f"study {name} finding {f['claim']!r}: op must be < or >")
+        if f.get("op") not in ("<", ">"):
+            raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: op must be < or >")
+        if f.get("source") == "seed" and not f.get("quote") or f.get("source") == "literature" and not \
+                f.get("reference") or f.get("source") not in ("seed", "literature"):
+            raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: give source = \"seed\" with the "
+                                        "source document's quote, or source = \"literature\" with a reference")
     return Study(name, raw.get("description", ""), raw.get("paper", ""), raw.get("scales", {}), data, runs, tables,
-                 findings, at(raw.get("differs", ""), scale))
+                 findings, at(raw.get("differs", ""), scale), evaluation)
+
+
+def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
+    """Runs whose probes read held-out twins of their data (added to ``data``), and the sentence saying so."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    needs: dict[str, int] = {}
+    for r in runs:
+        if r.analyze:
+            key = r.analyze.get("data", r.data)
+            needs[key] = max(needs.get(key, 0), eval_images(int(r.analyze.get("n", 1000))))
+    said = []
+    for key, n in needs.items():
+        entry = data[key]
+        if entry.get("external"):
+            data[f"{key}-eval"] = {"external": True, "optional": True,
+                                   "what": f"a held-out pack of {key}'s dataset (e.g. its test split)"}
+            said.append(f"`{key}` (external): on `--data {key}-eval=DIR` when given, else on its training images")
+            continue
+        seed = int(entry.get("seed", 0)) + EVAL_SEED
+        data[f"{key}-eval"] = {**entry, "n": n, "seed": seed, "name": f"{entry.get('name', key)}-eval"}
+        said.append(f"`{key}`: on `{key}-eval`, the same render settings with seed {seed} ({n:,} images)")
+    runs = [replace(r, analyze={**r.analyze, "data": f"{r.analyze.get('data', r.data)}-eval"}) if r.analyze else r
+            for r in runs]
+    evaluation = ("Every probe reads data the model never trained on. " + "; ".join(said) + ".") if said else ""
+    return runs, evaluation
 
 
 def _expand(entry: dict, scale: str, study: str) -> list[Run]:
+    _keys(entry.get("analyze", {}), _ANALYZE, f"study {study} run {entry.get('name')} analyze")
     matrix = entry.get("matrix", {})
     keys = list(matrix)
     combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
