@@ -104,7 +104,8 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
         directory = Path(source)
         manifest = read_manifest(directory, strict=False)
         if manifest is not None:
-            return [Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]], manifest
+            return checked_counts([Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]],
+                                  directory / MANIFEST), manifest
         unfinished = unfinished_message(directory)
         if unfinished:
             raise ShardError(unfinished)
@@ -125,7 +126,31 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     for u in urls:
         if not _is_url(u) and not Path(u).is_file():
             raise ShardError(f"shard {u} does not exist")
-    return [Shard(u, counts.get(Path(u).name)) for u in urls], manifest
+    shards = [Shard(u, counts.get(Path(u).name)) for u in urls]
+    return (checked_counts(shards, Path(urls[0]).parent / MANIFEST) if counts else shards), manifest
+
+
+# A tar member takes at least its 512-byte header, so a shard of B bytes holds at most B // 512 samples.
+TAR_BLOCK = 512
+
+
+def checked_counts(shards: list[Shard], manifest: Path) -> list[Shard]:
+    """``shards`` if the sample counts their manifest claims fit in their files (at most one sample per 512-byte
+    tar block, one stat per local shard), else ShardError: an epoch is never planned on a count the data cannot
+    hold (a manifest claiming 10^9 samples of 200 would plan 125 million batches, or an ETA of 10^13 hours)."""
+    for s in shards:
+        if s.count is None or _is_url(s.url):
+            continue
+        try:
+            size = os.stat(s.url).st_size
+        except OSError:
+            continue  # a missing shard is reported when it is read, as a loss
+        if s.count > size // TAR_BLOCK:
+            raise ShardError(f"{manifest} says {Path(s.url).name} holds {s.count:,} samples, but the file has "
+                             f"{size:,} bytes, room for at most {size // TAR_BLOCK:,}: the manifest is damaged or "
+                             f"does not belong to these shards (`latentds info {manifest.parent} --verify` checks "
+                             "it); rebuild the set with the command that made it and --overwrite")
+    return shards
 
 
 def _is_url(url: str) -> bool:
