@@ -135,21 +135,25 @@ TAR_BLOCK = 512
 
 
 def checked_counts(shards: list[Shard], manifest: Path) -> list[Shard]:
-    """``shards`` if the sample counts their manifest claims fit in their files (at most one sample per 512-byte
-    tar block, one stat per local shard), else ShardError: an epoch is never planned on a count the data cannot
-    hold (a manifest claiming 10^9 samples of 200 would plan 125 million batches, or an ETA of 10^13 hours)."""
+    """``shards`` unless the sample counts their manifest claims are far beyond what their files can hold (one
+    sample per 512-byte tar block at most; one stat per local shard): then ShardError, so that an epoch is never
+    planned on such a count (a manifest claiming 10^9 samples of 200 planned 125 million pair batches; 10^18 an
+    ETA of 10^13 hours). Far beyond: more than twice the room, and 10,000 samples more; so a truncated or missing
+    shard stays what it was, a loss reported when it is read."""
+    claimed = room = 0
     for s in shards:
         if s.count is None or _is_url(s.url):
             continue
         try:
             size = os.stat(s.url).st_size
         except OSError:
-            continue  # a missing shard is reported when it is read, as a loss
-        if s.count > size // TAR_BLOCK:
-            raise ShardError(f"{manifest} says {Path(s.url).name} holds {s.count:,} samples, but the file has "
-                             f"{size:,} bytes, room for at most {size // TAR_BLOCK:,}: the manifest is damaged or "
-                             f"does not belong to these shards (`latentds info {manifest.parent} --verify` checks "
-                             "it); rebuild the set with the command that made it and --overwrite")
+            size = 0
+        claimed, room = claimed + s.count, room + size // TAR_BLOCK
+    if claimed > room + max(room, 10_000):
+        raise ShardError(f"{manifest} says its shards hold {claimed:,} samples, but their files have room for at "
+                         f"most {room:,}: the manifest is damaged or does not belong to these shards (`latentds "
+                         f"info {manifest.parent} --verify` checks it); rebuild the set with the command that made "
+                         "it and --overwrite")
     return shards
 
 
