@@ -6,7 +6,6 @@ import json
 import warnings
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from hostile import build_set, pax_header, sample_members, within, write_manifest, write_tar

@@ -235,9 +235,10 @@ def pack_card(manifest: dict) -> str:
     factors = ("\n## Factors\n\nThe labels that are factors of variation: `load_shards` gives them as each sample's factor "
                "vector (with a mask), and `latentds analyze` probes them.\n\n" + factor_rows(manifest["factors"]) + "\n"
                if manifest.get("factors") else "")  # said only when there are some: other cards keep their bytes
+    source = markdown_code(manifest["source"])  # a path, quoted escaped (a plain one keeps its bytes)
     return f"""# {manifest['name']}: {manifest['dataset']}, split `{manifest['split']}`
 
-{manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from {markdown_code(manifest['source'])}:
+{manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from {source}:
 
     {manifest['command']}
 
