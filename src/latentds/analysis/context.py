@@ -186,7 +186,11 @@ class Context:
         """Save ``images`` ([-1, 1]) as figures/``name``, ``nrow`` to a row; returns ``name``."""
         from torchvision.utils import save_image  # noqa: PLC0415
 
-        save_image(images.float().clamp(-1, 1) * 0.5 + 0.5, self.figures_dir / name, nrow=nrow, padding=1)
+        from latentds.shardsets.atomic import atomic_path  # noqa: PLC0415
+
+        with atomic_path(self.figures_dir / name) as tmp:  # a full disk leaves no half-written figure
+            save_image(images.float().clamp(-1, 1) * 0.5 + 0.5, tmp, nrow=nrow, padding=1,
+                       format=Path(name).suffix.lstrip(".") or "png")
         return name
 
 

@@ -52,5 +52,8 @@ def scatter(points: np.ndarray, colour: np.ndarray | None, path: Path, *, title:
     ax.set_ylabel(axes[1])
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from latentds.shardsets.atomic import atomic_path  # noqa: PLC0415
+
+    with atomic_path(path) as tmp:  # a full disk leaves no half-written figure
+        fig.savefig(tmp, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)

@@ -17,6 +17,8 @@ short is found out on load (CacheError), never taken for a complete one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -76,12 +78,24 @@ class Codes:
                     "rows": str(len(self.keys)), "factor_names": json.dumps(self.factor_names)}
         # Two files, one commit: both are written under their temporary names before either is renamed, and the
         # latents go last (they name the labels they belong with), so a save cut short keeps the old pair.
+        # A save that fails (a full disk) removes both temporary files and raises OSError.
         tmp_labels, tmp_latents = partial_name(directory / LABELS), partial_name(directory / LATENTS)
-        tmp_labels.write_bytes(labels)
-        save_file(arrays, str(tmp_latents), metadata=metadata)
-        default_mode(tmp_latents)
-        os.replace(tmp_labels, directory / LABELS)
-        os.replace(tmp_latents, directory / LATENTS)
+        try:
+            tmp_labels.write_bytes(labels)
+            try:
+                save_file(arrays, str(tmp_latents), metadata=metadata)
+            except Exception as e:  # safetensors reports a failed write as its own error, not an OSError
+                if "StorageFull" in str(e) or "No space left" in str(e):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_latents)) from None
+                raise
+            default_mode(tmp_latents)
+            os.replace(tmp_labels, directory / LABELS)
+            os.replace(tmp_latents, directory / LATENTS)
+        except BaseException:
+            for tmp in (tmp_labels, tmp_latents):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise
         mark_analysis_directory(directory)
 
     @classmethod

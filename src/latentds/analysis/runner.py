@@ -9,6 +9,8 @@ checked by the registry before it runs; a ``Skip`` it raises is recorded with it
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -59,7 +61,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
         except ShardError as e:
             raise InvalidParameterError(f"--sequence-data: {e}") from None
     out = check_output_directory(out)
-    with DirectoryLock(out, purpose="analyze"):  # one writer per --out: a second analyze is refused
+    with DirectoryLock(out, purpose="analyze"), disk_full_is_one_line(out):  # one writer per --out
         ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
                       inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
                       tuple(dims) if dims else None, feature_model, scores_mode, labeller)
@@ -84,6 +86,19 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
         write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
         write_report(out, metrics, figures)
         return metrics
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(out: Path):
+    """A full disk (ENOSPC, EDQUOT) while analyze writes -> OutputDirectoryError, one line; every output is
+    written under a temporary name that is removed on failure, so nothing half-written is left."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OutputDirectoryError(f"cannot write in --out {out}: the disk is full; free some space and run the "
+                                   "same command again (outputs already written are kept)") from None
 
 
 def cached_codes(ctx: Context, progress: bool):

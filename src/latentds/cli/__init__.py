@@ -13,6 +13,7 @@ import click
 
 from latentds import __version__
 from latentds.errors import LatentdsError
+from latentds.text import terminal_text
 
 
 class _Root(click.Group):
@@ -47,7 +48,8 @@ class _Root(click.Group):
         except LatentdsError as e:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"Error: {one_line(e)}", err=True)
+            # Messages quote names read from files: their control characters are written out, never sent raw.
+            click.echo(f"Error: {terminal_text(one_line(e), keep_tab=True)}", err=True)
             ctx.exit(2)
 
 

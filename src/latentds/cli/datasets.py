@@ -75,7 +75,9 @@ def pack(dataset, root, out, split, size, keep_size, shard_size, name, workers, 
                               overwrite=overwrite, progress=not quiet)
     damaged = report.manifest.get("damaged", [])
     if damaged:
-        shown = "; ".join(f"{entry['file']} ({entry['error']})" for entry in damaged[:3])
+        from latentds.text import terminal_text  # noqa: PLC0415
+
+        shown = terminal_text("; ".join(f"{entry['file']} ({entry['error']})" for entry in damaged[:3]))
         more = f"; and {len(damaged) - 3} more (listed in manifest.json)" if len(damaged) > 3 else ""
         click.echo(f"skipped {len(damaged)} damaged image{'s' * (len(damaged) > 1)} that could not be decoded: "
                    f"{shown}{more}", err=True)

@@ -10,6 +10,7 @@ import numpy as np
 
 from latentds.datasets.public import PublicDataset, factor_row
 from latentds.errors import DatasetLayoutError
+from latentds.text import terminal_text
 
 PARTITIONS = {"train": 0, "valid": 1, "test": 2}
 
@@ -59,6 +60,7 @@ class CelebA(PublicDataset, name="celeba"):
         self.partition = [int(codes[name]) for name in self.files]
         self.identity = self.int_rows("identity_CelebA.txt", 1)[1][:, 0].tolist()
         self.attribute_names, values = self.int_rows("list_attr_celeba.txt")
+        check_attribute_names(self.attribute_names, self.folder / "list_attr_celeba.txt")
         self.attributes = (values > 0).astype(np.uint8)  # {-1, 1} in the file (some copies use {0, 1})
         self.extras = {label: self.int_rows(file) if (self.folder / file).exists() else None for label, file in
                        (("landmarks", "list_landmarks_align_celeba.txt"), ("bbox", "list_bbox_celeba.txt"))}
@@ -79,7 +81,7 @@ class CelebA(PublicDataset, name="celeba"):
                 raise DatasetLayoutError(f"celeba: expected {width} values for {name} in {file}, got {len(fields)}")
             try:
                 rows[i] = fields
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, or one past int32 (99999999999)
                 raise DatasetLayoutError(f"celeba: expected integers for {name} in {file}, got {fields}") from None
         return names, rows
 
@@ -105,6 +107,30 @@ class CelebA(PublicDataset, name="celeba"):
             labels["bbox"] = self.extras["bbox"][1][index].tolist()
         image = self.open_rgb(self.require(self.images / name, f"image {name}"))
         return {"key": f"celeba_{Path(name).stem}", "image": image, "labels": labels}
+
+
+# Keys a CelebA sample's labels hold besides the attributes, and those pack adds: an attribute may not take one.
+OTHER_LABELS = ("identity", "partition", "landmarks", "bbox", "index", "source_key", "dataset", "split")
+
+
+def check_attribute_names(names: list[str], file: Path) -> None:
+    """DatasetLayoutError unless every attribute name is a label key the loader can read back (a plain name of
+    letters, digits and "_": also its factor path), none repeats, and none is one of the other labels' keys; so
+    pack refuses, in one line, a header that would make an unusable set."""
+    from latentds.datasets.factors import parse_path  # noqa: PLC0415
+
+    seen = set()
+    for name in names:
+        try:
+            plain = parse_path(name) == (False, (name,))
+        except ValueError:
+            plain = False
+        problem = ("is not a plain name (letters, digits and _)" if not plain else "is repeated" if name in seen
+                   else "is the name of another label" if name in OTHER_LABELS else "")
+        if problem:
+            raise DatasetLayoutError(f"celeba: attribute {terminal_text(name)[:60]!r} in the header of {file} "
+                                     f"{problem}; it is damaged: download it again")
+        seen.add(name)
 
 
 def read_table(path: Path, header: bool = False) -> tuple[list[str], dict[str, str]]:

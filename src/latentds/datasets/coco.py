@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from latentds.datasets.public import PublicDataset
+from latentds.datasets.public import PublicDataset, plain_relative
 from latentds.errors import DatasetLayoutError
 
 
@@ -61,6 +61,9 @@ class Coco(PublicDataset, name="coco"):
             try:
                 with open(path, encoding="utf-8") as f:
                     data = json.load(f)
+            except RecursionError:
+                raise DatasetLayoutError(f"coco: {path} is malformed (nested too deeply); download and extract it "
+                                         "again") from None
             except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8, e.g. a truncated download
                 raise DatasetLayoutError(f"coco: cannot read the annotation file {path} ({e}); it is damaged or "
                                          "incomplete: download and extract it again") from None
@@ -69,7 +72,10 @@ class Coco(PublicDataset, name="coco"):
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise DatasetLayoutError(f"coco: {path} is not a COCO annotation file as expected "
                                          f"({type(e).__name__}: {e}); download and extract it again") from None
-        self.images = sorted((image_id, *fields) for image_id, fields in images.items())
+        # A file_name read from the annotations must stay inside the split's folder: "../x" or "/etc/x" is never
+        # read, but skipped and counted (the manifest's "skipped").
+        self.skipped = sorted(fields[0] for fields in images.values() if not plain_relative(fields[0]))
+        self.images = sorted((image_id, *fields) for image_id, fields in images.items() if plain_relative(fields[0]))
 
     def _read_annotations(self, data: dict, images: dict[int, tuple[str, int, int]]) -> None:
         images |= {int(image["id"]): (str(image["file_name"]), int(image["width"]), int(image["height"]))

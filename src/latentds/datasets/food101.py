@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from latentds.datasets.public import PublicDataset, factor_row
+from latentds.datasets.public import PublicDataset, factor_row, plain_relative
 from latentds.errors import DatasetLayoutError
 
 
@@ -58,7 +58,11 @@ class Food101(PublicDataset, name="food101"):
         # of the split's JSON in sorted order instead, and would import torch just to list files.
         index = {name: i for i, name in enumerate(self.classes)}
         self.entries: list[tuple[str, int]] = []  # ("class/id", label)
+        self.skipped: list[str] = []  # entries that are not "class/id" ("../../x"): never read, counted
         for entry in sorted(self.read_split(meta)):
+            if not plain_relative(entry) or entry.count("/") != 1:
+                self.skipped.append(entry)
+                continue
             name = entry.split("/")[0]
             if name not in index:
                 raise DatasetLayoutError(f"food101: class {name!r} of {entry} is not in {meta / 'classes.txt'}")
@@ -76,9 +80,9 @@ class Food101(PublicDataset, name="food101"):
                 return entries
             path = self.require(meta / f"{self.split}.txt", f"the split list food-101/meta/{self.split}.json")
             text = path.read_text(encoding="utf-8")
-        except (OSError, ValueError, AttributeError, TypeError) as e:
-            raise DatasetLayoutError(f"food101: cannot read {path} ({e}); it is damaged: download and extract "
-                                     "food-101 again") from None
+        except (OSError, ValueError, AttributeError, TypeError, RecursionError) as e:
+            raise DatasetLayoutError(f"food101: cannot read {path} ({e}); it is damaged: download "
+                                     "and extract food-101 again") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
 
     def factor_table(self) -> list[dict]:

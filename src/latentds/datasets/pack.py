@@ -31,6 +31,7 @@ from latentds.shardsets.encoders import encode_json, encode_png
 from latentds.shardsets.manifest import brace_pattern, factor_rows, loading_section
 from latentds.shardsets.producer import ShardReport, produce_shards, write_tar_shard
 from latentds.shardsets.spec import ShardSetSpec
+from latentds.text import markdown_code, markdown_text
 
 # What decoding a damaged image file raises (PIL: OSError for truncated data, SyntaxError for broken structure,
 # ValueError/struct.error/zlib.error/EOFError from plugins, DecompressionBombError for absurd sizes).
@@ -106,6 +107,25 @@ class PackSpec(ShardSetSpec):
 
     def card(self, manifest: dict) -> str:
         return pack_card(manifest)
+
+
+def check_factor_table(dataset: PublicDataset) -> None:
+    """DatasetLayoutError, before anything is written, if the dataset's factor table is one the loader would
+    refuse: a name given twice, or a path that is not a label path (latentds.datasets.factors)."""
+    from latentds.datasets.factors import parse_path  # noqa: PLC0415
+
+    seen = set()
+    for row in dataset.factor_table():
+        name, path = row.get("name"), row.get("path", row.get("name"))
+        try:
+            parse_path(path)
+            problem = "is given twice" if name in seen else ""
+        except ValueError:
+            problem = "is not a label path"
+        if problem:
+            raise DatasetLayoutError(f"{dataset.name}: the factor {str(name)[:60]!r} {problem}, so the "
+                                     f"packed set could not be loaded; is {dataset.root} damaged?")
+        seen.add(name)
 
 
 def pack_command(spec: PackSpec) -> str:
@@ -192,6 +212,7 @@ def pack_dataset(dataset: str, root: str | os.PathLike, out: str | os.PathLike, 
     opened = open_dataset(dataset, root, split)
     if len(opened) == 0:
         raise InvalidParameterError(f"{dataset} split {opened.split!r} under {root} has no images")
+    check_factor_table(opened)
     spec = PackSpec(dataset, opened.split, str(Path(root).resolve()), len(opened), size, shard_size, name)
     _OPEN[(spec.dataset, spec.root, spec.split)] = opened
     return produce_shards(spec, out, write_pack_shard, workers=workers, overwrite=overwrite, progress=progress,
@@ -206,16 +227,18 @@ def pack_card(manifest: dict) -> str:
                "parsed (see the dataset's loader for the rule).\n" if manifest["skipped"] else "")
     damaged = manifest.get("damaged", [])
     if damaged:
-        listed = "\n".join(f"- `{entry['file']}` ({entry['error']})" for entry in damaged[:20])
+        listed = "\n".join(f"- {markdown_code(entry['file'])} ({markdown_text(entry['error'])})"
+                           for entry in damaged[:20])
         more = f"\n- and {len(damaged) - 20} more (see `damaged` in manifest.json)" if len(damaged) > 20 else ""
         skipped += (f"\n{len(damaged)} source images could not be decoded and were left out (their keys are "
                     f"missing from the sequence):\n\n{listed}{more}\n")
     factors = ("\n## Factors\n\nThe labels that are factors of variation: `load_shards` gives them as each sample's factor "
                "vector (with a mask), and `latentds analyze` probes them.\n\n" + factor_rows(manifest["factors"]) + "\n"
                if manifest.get("factors") else "")  # said only when there are some: other cards keep their bytes
+    source = markdown_code(manifest["source"])  # a path, quoted escaped (a plain one keeps its bytes)
     return f"""# {manifest['name']}: {manifest['dataset']}, split `{manifest['split']}`
 
-{manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from `{manifest['source']}`:
+{manifest['count']:,} images {geometry}, packed by latentds {manifest['generator_version']} from {source}:
 
     {manifest['command']}
 
@@ -224,7 +247,7 @@ def pack_card(manifest: dict) -> str:
 ## Layout
 
 WebDataset shards `{brace_pattern(manifest)}`; sample key = zero-padded index in the dataset's sorted order;
-members `KEY.png` (RGB) and `KEY.json` with the labels: {', '.join(f'`{k}`' for k in manifest['labels'])}.
+members `KEY.png` (RGB) and `KEY.json` with the labels: {', '.join(map(markdown_code, manifest['labels']))}.
 `manifest.json` lists every shard with its count, size and sha256.
 {factors}
 {loading_section(manifest)}

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import abc
 import ast
+import errno
 import importlib
 import importlib.util
 import os
 import pkgutil
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from latentds.datasets.transforms import to_rgb
 from latentds.errors import DatasetLayoutError, InvalidParameterError, RegistrationError
@@ -107,17 +109,47 @@ class PublicDataset(abc.ABC):
         for i in range(len(self)):
             yield self[i]
 
-    @staticmethod
-    def open_rgb(path: Path) -> Image.Image:
-        """Open an image file as RGB (greyscale, palette, CMYK and alpha images converted)."""
-        with Image.open(path) as image:
-            return to_rgb(image)
+    def open_rgb(self, path: Path) -> Image.Image:
+        """Open an image file as RGB (greyscale, palette, CMYK and alpha images converted). Only a regular file
+        inside the dataset's root is read (``open_inside``); anything else raises OSError, so pack skips it and
+        reports it as it does an undecodable image."""
+        with os.fdopen(open_inside(path, self.root), "rb") as f:
+            try:
+                image = Image.open(f)
+            except UnidentifiedImageError:  # named by its path, as Image.open(path) names it
+                raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from None
+            with image:
+                return to_rgb(image)
 
     def require(self, path: Path, what: str) -> Path:
         """``path`` if it exists, else a DatasetLayoutError saying what was expected where."""
         if not path.exists():
             raise DatasetLayoutError(f"{self.name}: expected {what} at {path}; is {self.root} the dataset root?")
         return path
+
+
+def open_inside(path: str | os.PathLike, root: str | os.PathLike) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file inside ``root`` once both are resolved (so
+    neither ``..`` in a name read from metadata, nor an absolute name, nor a symlink pointing elsewhere reads a
+    file outside ROOT), opened without blocking (a FIFO would block forever) and without following a last-moment
+    symlink; else OSError saying why."""
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise OSError(errno.EACCES, f"{path} lies outside the dataset root {root}; not read")
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file; not read")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def plain_relative(name: str) -> bool:
+    """Whether ``name`` (a file name read from metadata) is a relative path that stays below its folder: not
+    absolute, no ``..`` or empty part, no backslash or control character."""
+    return (isinstance(name, str) and bool(name) and not name.startswith("/")
+            and not re.search(r"[\\\x00-\x1f]", name)
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 def factor_row(name: str, low: float, high: float, description: str, unit: str = "", kind: str = "int") -> dict:

@@ -104,7 +104,8 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
         directory = Path(source)
         manifest = read_manifest(directory, strict=False)
         if manifest is not None:
-            return [Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]], manifest
+            return checked_counts([Shard(str(directory / s["name"]), s["count"]) for s in manifest["shards"]],
+                                  directory / MANIFEST), manifest
         unfinished = unfinished_message(directory)
         if unfinished:
             raise ShardError(unfinished)
@@ -125,7 +126,35 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     for u in urls:
         if not _is_url(u) and not Path(u).is_file():
             raise ShardError(f"shard {u} does not exist")
-    return [Shard(u, counts.get(Path(u).name)) for u in urls], manifest
+    shards = [Shard(u, counts.get(Path(u).name)) for u in urls]
+    return (checked_counts(shards, Path(urls[0]).parent / MANIFEST) if counts else shards), manifest
+
+
+# A tar member takes at least its 512-byte header, so a shard of B bytes holds at most B // 512 samples.
+TAR_BLOCK = 512
+
+
+def checked_counts(shards: list[Shard], manifest: Path) -> list[Shard]:
+    """``shards`` unless the sample counts their manifest claims are far beyond what their files can hold (one
+    sample per 512-byte tar block at most; one stat per local shard): then ShardError, so that an epoch is never
+    planned on such a count (a manifest claiming 10^9 samples of 200 planned 125 million pair batches; 10^18 an
+    ETA of 10^13 hours). Far beyond: more than twice the room, and 10,000 samples more; so a truncated or missing
+    shard stays what it was, a loss reported when it is read."""
+    claimed = room = 0
+    for s in shards:
+        if s.count is None or _is_url(s.url):
+            continue
+        try:
+            size = os.stat(s.url).st_size
+        except OSError:
+            size = 0
+        claimed, room = claimed + s.count, room + size // TAR_BLOCK
+    if claimed > room + max(room, 10_000):
+        raise ShardError(f"{manifest} says its shards hold {claimed:,} samples, but their files have room for at "
+                         f"most {room:,}: the manifest is damaged or does not belong to these shards (`latentds "
+                         f"info {manifest.parent} --verify` checks it); rebuild the set with the command that made "
+                         "it and --overwrite")
+    return shards
 
 
 def _is_url(url: str) -> bool:

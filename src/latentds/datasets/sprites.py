@@ -20,6 +20,12 @@ VIEWS = ("back", "left", "front", "right")
 ANIMATIONS = tuple((action, view) for action in ACTIONS for view in VIEWS) + (("hurt", "front"),)
 SIDE = 60
 FRAME_SIZE = SIDE * SIDE * 3
+# Frames of one animation: the real data has at most 13; a file declaring more (10^6 frames would be an 80 GiB
+# array once read) is refused before anything is allocated.
+MAX_FRAMES = 256
+# Deflate shrinks data at most ~1032:1, so an animation stored in fewer bytes than its declared size / this holds
+# less data than it declares (an unwritten, sparse dataset); refused likewise.
+MAX_STORAGE_RATIO = 1100
 
 
 class Sprites(PublicDataset, name="sprites"):
@@ -121,7 +127,12 @@ def read_split(path: Path, split: str) -> list[int]:
                                  "nips2015-analogy-data.tar.gz again") from None
     if name not in table:
         raise DatasetLayoutError(f"sprites: expected variable {name} in {path}")
-    one_based = {int(i) for i in np.asarray(table[name]).ravel()}
+    values = np.asarray(table[name]).ravel()
+    if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) or np.any(values != np.round(values)) \
+            or (values.size and values.max() > 1e6):
+        raise DatasetLayoutError(f"sprites: expected whole 1-based character numbers in {name} of {path}; it is "
+                                 "damaged: extract nips2015-analogy-data.tar.gz again")
+    one_based = {int(i) for i in values}
     if one_based and min(one_based) < 1:
         raise DatasetLayoutError(f"sprites: expected 1-based character indices in {name} of {path}, found 0")
     return sorted(i - 1 for i in one_based)
@@ -155,4 +166,12 @@ def frame_count(animation: h5py.Dataset, path: Path) -> int:
         return 0
     if animation.ndim != 2 or animation.shape[1] != FRAME_SIZE:
         raise DatasetLayoutError(f"sprites: expected (frames, {FRAME_SIZE}) arrays in {path}, got {animation.shape}")
-    return animation.shape[0]
+    if animation.dtype.kind not in "iuf":
+        raise DatasetLayoutError(f"sprites: expected frames of numbers in {path}, got {animation.dtype}")
+    frames = animation.shape[0]
+    declared = frames * FRAME_SIZE * animation.dtype.itemsize
+    if frames > MAX_FRAMES or declared > MAX_STORAGE_RATIO * max(animation.id.get_storage_size(), 1):
+        raise DatasetLayoutError(f"sprites: {path} declares an animation of {frames:,} frames ({declared:,} bytes) "
+                                 f"but stores {animation.id.get_storage_size():,} bytes (real ones have at most 13 "
+                                 "frames); it is damaged: extract nips2015-analogy-data.tar.gz again")
+    return frames

@@ -46,9 +46,9 @@ def tar_samples(stream, url: str, on_damage: Callable[[int, str], None] | None =
             raise tarfile.ReadError(f"unexpected end of data in {url}")
         offset += size + len(stream.read(-size % 512))
         if kind in (b"x", b"g"):  # pax extended header: may carry the next member's path and size
-            fields = dict(_pax_records(data))
+            fields = dict(_pax_records(data, url))
             pending_name = fields.get("path", pending_name)
-            pending_size = int(fields["size"]) if "size" in fields else None
+            pending_size = _pax_size(fields["size"], url) if "size" in fields else None
             continue
         if kind == b"L":  # GNU long name
             pending_name = data.rstrip(b"\0").decode()
@@ -94,10 +94,24 @@ def _next_header(stream) -> tuple[bytes | None, int]:
             return block, read
 
 
-def _pax_records(data: bytes) -> Iterator[tuple[str, str]]:
+def _pax_records(data: bytes, url: str = "") -> Iterator[tuple[str, str]]:
+    """The "LENGTH KEY=VALUE\\n" records of a pax header. Each must move forward (a record of length 0 looped
+    forever) and end inside the header with a newline; else ``tarfile.ReadError``, as any damaged header."""
     pos = 0
     while pos < len(data):
-        length = int(data[pos:data.index(b" ", pos)])
-        key, _, value = data[data.index(b" ", pos) + 1: pos + length - 1].partition(b"=")
+        space = data.find(b" ", pos, pos + 21)
+        digits = data[pos:space] if space > pos else b""
+        length = int(digits) if digits.isdigit() else 0
+        end = pos + length
+        key, equals, value = data[space + 1: end - 1].partition(b"=") if length > 0 else (b"", b"", b"")
+        if not key or not equals or end > len(data) or data[end - 1:end] != b"\n":
+            raise tarfile.ReadError(f"a malformed pax header record at byte {pos} of its header in {url}")
         yield key.decode(), value.decode()
-        pos += length
+        pos = end
+
+
+def _pax_size(text: str, url: str) -> int:
+    """A pax "size" field: decimal digits only (a negative or absurd size is a damaged header)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 15):
+        raise tarfile.ReadError(f"a malformed pax size {text[:20]!r} in {url}")
+    return int(text)

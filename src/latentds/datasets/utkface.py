@@ -12,8 +12,10 @@ from latentds.datasets.public import PublicDataset, factor_row
 GENDERS = ("male", "female")
 RACES = ("White", "Black", "Asian", "Indian", "Others")
 # {age}_{gender}_{race}_{yyyymmddHHMMSSFFF}.jpg.chip.jpg; anything else (a missing or empty field, a stray space,
-# a missing dot) is one of the real data's malformed names and is skipped rather than guessed at.
-NAME = re.compile(r"(?P<age>\d{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<datetime>\d+)\.jpg\.chip\.jpg")
+# a missing dot) is one of the real data's malformed names and is skipped rather than guessed at. ASCII digits
+# only: "\d" alone also reads Arabic-Indic or fullwidth digits as an age.
+NAME = re.compile(r"(?P<age>\d{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<datetime>\d+)\.jpg\.chip\.jpg", re.ASCII)
+MAX_AGE = 116  # the dataset's documented range is 0-116: a name with an age beyond it is malformed
 TEST_PERCENT = 20
 
 
@@ -68,15 +70,22 @@ class UTKFace(PublicDataset, name="utkface"):
         self.files: list[str] = []
         self.skipped: list[str] = []
         for entry in sorted(os.scandir(self.folder), key=lambda e: e.name):
-            if entry.name.startswith(".") or not entry.is_file():
+            try:
+                regular = entry.is_file()
+            except OSError:  # a symlink loop (ELOOP), or a link into a place that cannot be read
+                regular = False
+            if entry.name.startswith(".") or not regular:
+                if not entry.name.startswith(".") and NAME.fullmatch(entry.name):
+                    self.skipped.append(entry.name)  # named as an image but not a readable file: reported
                 continue
-            if not NAME.fullmatch(entry.name):
+            fields = NAME.fullmatch(entry.name)
+            if not fields or int(fields["age"]) > MAX_AGE:
                 self.skipped.append(entry.name)
             elif self.split == "all" or utkface_split(entry.name) == self.split:
                 self.files.append(entry.name)
 
     def factor_table(self) -> list[dict]:
-        return [factor_row("age", 0, 116, "age estimated by DEX, checked by annotators", "years"),
+        return [factor_row("age", 0, MAX_AGE, "age estimated by DEX, checked by annotators", "years"),
                 factor_row("gender", 0, 1, "0 male, 1 female"),
                 factor_row("race", 0, len(RACES) - 1, ", ".join(f"{k} {r}" for k, r in enumerate(RACES)))]
 

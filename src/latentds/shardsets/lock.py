@@ -12,7 +12,8 @@ lock file left behind by a dead process is simply taken over: nothing guesses fr
 has no flock (ENOLCK, EOPNOTSUPP), the recorded pid decides instead: a lock whose process is gone from this host
 is taken over. Taking the lock again in the process that holds it nests (it is released by the outermost release).
 A forked child (a DataLoader worker) closes its copy of the descriptor at once, so it never keeps a lock alive.
-The file is removed when the lock is released.
+The file is removed when the lock is released. A symlink (or anything but a regular file) in its place is refused
+with one line, never opened through: its target is never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from latentds.errors import DirectoryBusyError, OutputDirectoryError
 
 LOCK = ".latentds-lock"
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a symlink planted as the lock file is refused, never written through
 
 try:
     import fcntl
@@ -92,11 +95,7 @@ class DirectoryLock:
             self._key = key
             return self
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:
-                raise OutputDirectoryError(f"cannot write in {self.directory}: {e.strerror}; choose a writable "
-                                           "directory") from None
+            fd = self._open()
             try:
                 if not self._lock(fd):
                     holder = _read_holder(fd)
@@ -104,7 +103,7 @@ class DirectoryLock:
                                              f"{describe_holder(holder)}. Wait for it to finish or stop it (a lock "
                                              "left by a process that died is taken over)")
                 try:
-                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                    same = os.fstat(fd).st_ino == os.lstat(self.path).st_ino
                 except FileNotFoundError:
                     same = False
                 if not same:  # the holder released (and removed) it between our open and our lock: again
@@ -124,6 +123,24 @@ class DirectoryLock:
             _HELD[key] = [fd, 1]
             self._key = key
             return self
+
+    def _open(self) -> int:
+        """The lock file, opened without following a symlink (whose target, a user's file, would be truncated and
+        overwritten) and only if it is a regular file; OutputDirectoryError otherwise, touching nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP or os.path.islink(self.path):
+                raise OutputDirectoryError(f"{self.path} is a symbolic link, not the lock file latentds writes; "
+                                           "remove it (latentds never writes through it)") from None
+            raise OutputDirectoryError(f"cannot write in {self.directory}: {e.strerror}; choose a writable "
+                                       "directory") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputDirectoryError(f"{self.path} is not a regular file, not the lock file latentds writes; "
+                                       "remove it")
+        os.set_blocking(fd, True)
+        return fd
 
     def _lock(self, fd: int) -> bool:
         """Take the OS lock on ``fd``: True if taken, False if another process holds it."""
@@ -166,8 +183,11 @@ def read_holder(directory: str | os.PathLike) -> dict | None:
     """The record of the lock file in ``directory`` (who holds or last held it), or None; it does not say whether
     the lock is held now."""
     try:
-        fd = os.open(Path(directory) / LOCK, os.O_RDONLY)
+        fd = os.open(Path(directory) / LOCK, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     try:
         return _read_holder(fd, retries=0)
@@ -183,7 +203,7 @@ def _read_holder(fd: int, retries: int = 20) -> dict | None:
             if data.strip():
                 holder = json.loads(data)
                 return holder if isinstance(holder, dict) else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass
         if attempt < retries:
             time.sleep(0.05)

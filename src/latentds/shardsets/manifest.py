@@ -13,6 +13,7 @@ from pathlib import Path
 
 from latentds.errors import ShardError
 from latentds.shardsets.atomic import write_atomic
+from latentds.text import markdown_code, markdown_text, plain_latentds_command, terminal_text
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -79,6 +80,8 @@ def load_manifest_file(file: Path) -> dict:
         raise ShardError(f"cannot read {file}: {e.strerror}") from None
     except ValueError as e:
         raise ShardError(damaged_manifest_message(file, f"not valid JSON: {e}")) from None
+    except RecursionError:  # thousands of nested brackets: malformed, not a crash
+        raise ShardError(damaged_manifest_message(file, "malformed: nested too deeply")) from None
     if not isinstance(manifest, dict):
         raise ShardError(damaged_manifest_message(file, f"a JSON {type(manifest).__name__}, not an object"))
     return manifest
@@ -86,9 +89,9 @@ def load_manifest_file(file: Path) -> dict:
 
 def damaged_manifest_message(file: Path, reason: str) -> str:
     command = card_command(file.parent)
-    fix = (f"`{command} --out {file.parent} --overwrite`" if command else
-           "the command that made the set again with --overwrite")
-    return (f"{file} is damaged ({reason}); rebuild it by running {fix} (the same command gives the same bytes; "
+    fix = (f"running `{command} --out {file.parent} --overwrite`" if command else
+           "running the command that made the set again with --overwrite")
+    return (f"{file} is damaged ({reason}); rebuild it by {fix} (the same command gives the same bytes; "
             "files that are not part of the set are never touched)")
 
 
@@ -99,7 +102,9 @@ def card_command(directory: str | os.PathLike) -> str | None:
     except (OSError, ValueError):
         return None
     found = re.search(r"^    (latentds (?:render|pack) [^\n]+)$", text, re.M)
-    return found.group(1).strip() if found else None
+    command = found.group(1).strip() if found else None
+    # Read from a file, so shown as advice only when it is a plain latentds command (no `; curl ... | sh`).
+    return command if plain_latentds_command(command) else None
 
 
 # Keys that ``describe`` and ``verify_shards`` read, with their JSON types.
@@ -110,9 +115,12 @@ _SHARD_KEYS = {"name": str, "count": int, "bytes": int, "sha256": str}
 
 def factor_rows(factors: list[dict]) -> str:
     """A manifest's factor table as a Markdown table (dataset cards)."""
+    # Names, paths and descriptions may come from a data file (a packed dataset's attribute names): escaped, so no
+    # tag or table break reaches the card; plain ones keep the bytes they always had.
     rows = "\n".join(
-        f"| `{f['name']}` | {f['type']} | [{f['range'][0]:g}, {f['range'][1]:g}] {f['unit']} | "
-        f"{'yes' if f['varies'] else 'fixed'} | `{f.get('path', f['name'])}` | {f['description']} |" for f in factors)
+        f"| {markdown_code(f['name'])} | {markdown_text(f['type'])} | [{f['range'][0]:g}, {f['range'][1]:g}] "
+        f"{markdown_text(f['unit'])} | {'yes' if f['varies'] else 'fixed'} | {markdown_code(f.get('path', f['name']))} "
+        f"| {markdown_text(f['description'])} |" for f in factors)
     return "| factor | type | range | varies | JSON path | meaning |\n|---|---|---|---|---|---|\n" + rows
 
 
@@ -179,16 +187,16 @@ def unfinished_message(directory: str | os.PathLike) -> str | None:
         for line in lines[1:]:
             try:
                 done += int(json.loads(line).get("count", 0))
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, RecursionError):
                 continue  # the last line of a killed run may be cut short
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, RecursionError):
         pass
     head = head if isinstance(head, dict) else {}
     params = head.get("params") if isinstance(head.get("params"), dict) else {}
     total = params.get("n", params.get("count"))
     how_far = f"{done:,} of {total:,} images written" if isinstance(total, int) else f"{done:,} images written"
     command = head.get("command")
-    finish = f"`{command}`" if isinstance(command, str) else "the command that started it"
+    finish = f"`{command}`" if plain_latentds_command(command) else "the command that started it"
     return (f"{directory} holds an unfinished shard set ({how_far}, no {MANIFEST} yet): finish it by running "
             f"{finish} again (it resumes where it stopped); to use only the shards finished so far, name them "
             "yourself (a list or brace pattern of the .tar files)")
@@ -289,31 +297,34 @@ With the standard library alone: every shard is a plain tar (`tarfile.open("DIR/
 
 
 def describe(manifest: dict) -> str:
-    """A few human-readable lines: what the shard set is, how it was made, what its labels are."""
+    """A few human-readable lines: what the shard set is, how it was made, what its labels are. Text from the
+    manifest goes to a terminal: its control characters (ANSI/OSC escapes, newlines) are written out."""
+    t = terminal_text
     size_mb = sum(r["bytes"] for r in manifest["shards"]) / 1e6
     size = manifest.get("image_size")
+    size = size if isinstance(size, int) else (t(size) if size else None)
     lines = [
-        f"{manifest['name']}: {manifest['count']:,} images" + (f" of {size}x{size} px" if size else "")
-        + f" ({manifest['summary']})",
-        f"  {len(manifest['shards'])} shard{'s' if len(manifest['shards']) != 1 else ''} ({brace_pattern(manifest)}), "
-        f"{size_mb:,.1f} MB; "
-        f"members: {', '.join(manifest['members'])}",
-        f"  made by: {manifest['command']}  (latentds {manifest['generator_version']})",
+        f"{t(manifest['name'])}: {manifest['count']:,} images" + (f" of {size}x{size} px" if size else "")
+        + f" ({t(manifest['summary'])})",
+        f"  {len(manifest['shards'])} shard{'s' if len(manifest['shards']) != 1 else ''} "
+        f"({t(brace_pattern(manifest))}), {size_mb:,.1f} MB; "
+        f"members: {', '.join(map(t, manifest['members']))}",
+        f"  made by: {t(manifest['command'])}  (latentds {t(manifest['generator_version'])})",
     ]
     seq = manifest["params"].get("sequence")
     if seq:
-        lines.append(f"  sequences: groups of {manifest['params'].get('steps')} where only {seq} moves")
+        lines.append(f"  sequences: groups of {t(manifest['params'].get('steps'))} where only {t(seq)} moves")
     if "factors" in manifest:
         lines.append("  varying factors:")
         for f in manifest["factors"]:
             if f["varies"]:
                 try:
-                    span = "[{:g}, {:g}] {}".format(*f["range"], f["unit"])
+                    span = "[{:g}, {:g}] {}".format(*f["range"], t(f["unit"]))
                 except (TypeError, ValueError, IndexError):
-                    span = f"{f['range']} {f['unit']}"
-                lines.append(f"    {f['name']:<16} {f['type']:<5} {span:<16} {f['description']}")
+                    span = t(f"{f['range']} {f['unit']}")
+                lines.append(f"    {t(f['name']):<16} {t(f['type']):<5} {span:<16} {t(f['description'])}")
     if "labels" in manifest:
-        lines.append(f"  labels: {', '.join(manifest['labels'])}")
+        lines.append(f"  labels: {', '.join(map(t, manifest['labels']))}")
     damaged = manifest.get("damaged")
     if isinstance(damaged, list) and damaged:
         lines.append(f"  left out: {len(damaged):,} source images that could not be decoded (listed in {MANIFEST})")
