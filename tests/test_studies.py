@@ -11,7 +11,7 @@ from latentds.studies import SCALES, load_study, run_study, study_names
 from latentds.zoo.base import load_pretrained
 
 STUDIES = study_names()
-VERDICTS = {"confirmed", "contradicted", "no measurable difference", "mixed", "not measured"}
+VERDICTS = ("confirmed", "contradicted", "no measurable difference", "mixed", "not measured", "indicative (1 seed)")
 
 
 def test_the_five_studies_are_packaged():
@@ -42,7 +42,7 @@ def smoke_runs(tmp_path_factory):
     results = {}
     for name in STUDIES:
         out = tmp_path_factory.mktemp(name)
-        results[name] = (out, run_study(name, out, scale="smoke", progress=False))
+        results[name] = (out, run_study(name, out, scale="smoke", seeds=1, progress=False))
     return results
 
 
@@ -70,7 +70,8 @@ def test_every_study_runs_at_smoke_scale_and_writes_its_results(name, smoke_runs
         for row in measured:
             assert row["ours"]["n"] == 1 and row["ours"]["values"][0] == row["ours"]["mean"]
     for finding in results["findings"]:
-        assert finding["verdict"] in VERDICTS and finding["claim"] in markdown
+        assert finding["verdict"].startswith(VERDICTS) and finding["claim"] in markdown
+        assert not finding["verdict"].startswith(("confirmed", "contradicted"))  # one seed: never a verdict
     import re
 
     links = re.findall(r"\]\((figures/[^)]+)\)", markdown)
@@ -98,7 +99,7 @@ def test_rerunning_resumes_without_retraining_and_refuses_another_study(smoke_ru
     out, first = smoke_runs["gan-walks"]
     weights = out / "runs" / "dcgan-cuboids" / "seed-0" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    again = run_study("gan-walks", out, scale="smoke", progress=False)
+    again = run_study("gan-walks", out, scale="smoke", seeds=1, progress=False)
     assert weights.stat().st_mtime_ns == stamp and again["tables"] == first["tables"]
     with pytest.raises(OutputDirectoryError, match="holds study gan-walks at scale smoke"):
         run_study("kl-weight", out, scale="smoke", progress=False)
@@ -108,19 +109,38 @@ def test_rerunning_resumes_without_retraining_and_refuses_another_study(smoke_ru
 
 def test_a_run_killed_before_it_finished_is_trained_again_or_resumed(tmp_path):
     out = tmp_path / "kl"
-    run_study("kl-weight", out, scale="smoke", progress=False)
+    run_study("kl-weight", out, scale="smoke", seeds=1, progress=False)
     run_dir = out / "runs" / "vae-cuboids-1.0" / "seed-0"
     (run_dir / ".finished").unlink()
     (run_dir / "analysis" / ".finished").unlink()
-    results = run_study("kl-weight", out, scale="smoke", progress=False)
+    results = run_study("kl-weight", out, scale="smoke", seeds=1, progress=False)
     assert (run_dir / ".finished").is_file() and results["runs"]["vae-cuboids-1.0"]["0"]["metrics"]["pcc"] is not None
 
 
-def test_seeds_give_a_mean_and_spread(tmp_path):
-    results = run_study("gan-walks", tmp_path / "g", scale="smoke", seeds=2, progress=False)
+def test_three_seeds_show_intervals_gates_and_floors(tmp_path):
+    """`latentds study NAME --scale smoke --seeds 3`: every row a mean with its 95% interval over 3 seeds, every
+    run's health gates, the trivial-image baselines beside the image metrics, and the rule as computed."""
+    out = tmp_path / "kl"
+    result = CliRunner().invoke(main, ["study", "kl-weight", "--scale", "smoke", "--seeds", "3", "--out", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
     row = results["tables"][0]["rows"][0]
-    assert row["ours"]["n"] == 2 and len(row["ours"]["values"]) == 2
-    assert (tmp_path / "g" / "runs" / "dcgan-cuboids" / "seed-1" / "model.safetensors").is_file()
+    assert row["ours"]["n"] == 3 and len(row["ours"]["values"]) == 3 and row["ours"]["ci"][0] < row["ours"]["mean"]
+    assert (out / "runs" / "vae-cuboids-1.0" / "seed-2" / "model.safetensors").is_file()
+    health = results["health"]["vae-cuboids-1.0"]
+    assert health["checked"] and set(health["seeds"]) == {"0", "1", "2"}
+    assert {"sample_diversity", "reconstruction", "decoder_sensitivity", "active_units"} <= set(
+        health["seeds"]["0"]["gates"])
+    ssim = next(t for t in results["tables"] if t["metric"] == "metrics.ssim")
+    assert {"background", "mean_image"} <= set(ssim["rows"][0]["floors"])
+    markdown = (out / "results.md").read_text()
+    assert "## How verdicts are computed" in markdown and "Student's t" in markdown and "## Health" in markdown
+    assert "(n=3)" in markdown and "| background | mean_image |" in markdown
+    # three steps of training: not a trained model, so its finding is not measured, naming the gates
+    finding = results["findings"][0]
+    assert finding["verdict"].startswith("not measured") and "reconstruction" in finding["verdict"]
+    assert "varied-eval" in results["evaluation"] and (out / "data" / "varied-eval" / "manifest.json").is_file()
 
 
 def test_study_cli_lists_runs_and_refuses_bad_input(tmp_path):
@@ -152,9 +172,9 @@ def test_a_study_runs_card_carries_its_numbers_as_hub_model_index(smoke_runs):
     assert "disc-strategies" in by_metric["fid.samples.fid"].task_name
     assert "manifest sha256" in by_metric["fid.samples.fid"].dataset_name
     assert "model-index" in (out / "runs" / "vae_disc-both-constant" / "seed-0" / "README.md").read_text()
-    # a run the study only trains (the FID feature network) still gets the study's card: study, scale, data hash
-    features = (out / "runs" / "features" / "seed-0" / "README.md").read_text()
-    assert "study disc-strategies, run features, scale smoke, seed 0" in features and "manifest sha256" in features
+    # a run the study only trains (gan-walks' labeller) still gets the study's card: study, scale, data hash
+    labeller = (smoke_runs["gan-walks"][0] / "runs" / "labeller" / "seed-0" / "README.md").read_text()
+    assert "study gan-walks, run labeller, scale smoke, seed 0" in labeller and "manifest sha256" in labeller
 
 
 def test_zoo_pretrained_lists_a_studys_models_with_their_numbers(smoke_runs):
