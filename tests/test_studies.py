@@ -110,11 +110,11 @@ def test_rerunning_resumes_without_retraining_and_refuses_another_study(smoke_ru
 def test_a_run_killed_before_it_finished_is_trained_again_or_resumed(tmp_path):
     out = tmp_path / "kl"
     run_study("kl-weight", out, scale="smoke", seeds=1, progress=False)
-    run_dir = out / "runs" / "vae-cuboids-1.0" / "seed-0"
+    run_dir = out / "runs" / "vae-cuboids-alpha1" / "seed-0"
     (run_dir / ".finished").unlink()
     (run_dir / "analysis" / ".finished").unlink()
     results = run_study("kl-weight", out, scale="smoke", seeds=1, progress=False)
-    assert (run_dir / ".finished").is_file() and results["runs"]["vae-cuboids-1.0"]["0"]["metrics"]["pcc"] is not None
+    assert (run_dir / ".finished").is_file() and results["runs"]["vae-cuboids-alpha1"]["0"]["metrics"]["pcc"] is not None
 
 
 def test_three_seeds_show_intervals_gates_and_floors(tmp_path):
@@ -127,8 +127,8 @@ def test_three_seeds_show_intervals_gates_and_floors(tmp_path):
     results = json.loads((out / "results.json").read_text())
     row = results["tables"][0]["rows"][0]
     assert row["ours"]["n"] == 3 and len(row["ours"]["values"]) == 3 and row["ours"]["ci"][0] < row["ours"]["mean"]
-    assert (out / "runs" / "vae-cuboids-1.0" / "seed-2" / "model.safetensors").is_file()
-    health = results["health"]["vae-cuboids-1.0"]
+    assert (out / "runs" / "vae-cuboids-alpha1" / "seed-2" / "model.safetensors").is_file()
+    health = results["health"]["vae-cuboids-alpha1"]
     assert health["checked"] and set(health["seeds"]) == {"0", "1", "2"}
     assert {"sample_diversity", "reconstruction", "decoder_sensitivity", "active_units"} <= set(
         health["seeds"]["0"]["gates"])

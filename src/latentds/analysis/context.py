@@ -64,6 +64,7 @@ class Context:
     feature_model: object = None  # a model whose encoder gives the FID features (default: the analysed model's)
     scores_mode: str = "reference"  # disentanglement_lib's estimators, or "fast" (DCI 10 rounds; not comparable)
     labeller: object = None  # a model with ``predict`` that labels generated samples (default: feature_model's)
+    sequence_groups: int = SEQUENCE_GROUPS  # the interpolation probe's groups (the first this many)
     figures_dir: Path = field(init=False)
     device: object = field(init=False)
     _prepared: dict = field(init=False, default_factory=dict, repr=False)
@@ -146,7 +147,7 @@ class Context:
             raise Skip(NEEDS["sequences"].reason)
         source = self.sequence_data or self.data
         try:
-            groups = list(islice(sequence_groups(source), SEQUENCE_GROUPS))
+            groups = list(islice(sequence_groups(source), self.sequence_groups))
         except Exception as e:  # noqa: BLE001  (damaged or incomplete: say what, keep the other probes going)
             raise Skip(f"cannot read the groups of the sequence set {source}: {e}") from None
         if not groups:

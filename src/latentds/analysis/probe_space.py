@@ -24,6 +24,12 @@ def probe_pca(ctx: Context):
     result = pca_probe(codes, ctx.model, factor_names=codes.factor_names if codes.factors is not None else None)
     ctx.grid(result["strips"], "pca_strips.png", result["steps"])
     metrics = {k: result[k] for k in ("explained_variance_ratio", "factor_correlation")}
+    # how much of each factor one linear direction of the latent (the best principal component) carries
+    metrics["best_r2"] = {}
+    for row in result["factor_correlation"].values():
+        for name, r in row.items():
+            if r == r:  # not NaN
+                metrics["best_r2"][name] = max(metrics["best_r2"].get(name, 0.0), r * r)
     return metrics, [("pca_strips.png", "Decoded points along the first principal components of the latents "
                       f"(one row each, -3 to +3 standard deviations); variance explained: "
                       f"{', '.join(f'{v:.1%}' for v in result['explained_variance_ratio'])}.")]
@@ -31,18 +37,49 @@ def probe_pca(ctx: Context):
 
 @probe("interpolation", needs=("encoder", "decoder", "sequences"),
        explain="Per sequence group: image-space MSE of each path's decoded images to the rendered ones, and the "
-               "correlation of each path's position between the endpoints with the moving factor.")
+               "correlation of each path's position between the endpoints with the moving factor; over all "
+               "groups (\"all\"): each path's mean image MSE with its standard error over the groups, and the share "
+               "of groups where the linear path is closer to the natural one than the spherical.")
 def probe_interpolation(ctx: Context):
-    metrics, figures = {}, []
-    for result in ctx.interpolations():
+    import numpy as np  # noqa: PLC0415
+
+    metrics, figures, per_path = {}, [], {}
+    for i, result in enumerate(ctx.interpolations()):
         g = result["group"]
-        name = ctx.grid(result["images"], f"interpolation_group{g}.png", len(result["values"]))
         metrics[f"group{g}"] = {"factor": result["factor"], "image_mse": result["image_mse"],
                                 "factor_correlation": result["factor_correlation"]}
-        figures.append((name, f"Group {g}: rows are the rendered sequence (only {result['factor']} moves), its "
-                        "encoded-then-decoded images (natural path), and linear and spherical interpolation between "
-                        "the endpoint latents."))
+        for path, errors in result["image_mse"].items():
+            per_path.setdefault(path, []).append(float(np.mean(errors)))
+        if i < FIGURE_GROUPS:
+            name = ctx.grid(result["images"], f"interpolation_group{g}.png", len(result["values"]))
+            figures.append((name, f"Group {g}: rows are the rendered sequence (only {result['factor']} moves), its "
+                            "encoded-then-decoded images (natural path), and linear and spherical interpolation "
+                            "between the endpoint latents."))
+    correlations = {}
+    for m in metrics.values():
+        for path, r in m["factor_correlation"].items():
+            correlations.setdefault(path, []).append(r)
+    groups = len(next(iter(per_path.values()), []))
+    summary = {"groups": groups, "image_mse": {}}
+    for path, values in per_path.items():
+        summary["image_mse"][path] = float(np.mean(values))
+        summary["image_mse"][f"{path}_se"] = float(np.std(values, ddof=1) / np.sqrt(groups)) if groups > 1 else None
+    if {"linear", "spherical"} <= set(per_path):
+        gaps = np.array(per_path["spherical"]) - np.array(per_path["linear"])
+        summary["linear_closer_share"] = float(np.mean(gaps > 0))
+        summary["spherical_minus_linear"] = float(gaps.mean())
+        summary["spherical_minus_linear_se"] = float(gaps.std(ddof=1) / np.sqrt(groups)) if groups > 1 else None
+    summary["factor_correlation"] = {}
+    for path, values in correlations.items():
+        finite = [v for v in values if np.isfinite(v)]
+        summary["factor_correlation"][path] = float(np.mean(finite)) if finite else None
+        summary["factor_correlation"][f"{path}_se"] = (float(np.std(finite, ddof=1) / np.sqrt(len(finite)))
+                                                        if len(finite) > 1 else None)
+    metrics["all"] = summary
     return metrics, figures
+
+
+FIGURE_GROUPS = 3  # groups drawn as figures (the numbers cover every group)
 
 
 @probe("umap", needs=("encoder",),

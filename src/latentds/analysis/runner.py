@@ -24,7 +24,8 @@ from latentds.errors import InvalidParameterError, OutputDirectoryError
 def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
         colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
-        feature_model=None, scores_mode: str = "reference", labeller=None, progress: bool = True) -> dict:
+        feature_model=None, scores_mode: str = "reference", labeller=None, sequence_groups: int = 3,
+        progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``sequence_data``: a ``latentds render
@@ -41,7 +42,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     ``NAME>N``/``NAME<N``, default: its quartiles). ``scores_mode``: "reference" (disentanglement_lib's settings,
     DCI with 100 boosting rounds: minutes for wide latents) or "fast" (10 rounds: seconds, inflates DCI on
     entangled codes; recorded in the settings). ``labeller``: a model with ``predict`` that labels the generated
-    samples for arithmetic instead of ``feature_model``."""
+    samples for arithmetic instead of ``feature_model``. ``sequence_groups``: how many groups of the sequence set
+    the interpolation probe reads (the first ones)."""
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     from latentds.analysis.report import write_report  # noqa: PLC0415
@@ -64,7 +66,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     with DirectoryLock(out, purpose="analyze"), disk_full_is_one_line(out):  # one writer per --out
         ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
                       inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                      tuple(dims) if dims else None, feature_model, scores_mode, labeller)
+                      tuple(dims) if dims else None, feature_model, scores_mode, labeller, sequence_groups)
         ctx.codes = cached_codes(ctx, progress)
         metrics, figures, skipped = {}, {}, {}
         with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:

@@ -30,6 +30,9 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
               help="Render groups of --steps images in which only FACTOR (e.g. phi_0) moves across its range; "
                    "with several (phi_0,theta_0,light_azimuth), group g moves the (g mod count)-th.")
 @click.option("--steps", type=int, default=None, help="Images per --sequence group.")
+@click.option("--sweep", type=click.Choice(["random"]), default=None,
+              help="random: each --sequence group moves its factor between two random end points (at least a "
+                   "quarter of its range apart) instead of across the whole range.")
 @click.option("--identities", type=int, default=None, metavar="K",
               help="K identities: each fixes the chain's colours and cuboid count, from (seed, identity); pose and "
                    "lights vary per sample; labels carry identity. Pairs of same-identity samples train the "
@@ -42,8 +45,8 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
                    "ray.init() joins (RAY_ADDRESS, a running local cluster, else a new one on this machine); --out "
                    "must then be on storage every node can write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, identities, name, overwrite,
-           engine, quiet):
+def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, sweep, identities, name,
+           overwrite, engine, quiet):
     """Render articulated cuboid chains into labelled WebDataset shards.
 
     Each sample is KEY.png (RGB) and KEY.json (every factor, enough to re-render it exactly), in shards
@@ -66,7 +69,8 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
     spec = RenderSpec(preset="varied" if varied else "phi", n=n, size=size, seed=seed, shard_size=shard_size,
-                      sequence=sequence, steps=steps, extras=extras, name=name, identities=identities)
+                      sequence=sequence, steps=steps, extras=extras, name=name, identities=identities,
+                      sweep=sweep)
     with interruptible():
         report = render_shards(spec, out or f"data/{spec.name}", workers=workers, overwrite=overwrite,
                                engine=engine, progress=not quiet)

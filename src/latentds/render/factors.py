@@ -52,6 +52,9 @@ PHI_PRESET_THETA = 10.0
 # chain from (seed, identity); _IDENTITY_OF draws which identity a sample (or a sequence group) shows.
 _PLAIN, _SEQUENCE = 0, 1
 _IDENTITY, _IDENTITY_OF = 2, 3
+_SWEEP = 4  # a sequence group's random end points (sweep="random")
+SWEEPS = ("random",)
+MIN_SWEEP = 0.25  # random end points lie at least this fraction of the range apart
 MIN_IDENTITIES, MAX_IDENTITIES = 2, 1_000_000
 
 
@@ -296,6 +299,16 @@ def check_sequence(preset: str, sequence: str | None, steps: int | None) -> None
         raise InvalidParameterError(f"--steps must be at least 2 for a sequence (got {steps})")
 
 
+def check_sweep(sequence: str | None, sweep: str | None) -> None:
+    """Raise InvalidParameterError unless ``sweep`` is None or one of SWEEPS with a sequence."""
+    if sweep is None:
+        return
+    if sweep not in SWEEPS:
+        raise InvalidParameterError(f"--sweep must be one of: {', '.join(SWEEPS)} (got {sweep!r})")
+    if sequence is None:
+        raise InvalidParameterError("--sweep needs --sequence FACTOR --steps K; add them or drop --sweep")
+
+
 def check_identities(preset: str, identities: int | None) -> None:
     """Raise InvalidParameterError unless ``identities`` is None or a valid identity count for the preset."""
     if identities is None:
@@ -317,12 +330,14 @@ def identity_chain(seed: int, identity: int) -> tuple[int, list[list[float]]]:
 
 
 def sample_labels(preset: str, seed: int, index: int, size: int,
-                  sequence: str | None = None, steps: int | None = None, identities: int | None = None) -> dict:
+                  sequence: str | None = None, steps: int | None = None, identities: int | None = None,
+                  sweep: str | None = None) -> dict:
     """The labels (factors and settings) of sample ``index`` of a render; a plain JSON-able dict.
 
     With ``sequence`` (one factor or several, comma-separated), samples come in groups of ``steps``: within group
     g everything is drawn once from ``(seed, g)`` and only the factor ``sequence_factors(sequence)[g % len]``
-    moves linearly from the low to the high end of its range.
+    moves linearly from the low to the high end of its range; with ``sweep="random"`` between two end points drawn
+    from ``(seed, g)``, at least MIN_SWEEP of the range apart (recorded as the sequence's "from" and "to").
 
     With ``identities=K`` (varied preset) the sample shows identity k (0..K-1, drawn from ``(seed, index)``, or
     ``(seed, g)`` for a whole sequence group): the cuboid count and colours are identity k's (identity_chain),
@@ -348,7 +363,14 @@ def sample_labels(preset: str, seed: int, index: int, size: int,
         if factor.startswith(tuple(ANGLES)):  # the swept joint must exist in this group's chain
             labels["n_cuboids"] = max(labels["n_cuboids"], int(factor.rsplit("_", 1)[1]) + 2)
         f = FACTORS_BY_NAME[factor]
-        _set(labels, factor, f.low + (f.high - f.low) * step / (steps - 1))
+        start, end = 0.0, 1.0
+        if sweep == "random":
+            rng = np.random.default_rng([seed, _SWEEP, group])
+            start, end = (float(v) for v in rng.uniform(0, 1, 2))
+            while abs(end - start) < MIN_SWEEP:
+                start, end = (float(v) for v in rng.uniform(0, 1, 2))
+            seq["from"], seq["to"] = f.low + (f.high - f.low) * start, f.low + (f.high - f.low) * end
+        _set(labels, factor, f.low + (f.high - f.low) * (start + (end - start) * step / (steps - 1)))
     n = labels["n_cuboids"]
     labels["joints"] = labels["joints"][: n - 1]
     labels["colors"] = labels["colors"][:n]

@@ -23,6 +23,8 @@ def render_command(spec) -> str:
              f"--shard-size {spec.shard_size}"]
     if spec.sequence:
         parts.append(f"--sequence {spec.sequence} --steps {spec.steps}")
+        if spec.sweep:
+            parts.append(f"--sweep {spec.sweep}")
     if spec.identities:
         parts.append(f"--identities {spec.identities}")
     if spec.extras:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from latentds.errors import InvalidParameterError
-from latentds.render.factors import PRESETS, check_identities, check_sequence, sequence_factors
+from latentds.render.factors import PRESETS, check_identities, check_sequence, check_sweep, sequence_factors
 from latentds.shardsets.spec import ShardSetSpec
 
 EXTRAS = ("depth", "mask")
@@ -40,6 +40,7 @@ class RenderSpec(ShardSetSpec):
     extras: tuple[str, ...] = field(default=())
     name: str | None = None
     identities: int | None = None
+    sweep: str | None = None  # "random": each sequence group sweeps between random end points
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -59,6 +60,7 @@ class RenderSpec(ShardSetSpec):
                                         f"{', '.join(EXTRAS)}")
         check_sequence(self.preset, self.sequence, self.steps)
         check_identities(self.preset, self.identities)
+        check_sweep(self.sequence, self.sweep)
         if self.sequence is not None and self.n % self.steps:
             raise InvalidParameterError(f"--n {self.n} is not a whole number of sequences of --steps {self.steps}; "
                                         f"use --n {(self.n // self.steps + 1) * self.steps}")
@@ -71,6 +73,8 @@ class RenderSpec(ShardSetSpec):
         fields = {**super().param_fields(), "extras": list(self.extras)}
         if self.identities is None:  # so renders without identities keep the params (and manifest bytes) they had
             del fields["identities"]
+        if self.sweep is None:  # likewise renders with whole-range sweeps
+            del fields["sweep"]
         return fields
 
     def command(self) -> str:

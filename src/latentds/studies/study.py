@@ -47,7 +47,8 @@ _TOP = {"description", "paper", "differs", "scales", "data", "run", "table", "fi
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze"}
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
-_ANALYZE = {"data", "probes", "n", "sequence_data", "feature_run", "labeller_run", "groups", "factorvae", "scores_mode"}
+_ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
+            "factorvae", "scores_mode"}
 EVAL_SEED = 1_000_003  # a rendered entry's held-out twin: the same settings with this added to the seed
 
 
