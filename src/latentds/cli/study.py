@@ -55,7 +55,11 @@ def study(name, scale, data, seeds, out, device, quiet):
         results = run_study(name, out or f"studies/{name}-{scale}", scale=scale, data=given, seeds=seeds,
                             device=device, progress=not quiet)
     for finding in results["findings"]:
-        click.echo(f"{finding['verdict']:>14}: {finding['claim']}")
+        verdict = finding["verdict"].split(" (not trained")[0].removesuffix(" (")
+        click.echo(f"{verdict}: {finding['claim']}")
+    untrained = [name for name, h in results["health"].items() if h.get("trained") is False]
+    if untrained:
+        click.echo(f"not trained (failed a health gate; see results.md): {', '.join(untrained)}")
     for run, why in results["skipped"].items():
         click.echo(f"skipped {run}: {why}")
     click.echo(f"results: {out or f'studies/{name}-{scale}'}/results.md")

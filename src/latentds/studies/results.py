@@ -254,9 +254,21 @@ def _agreement(ours: dict, published: float) -> str:
     return f"outside: ours is {ours['mean'] / published:.2f}x the published value" if published else "differs"
 
 
+def _strict(value):
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_results(study: Study, out: Path, results: dict) -> None:
     from latentds.studies.report import results_markdown  # noqa: PLC0415
 
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(_strict(results), indent=1, default=str, allow_nan=False)  # strict JSON: no NaN / Infinity
+    (out / "results.json").write_text(text + "\n", encoding="utf-8")
     figures = _collect_figures(out)
     (out / "results.md").write_text(results_markdown(study, results, figures), encoding="utf-8")
