@@ -250,7 +250,10 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         family = REGISTRY.get(config.get("family"), where=str(config_file))
         if not issubclass(family, cls):
             raise InvalidParameterError(f"{model_id} holds a {family.family} model, not {cls.family or cls.__name__}")
-        model = create(family.family, **config)
+        try:
+            model = create(family.family, **config)
+        except InvalidParameterError as e:  # a config that fails its checks, or too large for this machine
+            raise InvalidParameterError(f"{config_file}: {e}") from None
         try:
             _check_dtypes(model, weights)
             missing, unexpected = load_model(model, str(weights), strict=False)
