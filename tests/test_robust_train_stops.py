@@ -63,13 +63,14 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_its_last_finite_checkpoint(
     run = tmp_path / "run"
     first = CliRunner().invoke(main, train_args(shards, run, "--max-steps", "4", "--set", "train.checkpoint_every=2"))
     assert first.exit_code == 0, first.output
-    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in ("metrics.jsonl", "recipe.toml")}
+    rewritten = ("metrics.jsonl", "recipe.toml")  # the resumed run's log and recipe (with its train.lr)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in rewritten}
     result = CliRunner().invoke(main, train_args(shards, run, "--resume", "--max-steps", "40", "--set",
                                                  "train.checkpoint_every=2", "--set", "train.lr=1e10"))
     line = one_line_error(result, "training diverged at step", "of group 'model'", "keeps the last finite checkpoint "
                           "(step 4)", "--resume")
     assert "loss term" in line or "gradient" in line or "weights" in line
-    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in ("metrics.jsonl", "recipe.toml")}
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in rewritten}
     assert after == before  # the checkpoint and model of step 4: nothing non-finite saved, nothing half-written
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4 and all_finite(run)
 
@@ -165,7 +166,8 @@ def test_a_saved_config_too_large_for_memory_is_refused_on_loading(saved):
 
     config = json.loads((saved / "config.json").read_text())
     (saved / "config.json").write_text(json.dumps(config | {"latent_dim": 10**9}))
-    with pytest.raises(InvalidParameterError, match="config.json: model vae with .*model.latent_dim=1000000000.* would hold .* parameters"):
+    with pytest.raises(InvalidParameterError,
+                       match="config.json: model vae with .*model.latent_dim=1000000000.* would hold .* parameters"):
         load_pretrained(saved)
 
 
@@ -291,9 +293,9 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_no_hang_simulated(big_s
     proc = _start([sys.executable, "-c", ENOSPC_AFTER_FIRST_CHECKPOINT, *cmd[3:]])
     code, err = _finish(proc, 240)
     assert code == 2 and "Traceback" not in err, err[-1500:]
-    assert err.strip().splitlines() == [f"Error: no space left on the device writing the checkpoint of step 4 to {run}; "
-                                        "free space, then run the same command with --resume (it keeps its last "
-                                        "complete checkpoint)"]
+    assert err.strip().splitlines() == [f"Error: no space left on the device writing the checkpoint of step 4 to "
+                                        f"{run}; free space, then run the same command with --resume (it keeps its "
+                                        "last complete checkpoint)"]
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
     assert not [p.name for p in run.iterdir() if p.name.endswith(".partial")]
 

@@ -473,7 +473,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         if self.batch_size is None or self.partial or not self.counted:
             return
         size = sum(s.count for s in self.shards)
-        units, per_batch = (size // self.steps, self.batch_size // self.steps) if self.steps else (size, self.batch_size)
+        steps = self.steps or 1
+        units, per_batch = size // steps, self.batch_size // steps
         if per_batch > units:
             where = "this set" if not self.holdout else f"the {self.split} split of this set"
             what = f"{size:,} samples" + (f" ({units:,} whole groups of {self.steps})" if self.steps else "")

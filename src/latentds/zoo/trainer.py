@@ -23,14 +23,19 @@ stream is deterministic in (seed, epoch); the batches already seen this epoch ar
 Nothing is written before the settings, the device and the first image of the data are checked; a run that fails
 before its first checkpoint removes what it wrote (not other files in ``out``), and an epoch that yields not one batch
 (unreadable or cut-short shards) is an error, never a model saved untrained. An interruption (Ctrl-C) keeps the last
-checkpoint for ``resume=True``.
+checkpoint for ``resume=True``. A NaN or infinite loss term or gradient (or weights, checked before every save)
+stops the run with DivergedError naming the step, group and term; the last checkpoint and model stay the last finite
+ones (zoo/finite.py). A full disk while writing is one OutputDirectoryError line. The sizes a config implies are
+checked against free memory before the model is built (zoo/sizes.py). The DataLoader's workers are ended when the
+loop ends, however it ends (they leave at once on SIGTERM: ``quiet_worker``).
 
 Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every epoch (see
 latentds.datasets.shards). Gradients are averaged with explicit all-reduces per group rather than by
 DistributedDataParallel's reducer, which expects every forward pass to be followed by one backward through all
 used parameters -- not true of families whose groups step on some steps only or share parameters. The loss values
 the model decides from are averaged first, so every rank updates the same groups; buffers (batch-norm statistics)
-follow rank 0 like DDP's. Only rank 0 writes.
+follow rank 0 like DDP's. Only rank 0 writes. Each step the ranks agree that each has a batch and that none was
+stopped (zoo/agreement.py): a signal to any one rank stops every rank at the next step, rank 0 with the resume hint.
 """
 
 from __future__ import annotations
