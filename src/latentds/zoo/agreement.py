@@ -48,7 +48,8 @@ class StepAgreement:
             self.group = torch.distributed.new_group(backend="gloo", timeout=TIMEOUT)
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
-                self.previous[s] = signal.signal(s, self._record)
+                if signal.getsignal(s) is not signal.SIG_IGN:  # nohup's SIGHUP, a script's background Ctrl-C
+                    self.previous[s] = signal.signal(s, self._record)
         return self
 
     def _record(self, signum, frame) -> None:

@@ -62,8 +62,8 @@ from latentds.shardsets.processes import DieWithParent, quiet_worker
 from latentds.zoo.agreement import StepAgreement
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, create, factor_list, first_line, plan
 from latentds.zoo.finite import gradient_norm, nonfinite_tensors, nonfinite_term
-from latentds.zoo.sizes import training_memory
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
+from latentds.zoo.sizes import training_memory
 
 CHECKPOINT = "checkpoint.pt"
 
