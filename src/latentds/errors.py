@@ -42,6 +42,15 @@ class HubError(LatentdsError):
     """A model could not be fetched from or pushed to the Hugging Face Hub."""
 
 
+class DivergedError(LatentdsError):
+    """Training met a NaN or infinite loss term, gradient or weight (see latentds.zoo.finite); the run keeps its last
+    finite checkpoint."""
+
+
+class LostRankError(LatentdsError):
+    """Another rank of a torchrun job stopped answering (it died, or hangs); see latentds.zoo.agreement."""
+
+
 class RegistrationError(LatentdsError, TypeError):
     """A class registers itself under an invalid or taken name (see latentds.registry). Raised while the class
     statement runs, so it is also a TypeError, as a bad class definition is."""

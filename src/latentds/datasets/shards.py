@@ -51,6 +51,7 @@ that finishes it.
 from __future__ import annotations
 
 import io
+import operator
 import os
 import random
 import warnings
@@ -413,9 +414,18 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.all_shards = shards
         self.steps = self._check_options()  # K of a sequence set in groups mode, else None
         self.split_range, self.shards = self._split(shards)
+        self._check_batch_fits()
 
     def _check_options(self) -> int | None:
         bad = InvalidParameterError
+        if self.batch_size is not None:
+            try:
+                positive = not isinstance(self.batch_size, bool) and operator.index(self.batch_size) >= 1
+            except TypeError:
+                positive = False
+            if not positive:
+                raise bad(f"batch_size must be a whole number of at least 1, or None for single samples (got "
+                          f"{self.batch_size!r})")
         if self.batches not in BATCHES:
             raise bad(f"batches must be one of {', '.join(map(repr, BATCHES))}, not {self.batches!r}")
         if self.split not in SPLITS:
@@ -485,6 +495,21 @@ class ShardStream(torch.utils.data.IterableDataset):
             raise InvalidParameterError(f"holdout={self.holdout} leaves the {self.split} split of this set of "
                                         f"{total} samples empty; choose a holdout that holds out some but not all")
         return (lo, hi), (shards if (lo, hi) == (0, total) else trim_shards(shards, lo, hi))
+
+    def _check_batch_fits(self) -> None:
+        """Refuse a batch larger than the (counted) set when every batch must be full: its epochs would be empty.
+        With partial=True a batch may ask for more than the set holds (one short batch)."""
+        if self.batch_size is None or self.partial or not self.counted:
+            return
+        size = sum(s.count for s in self.shards)
+        steps = self.steps or 1
+        units, per_batch = size // steps, self.batch_size // steps
+        if per_batch > units:
+            where = "this set" if not self.holdout else f"the {self.split} split of this set"
+            what = f"{size:,} samples" + (f" ({units:,} whole groups of {self.steps})" if self.steps else "")
+            fix = "lower batch_size" + ("" if self.batches == "pairs" else " or pass partial=True")
+            raise InvalidParameterError(f"batch_size={self.batch_size:,} is more than the {what} of {where}: every "
+                                        f"batch is full, so an epoch would hold none; {fix}")
 
     @property
     def _decode(self) -> Callable[[dict], dict]:

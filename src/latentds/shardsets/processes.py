@@ -1,7 +1,7 @@
 """Worker processes that never outlive their parent, and SIGTERM handled like Ctrl-C.
 
     pool = ProcessPoolExecutor(..., initializer=DieWithParent())          # render and pack workers
-    loader = DataLoader(ds, num_workers=2, worker_init_fn=DieWithParent())   # training data workers
+    loader = DataLoader(ds, num_workers=2, worker_init_fn=DieWithParent(quiet_worker))   # training data workers
     with stop_on_signals():      # SIGTERM / SIGHUP raise Terminated (a KeyboardInterrupt) in the main thread
         ...
 
@@ -91,13 +91,24 @@ def _raise_on(signals) -> dict:
     return previous
 
 
-def interrupt_on_sigterm(*_args) -> None:
-    """In a DataLoader worker (``DieWithParent(then=interrupt_on_sigterm)``): SIGTERM and SIGHUP raise
-    ``Terminated``, a KeyboardInterrupt, which the worker loop treats as Ctrl-C and exits quietly. When a whole
-    process group is stopped (``timeout``, a job scheduler), the workers then end cleanly instead of dying by the
-    signal, which made the main process print a DataLoader "worker killed by signal" traceback after its resume
-    hint."""
-    _raise_on((signal.SIGTERM, signal.SIGHUP))
+def _exit_quietly(signum, frame):
+    os._exit(0)
+
+
+def quiet_worker(*_args) -> None:
+    """In a DataLoader worker (``DieWithParent(then=quiet_worker)``): SIGTERM and SIGHUP end the worker at once
+    with exit code 0, and Ctrl-C (SIGINT) is left to the main process, which stops its workers as it unwinds.
+
+    A worker that took SIGTERM as Ctrl-C (as this function once did) ended its loop, then waited at exit for its
+    queue's feeder thread to flush batches nobody reads: the main process, stopped by ``kill PID``, hung forever
+    in multiprocessing's exit join (its ``terminate()`` was swallowed the same way), and a Ctrl-C to the whole
+    group printed that join's traceback beside the resume hint. Exit code 0 (not death by the signal) keeps the
+    main process from reporting a "worker killed by signal" when a whole process group is stopped."""
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.signal(s, _exit_quietly)
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ from latentds.errors import HubError, InvalidParameterError, OutputDirectoryErro
 from latentds.registry import Registry
 from latentds.shardsets.atomic import atomic_path, default_mode
 from latentds.zoo.config import from_dict, to_dict
+from latentds.zoo.finite import nonfinite_tensors
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
 from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
 
@@ -249,8 +250,12 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         family = REGISTRY.get(config.get("family"), where=str(config_file))
         if not issubclass(family, cls):
             raise InvalidParameterError(f"{model_id} holds a {family.family} model, not {cls.family or cls.__name__}")
-        model = create(family.family, **config)
         try:
+            model = create(family.family, **config)
+        except InvalidParameterError as e:  # a config that fails its checks, or too large for this machine
+            raise InvalidParameterError(f"{config_file}: {e}") from None
+        try:
+            _check_dtypes(model, weights)
             missing, unexpected = load_model(model, str(weights), strict=False)
         except (SafetensorError, OSError) as e:  # truncated, empty, or not a safetensors file
             raise InvalidParameterError(f"cannot read {weights} ({first_line(e)}): it is damaged or not a "
@@ -262,7 +267,34 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         if missing or unexpected:
             raise InvalidParameterError(f"{weights} does not fit {model.family}: missing {sorted(missing)[:3]}, "
                                         f"unexpected {sorted(unexpected)[:3]}")
+        state = model.state_dict()
+        bad = nonfinite_tensors(state)
+        if bad:
+            raise InvalidParameterError(f"{weights} holds non-finite weights (NaN or infinite values in {len(bad)} of "
+                                        f"{len(state)} tensors, e.g. {bad[0]}): the training that wrote it diverged; "
+                                        "train it again, e.g. with a lower train.lr")
         return model.to(map_location).eval()
+
+
+SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                      torch.bool: "BOOL"}
+
+
+def _check_dtypes(model: LatentModel, weights: Path) -> None:
+    """Every tensor of ``weights`` in the dtype the model holds it in (as latentds writes them): load_state_dict
+    would cast int64, bool or float16 weights of the right shapes without a word."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    own = model.state_dict()
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            if key in own:
+                have, want = f.get_slice(key).get_dtype(), SAFETENSORS_DTYPES.get(own[key].dtype, str(own[key].dtype))
+                if have != want:
+                    raise InvalidParameterError(f"{weights}: tensor {key} is {have}, where {model.family} holds "
+                                                f"{want}: latentds never writes it so; save, train or download the "
+                                                "model again")
 
 
 # --- sample grids ---------------------------------------------------------------------------------------------------
@@ -350,9 +382,26 @@ def images(batch: dict | torch.Tensor) -> torch.Tensor:
 
 
 def create(name: str, **overrides) -> LatentModel:
-    """A new model of family ``name`` with its config defaults, overridden by ``overrides``."""
+    """A new model of family ``name`` with its config defaults, overridden by ``overrides``. A config whose
+    parameters would not fit in the memory free here is refused before anything is allocated (zoo/sizes.py)."""
+    from latentds.zoo.sizes import model_memory  # noqa: PLC0415
+
+    cls, config = _family_config(name, overrides)
+    model_memory(cls, config)
+    return cls(config)
+
+
+def plan(name: str, **overrides) -> LatentModel:
+    """The model ``create`` would build, on PyTorch's meta device (shapes only, no memory): for checking a
+    config, its parameter groups and the memory it implies."""
+    from latentds.zoo.sizes import meta_model  # noqa: PLC0415
+
+    return meta_model(*_family_config(name, overrides))
+
+
+def _family_config(name: str, overrides: dict):
     cls = REGISTRY.get(name)
-    return cls(from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})"))
+    return cls, from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})")
 
 
 def families() -> list[str]:

@@ -197,9 +197,9 @@ def recipe_from_dict(name: str, raw: dict, where: str = "recipe") -> Recipe:
     model = dict(raw.get("model", {}))
     if "family" not in model:
         raise InvalidParameterError(f"{where} has no model.family; add one, e.g. family = \"vae\"")
-    from latentds.zoo.base import create  # noqa: PLC0415  (validates the model section against its config)
+    from latentds.zoo.base import plan  # noqa: PLC0415  (validates the model section against its config)
 
-    net = create(model["family"], **model)
+    net = plan(model["family"], **model)  # shapes only: nothing allocated for a check
     recipe = Recipe(name=name, description=str(raw.get("description", "")), model=model,
                     data=from_dict(DataConfig, raw.get("data", {}), where=f"{where} [data]"),
                     train=from_dict(TrainConfig, raw.get("train", {}), where=f"{where} [train]"))

@@ -23,18 +23,25 @@ stream is deterministic in (seed, epoch); the batches already seen this epoch ar
 Nothing is written before the settings, the device and the first image of the data are checked; a run that fails
 before its first checkpoint removes what it wrote (not other files in ``out``), and an epoch that yields not one batch
 (unreadable or cut-short shards) is an error, never a model saved untrained. An interruption (Ctrl-C) keeps the last
-checkpoint for ``resume=True``.
+checkpoint for ``resume=True``. A NaN or infinite loss term or gradient (or weights, checked before every save)
+stops the run with DivergedError naming the step, group and term; the last checkpoint and model stay the last finite
+ones (zoo/finite.py). A full disk while writing is one OutputDirectoryError line. The sizes a config implies are
+checked against free memory before the model is built (zoo/sizes.py). The DataLoader's workers are ended when the
+loop ends, however it ends (they leave at once on SIGTERM: ``quiet_worker``).
 
 Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every epoch (see
 latentds.datasets.shards). Gradients are averaged with explicit all-reduces per group rather than by
 DistributedDataParallel's reducer, which expects every forward pass to be followed by one backward through all
 used parameters -- not true of families whose groups step on some steps only or share parameters. The loss values
 the model decides from are averaged first, so every rank updates the same groups; buffers (batch-norm statistics)
-follow rank 0 like DDP's. Only rank 0 writes.
+follow rank 0 like DDP's. Only rank 0 writes. Each step the ranks agree that each has a batch and that none was
+stopped (zoo/agreement.py): a signal to any one rank stops every rank at the next step, rank 0 with the resume hint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -48,12 +55,15 @@ import torch
 from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
-from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.errors import DivergedError, InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
-from latentds.shardsets.processes import DieWithParent, interrupt_on_sigterm
-from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, create, factor_list, first_line
+from latentds.shardsets.processes import DieWithParent, quiet_worker
+from latentds.zoo.agreement import StepAgreement
+from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, create, factor_list, first_line, plan
+from latentds.zoo.finite import gradient_norm, nonfinite_tensors, nonfinite_term
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
+from latentds.zoo.sizes import training_memory
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -66,6 +76,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
         raise InvalidParameterError("no training data: pass --data DIR (a shard set) or set data.shards in the recipe")
     t = recipe.train
     device = _device(t.device, rank)
+    training_memory(plan(recipe.model["family"], **recipe.model), t.batch_size, device)  # before any allocation
     torch.manual_seed(t.seed)  # the same initial weights on every rank
     model = create(recipe.model["family"], **recipe.model).to(device)
     check(recipe, model)
@@ -115,8 +126,6 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
     t = recipe.train
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    # a CPU group for the per-step "have you a batch?" flag: no GPU synchronisation for it
-    flags = torch.distributed.new_group(backend="gloo") if world > 1 else None
 
     groups = model.parameter_groups()
     settings = {g: t.optim(g, model.group_defaults.get(g)) for g in groups}
@@ -136,99 +145,151 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
     bar = tqdm(total=last_step, initial=step, unit="step", disable=not progress or rank,
                desc=f"train {model.family}", dynamic_ncols=True)
     window = _Window(groups)
+    diverged = _Divergence(out, step)
 
     def _flush() -> None:
         if window.count and writer:
             row = writer.log(step, epoch, window.means(), {g: _lr(settings[g], step, horizon) for g in groups},
                              window.rate(world))
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:5]} | {"img/s": f"{row['images_per_s']:.0f}"})
+            bar.set_postfix(postfix(row, list(groups)))
         window.reset()
 
+    def _checkpoint(position: int) -> None:
+        diverged.check_weights(model, step)  # on every rank alike: a model with NaN weights is never saved
+        if writer:
+            writer.checkpoint(model, optimizers, scaler, step, epoch, position)
+        diverged.saved = step
+
     done = bool(t.max_steps) and step >= t.max_steps
-    x = None
-    while not done and epoch < t.epochs:
-        data.set_epoch(epoch)
-        batches = iter(loader)
-        if rng is not None:  # after the loader took its seed: the noise continues exactly where it stopped
-            _restore_rng(rng)
-            rng = None
-        position, ended = 0, True
-        while True:
-            batch = next(batches, None)
-            if not _every_rank_has_a_batch(batch is not None, flags):
-                break  # a rank lost samples to damaged data: every rank ends the epoch here, together
-            position += 1
-            if position <= skip:
-                continue
-            batch = _to_device(batch, device)
-            x = batch["image"]
-            model.train()
-            with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                terms = model.losses(batch, step)
-            values = _values(terms, world)
-            wanted = set(model.choose_updates(values, step))
-            chosen = [g for g in groups if g in wanted]
-            # every chosen group's gradients first, from the same weights: groups may share parameters, and a
-            # step would change weights that another group's backward pass still needs
-            grads = {g: torch.autograd.grad(scaler.scale(terms[g]["loss"]), groups[g], allow_unused=True,
-                                            retain_graph=i < len(chosen) - 1) for i, g in enumerate(chosen)}
-            for g in chosen:
-                _set_lr(optimizers[g], settings[g], step, horizon)
-                optimizers[g].zero_grad(set_to_none=True)
-                for param, grad in zip(groups[g], grads.pop(g)):
-                    param.grad = grad
-                if world > 1:
-                    _all_reduce_grads(groups[g], world)
-                if t.grad_clip:
-                    scaler.unscale_(optimizers[g])
-                    torch.nn.utils.clip_grad_norm_(groups[g], t.grad_clip)
-                scaler.step(optimizers[g])
-            scaler.update()
-            if world > 1:
-                _broadcast(model, buffers_only=True)
-            step += 1
-            window.add(values, chosen, x.shape[0])
-            bar.update(1)
-            done = bool(t.max_steps) and step >= t.max_steps  # else the epochs end the run, with their figures
-            if step % t.log_every == 0 or done:
-                _flush()
-            if writer and (step % t.checkpoint_every == 0 or done):
-                writer.checkpoint(model, optimizers, scaler, step, epoch, position)
-            if done:
-                ended = False
-                break
-        if ended:
-            if position == 0:  # not one batch: unreadable shards, or fewer images than a batch
-                raise InvalidParameterError(
-                    f"{recipe.data.shards} gave no batch of {t.batch_size} images in epoch {epoch + 1} (see the "
-                    "warnings above): check the shards (latentds info DIR --verify) or lower --batch-size")
-            _flush()
-            epoch, skip = epoch + 1, 0
-            if validation is not None:
-                scores = _validate(model, validation, recipe.data.num_workers, device, amp_dtype, world, step)
-                if writer:
-                    writer.log_validation(step, epoch, scores)
-            if writer:
-                writer.checkpoint(model, optimizers, scaler, step, epoch, 0)
-                if t.sample_every_epoch and x is not None:
-                    writer.figures(model, x, fixed_z, epoch)
-    bar.close()
-    batches = None  # a loader stopped mid-epoch: end its workers now
-    if writer:
-        writer.finish(model)
-    if world > 1:
-        torch.distributed.barrier()
+    x = batches = None
+    # every rank agrees each step that each has a batch and that none was stopped (zoo/agreement.py)
+    with StepAgreement(world) as agree:
+        try:
+            while not done and epoch < t.epochs:
+                data.set_epoch(epoch)
+                with agree.deferred():  # starts the workers
+                    batches = iter(loader)
+                if rng is not None:  # after the loader took its seed: the noise continues exactly where it stopped
+                    _restore_rng(rng)
+                    rng = None
+                position, ended = 0, True
+                while True:
+                    batch = next(batches, None)
+                    if not agree.go(batch is not None, step):
+                        break  # a rank lost samples to damaged data: every rank ends the epoch here, together
+                    position += 1
+                    if position <= skip:
+                        continue
+                    batch = _to_device(batch, device)
+                    x = batch["image"]
+                    model.train()
+                    with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+                        terms = model.losses(batch, step)
+                    values = _values(terms, world)
+                    diverged.check_values(values, step)  # averaged over ranks: every rank stops alike
+                    wanted = set(model.choose_updates(values, step))
+                    chosen = [g for g in groups if g in wanted]
+                    # every chosen group's gradients first, from the same weights: groups may share parameters, and
+                    # a step would change weights that another group's backward pass still needs
+                    grads = {g: torch.autograd.grad(scaler.scale(terms[g]["loss"]), groups[g], allow_unused=True,
+                                                    retain_graph=i < len(chosen) - 1) for i, g in enumerate(chosen)}
+                    for g in chosen:
+                        _set_lr(optimizers[g], settings[g], step, horizon)
+                        optimizers[g].zero_grad(set_to_none=True)
+                        for param, grad in zip(groups[g], grads.pop(g)):
+                            param.grad = grad
+                        if world > 1:
+                            _all_reduce_grads(groups[g], world)
+                        if not scaler.is_enabled():  # fp16's scaler skips steps with inf gradients itself
+                            diverged.check_gradients(groups[g], g, step)
+                        if t.grad_clip:
+                            scaler.unscale_(optimizers[g])
+                            torch.nn.utils.clip_grad_norm_(groups[g], t.grad_clip)
+                        scaler.step(optimizers[g])
+                    scaler.update()
+                    if world > 1:
+                        _broadcast(model, buffers_only=True)
+                    step += 1
+                    window.add(values, chosen, x.shape[0])
+                    bar.update(1)
+                    done = bool(t.max_steps) and step >= t.max_steps  # else the epochs end the run, with figures
+                    if step % t.log_every == 0 or done:
+                        _flush()
+                    if step % t.checkpoint_every == 0 or done:
+                        _checkpoint(position)
+                    if done:
+                        ended = False
+                        break
+                if ended:
+                    if position == 0:  # not one batch: unreadable shards, or fewer images than a batch
+                        raise InvalidParameterError(
+                            f"{recipe.data.shards} gave no batch of {t.batch_size} images in epoch {epoch + 1} (see "
+                            "the warnings above): check the shards (latentds info DIR --verify) or lower --batch-size")
+                    _flush()
+                    epoch, skip = epoch + 1, 0
+                    if validation is not None:
+                        scores = _validate(model, validation, recipe.data.num_workers, device, amp_dtype, world, step,
+                                           agree)
+                        if writer:
+                            writer.log_validation(step, epoch, scores)
+                    _checkpoint(0)
+                    if writer and t.sample_every_epoch and x is not None:
+                        writer.figures(model, x, fixed_z, epoch)
+        finally:
+            bar.close()
+            # end the loader's workers now, whatever stopped the loop (its iterator would otherwise live on in the
+            # traceback until exit, where multiprocessing's join waited for workers that could not leave)
+            batches = None
+        diverged.check_weights(model, step)
+        if writer:
+            writer.finish(model, step)
+        if world > 1:
+            torch.distributed.barrier()
     return out
 
 
-def _every_rank_has_a_batch(have: bool, group) -> bool:
-    """True while every rank has a batch: ranks whose shards lost different numbers of samples end the epoch at
-    the same step instead of waiting forever in a collective (DDP never stalls)."""
-    if group is None:
-        return have
-    flag = torch.tensor([int(have)], dtype=torch.int32)
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN, group=group)
-    return bool(flag.item())
+def postfix(row: dict, groups: list[str]) -> dict[str, str]:
+    """What the progress bar shows of a metrics row: with one group its first three terms; with several, each
+    group's loss and accuracy (a discriminator's), and how often each group stepped; then images/s."""
+    if len(groups) == 1:
+        keys = [k for k in row if k not in ("step", "epoch", "images_per_s") and not k.startswith("lr")][:3]
+    else:
+        keys = [f"{g}/{term}" for g in groups for term in ("loss", "accuracy") if f"{g}/{term}" in row]
+        keys += [f"updates/{g}" for g in groups if f"updates/{g}" in row]
+    shown = {k.replace("updates/", "upd/"): f"{row[k]:.4g}" for k in keys}
+    return shown | {"img/s": f"{row['images_per_s']:.0f}"}
+
+
+class _Divergence:
+    """The run's guard against NaN and infinity (zoo/finite.py): the first non-finite loss term, gradient or
+    weight stops training with one line naming the step, group and term, and where the last finite checkpoint
+    is; nothing non-finite is saved."""
+
+    def __init__(self, out: Path, saved: int):
+        self.out, self.saved = out, saved  # the step of the last checkpoint (0: none yet)
+
+    def _stop(self, step: int, what: str):
+        kept = (f"{self.out} keeps the last finite checkpoint (step {self.saved}); lower train.lr or set "
+                "train.grad_clip, then run the same command with --resume" if self.saved else
+                "nothing was saved; lower train.lr or set train.grad_clip and run again")
+        raise DivergedError(f"training diverged at step {step + 1}: {what}; {kept}")
+
+    def check_values(self, values: dict, step: int) -> None:
+        found = nonfinite_term(values)
+        if found:
+            group, term, value = found
+            self._stop(step, f"loss term {term!r} of group {group!r} is {value}")
+
+    def check_gradients(self, params, group: str, step: int) -> None:
+        norm = gradient_norm([p.grad for p in params])
+        if not math.isfinite(norm):
+            self._stop(step, f"the gradient of group {group!r} is not finite (norm {norm})")
+
+    def check_weights(self, model, step: int) -> None:
+        bad = nonfinite_tensors(model.state_dict())
+        if bad:
+            self._stop(step - 1, f"the weights hold NaN or infinite values after the update ({len(bad)} tensors, "
+                                 f"e.g. {bad[0]})")
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
@@ -247,7 +308,7 @@ def _streams(recipe: Recipe, model: LatentModel):
 def _loader(stream, num_workers: int, device: torch.device):
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
                                        pin_memory=device.type == "cuda", persistent_workers=False,
-                                       worker_init_fn=DieWithParent(interrupt_on_sigterm) if num_workers else None)
+                                       worker_init_fn=DieWithParent(quiet_worker) if num_workers else None)
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -255,11 +316,13 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def _validate(model, stream, num_workers, device, amp_dtype, world, step) -> dict[str, float]:
+def _validate(model, stream, num_workers, device, amp_dtype, world, step, agree) -> dict[str, float]:
     """Mean loss terms over the held-out stream (every rank its share, averaged)."""
     model.eval()
     sums, count = {}, 0
-    for batch in _loader(stream, num_workers, device):
+    with agree.deferred():  # starts the workers
+        batches = iter(_loader(stream, num_workers, device))
+    for batch in batches:
         batch = _to_device(batch, device)
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
             terms = model.losses(batch, step)
@@ -540,7 +603,8 @@ class _RunWriter:
 
     def __init__(self, out: Path, recipe: Recipe, model: LatentModel, tensorboard: bool):
         self.out, self.recipe = out, recipe
-        (out / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
+        with self.writing("recipe"):
+            (out / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
         model.card_info = {"title": f"{model.family} trained with latentds recipe {recipe.name}",
                            "recipe": recipe.to_toml(), "data": f"`{recipe.data.shards}`"}
         self.last = {}
@@ -560,8 +624,24 @@ class _RunWriter:
                                             "pip install 'latentds[tensorboard]'") from None
             self.board = SummaryWriter(str(out / "tensorboard"))
 
+    @contextlib.contextmanager
+    def writing(self, what: str):
+        """Writing ``what`` into the run directory: a full disk or another OS error is one line saying what was
+        kept and how to go on (atomic writes leave no half-written file looking complete)."""
+        try:
+            yield
+        except Exception as e:
+            # safetensors' writer raises its own error: "... No space left on device (os error 28)"
+            if not isinstance(e, OSError) and type(e).__name__ != "SafetensorError":
+                raise
+            full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(e)
+            why = "no space left on the device" if full else f"cannot write ({getattr(e, 'strerror', None) or e})"
+            then = ("free space, then run the same command with --resume (it keeps its last complete checkpoint)"
+                    if (self.out / CHECKPOINT).is_file() else "free space, then run the same command again")
+            raise OutputDirectoryError(f"{why} writing the {what} to {self.out}; {then}") from None
+
     def _append(self, row: dict) -> None:
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with self.writing("metrics"), open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         if self.board:
             for key, value in row.items():
@@ -583,18 +663,22 @@ class _RunWriter:
                  "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch": position, **_rng_state()}
         # The model first: a run that has a checkpoint always loads with from_pretrained (a stop between the two
         # leaves the model of this step beside the previous checkpoint, which --resume continues from).
-        self.save_model(model)
-        with atomic_path(self.out / CHECKPOINT) as tmp:
-            torch.save(state, tmp)
+        self.save_model(model, step)
+        # through a file object: a full disk is then an OSError (ENOSPC), where torch's own file writer raises an
+        # opaque RuntimeError
+        with self.writing(f"checkpoint of step {step}"), atomic_path(self.out / CHECKPOINT) as tmp, \
+                open(tmp, "wb") as f:
+            torch.save(state, f)
 
-    def save_model(self, model) -> None:
+    def save_model(self, model, step: int) -> None:
         model.card_info["metrics"] = {k: v for k, v in self.last.items() if k not in ("epoch",)
                                       and not k.startswith("lr")}
         tmp = self.out / ".model.partial"
         try:
-            model.save_pretrained(tmp)
-            for f in tmp.iterdir():
-                os.replace(f, self.out / f.name)
+            with self.writing(f"model of step {step}"):
+                model.save_pretrained(tmp)
+                for f in tmp.iterdir():
+                    os.replace(f, self.out / f.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a save cut short (Ctrl-C, a full disk) leaves no partial folder
 
@@ -603,6 +687,10 @@ class _RunWriter:
         import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
+        with self.writing(f"figures of epoch {epoch}"):
+            self._figures(model, x, fixed_z, epoch)
+
+    def _figures(self, model, x, fixed_z, epoch) -> None:
         import matplotlib.pyplot as plt  # noqa: PLC0415
         from torchvision.utils import make_grid, save_image  # noqa: PLC0415
 
@@ -620,8 +708,7 @@ class _RunWriter:
             if self.board:
                 self.board.add_image(name, make_grid(grid.clamp(0, 1), nrow=8), epoch)
         log = self.out / "metrics.jsonl"
-        rows = [json.loads(line) for line in open(log, encoding="utf-8")] if log.is_file() else []
-        rows = [r for r in rows if "images_per_s" in r]
+        rows = [r for r in _rows(log) if "images_per_s" in r]
         if rows:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             for key in [k for k in rows[-1] if k not in ("step", "epoch", "images_per_s")
@@ -634,7 +721,19 @@ class _RunWriter:
             fig.savefig(figures / "loss.png", dpi=100)
             plt.close(fig)
 
-    def finish(self, model) -> None:
-        self.save_model(model)
+    def finish(self, model, step: int) -> None:
+        self.save_model(model, step)
         if self.board:
             self.board.close()
+
+
+def _rows(log: Path) -> list[dict]:
+    """The rows of metrics.jsonl (none if it is missing); a line cut short by a full disk is skipped."""
+    rows = []
+    if log.is_file():
+        for line in open(log, encoding="utf-8"):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
