@@ -91,3 +91,10 @@ def test_a_two_factor_table_reports_each_factors_effect_with_an_interval():
     assert columns["step"]["ci"][1] < 0 < columns["constant"]["ci"][0]
     rows = {e["level"]: e for e in stats.effects(cells, "rows")}
     assert rows["a"]["effect"] == pytest.approx(-10.0) and rows["c"]["effect"] == pytest.approx(10.0)
+
+
+def test_a_claim_against_a_fixed_number_reads_the_left_hand_interval():
+    above = stats.compare(seeds(0.05, 0.06, 0.07, se=0.001), {s: (0.0, None) for s in range(3)}, ">", 0.01)
+    assert above["outcome"] == "holds" and above["difference"] == pytest.approx(0.06)
+    spans = stats.compare(seeds(-0.02, 0.01, 0.04), {s: (0.0, None) for s in range(3)}, ">", 0.01)
+    assert spans["outcome"] == "within noise"

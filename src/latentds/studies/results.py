@@ -196,7 +196,11 @@ def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
     for run in study.runs_matching(spec["runs"]):
         seeds = runs.get(run.name, {})
         other = runs.get(spec["right_run"], {}) if spec.get("right_run") else seeds
-        left, right = _measured(seeds, spec["left"]), _measured(other, spec["right"])
+        left = _measured(seeds, spec["left"])
+        if isinstance(spec["right"], (int, float)):  # a constant: the left-hand value against a fixed number
+            right = {seed: (float(spec["right"]), None) for seed in left}
+        else:
+            right = _measured(other, spec["right"])
         if stats.summary(left) is None or stats.summary(right) is None:
             continue
         name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
@@ -206,10 +210,11 @@ def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
         if untrained:
             comparison["outcome"] = "not measured"
             comparison["why"] = f"not trained: {'; '.join(untrained)}"
+            comparison["untrained"] = untrained
         measured.append({"run": name, **comparison})
-    blocked = [m["why"] for m in measured if m["outcome"] == "not measured"]
+    blocked = list(dict.fromkeys(u for m in measured for u in m.get("untrained", [])))
     if blocked:
-        verdict = f"not measured ({'; '.join(blocked)})"
+        verdict = f"not measured (not trained: {'; '.join(blocked)})"
     else:
         verdict = stats.verdict([m["outcome"] for m in measured], min((m["seeds"] for m in measured), default=0))
     return {"claim": spec["claim"], "source": spec["source"], "quote": spec.get("quote", ""),

@@ -62,7 +62,11 @@ def compare(left: dict, right: dict, op: str, min_effect: float) -> dict:
     sign = 1.0 if op == ">" else -1.0
     shared = sorted(set(left) & set(right))
     a, b = summary(left), summary(right)
-    if len(shared) >= 2 and len(shared) == len(left) == len(right):
+    constant = all(se is None for _, se in right.values()) and len({v for v, _ in right.values()}) == 1
+    if constant and set(left) <= set(right):  # a fixed number on the right: the left-hand interval decides
+        diff, se = sign * (a["mean"] - b["mean"]), a["se"]
+        df, paired = a["n"] - 1, True
+    elif len(shared) >= 2 and len(shared) == len(left) == len(right):
         d = [sign * (left[s][0] - right[s][0]) for s in shared]
         n = len(d)
         probe = sum((left[s][1] or 0.0) ** 2 + (right[s][1] or 0.0) ** 2 for s in shared) / n ** 2
