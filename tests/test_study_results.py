@@ -1,6 +1,8 @@
 """results.md's comparisons: values only where they are on the published scale, else the ranking; findings
 count a difference only beyond the noise."""
 
+from pathlib import Path
+
 import pytest
 
 from latentds.studies.results import comparable, floors, measure, rank_agreement
@@ -61,3 +63,30 @@ def test_floors_and_baselines_are_found_beside_a_metric():
     assert floors(metrics, "scores.mig") == {"floor": 0.001}
     assert floors(metrics, "fid.samples.fid") == {"floor": 2.0}
     assert floors(metrics, "metrics.ssim") == {"background": 0.83, "mean_image": 0.82}
+
+
+def test_what_differs_is_generated_from_the_documents_settings():
+    from latentds.studies import load_study
+    from latentds.studies.differs import differences, markdown
+
+    study = load_study("kl-weight", "cpu")
+    rows = differences(study)
+    epochs = next(r for r in rows if r["key"] == "train.epochs")
+    assert epochs["ours"] == 3 and epochs["published"] == 100 and len(epochs["runs"]) == len(study.runs)
+    assert "| `train.epochs` | 3 | 100 | all |" in markdown(rows, len(study.runs))
+    assert not differences(load_study("kl-weight", "full"))  # full is the document's setting
+    # a data setting counts only for the runs that train on that data
+    disc = differences(load_study("disc-strategies", "cpu"))
+    varied = next(r for r in disc if r["key"] == "data.varied.n")
+    assert varied["published"] == 500_000 and not any("phi" in run for run in varied["runs"])
+
+
+def test_a_setting_nobody_stated_shows_up(tmp_path):
+    from latentds.studies import load_study
+    from latentds.studies.differs import differences
+
+    text = (Path(__file__).parents[1] / "src/latentds/studies/packaged/kl-weight.toml").read_text()
+    file = tmp_path / "k.toml"
+    file.write_text(text.replace('"data.flip" = true\n', '"data.flip" = true\n"model.width" = 64\n', 1))
+    rows = differences(load_study(str(file), "full"))
+    assert [(r["key"], r["ours"], r["published"]) for r in rows] == [("model.width", 32, 64)]

@@ -131,8 +131,16 @@ def results_markdown(study: Study, results: dict, figures: list[str]) -> str:
              "## How verdicts are computed", "", results["rule"], ""]
     if results.get("evaluation"):
         lines += ["## Evaluation data", "", results["evaluation"], ""]
-    if results["differs"]:
-        lines += ["## What differs from the published setting", "", results["differs"], ""]
+    from latentds.studies.differs import markdown  # noqa: PLC0415
+
+    generated = markdown(results.get("differences", []), len(study.runs))
+    if results["differs"] or generated:
+        lines += ["## What differs from the published setting", ""]
+        if generated:
+            lines += ["Each setting the source document states, where a run of this scale uses another value "
+                      "(generated from the study file):", ""] + generated
+        if results["differs"]:
+            lines += [results["differs"], ""]
     lines += _health_lines(results) + _finding_lines(results) + _agreement_lines(results)
     for table in results["tables"]:
         lines += _table_lines(table)

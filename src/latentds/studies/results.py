@@ -108,9 +108,15 @@ def assemble(study: Study, scale: str, runs: dict, seeds: int, skipped: dict, ou
     tables = [_table(study, spec, runs, health) for spec in study.tables]
     findings = [_finding(study, spec, runs, health) for spec in study.findings]
     return {"study": study.name, "scale": scale, "scale_means": study.scales.get(scale, ""), "seeds": seeds,
-            "paper": study.paper, "differs": study.differs, "rule": RULE, "health": health, "tables": tables,
+            "paper": study.paper, "differs": study.differs, "differences": _differences(study), "rule": RULE, "health": health, "tables": tables,
             "findings": findings, "skipped": skipped, "evaluation": study.evaluation,
             "runs": {name: {str(s): m for s, m in per.items()} for name, per in runs.items()}}
+
+
+def _differences(study: Study) -> list[dict]:
+    from latentds.studies.differs import differences  # noqa: PLC0415
+
+    return differences(study)
 
 
 def _label(run, key: str | None) -> str:

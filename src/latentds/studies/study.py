@@ -43,8 +43,8 @@ from importlib import resources
 from latentds.errors import InvalidParameterError
 
 SCALES = ("smoke", "cpu", "full")
-_TOP = {"description", "paper", "differs", "scales", "data", "run", "table", "finding"}
-_RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze"}
+_TOP = {"description", "paper", "differs", "published", "scales", "data", "run", "table", "finding"}
+_RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze", "published"}
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
 _ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
@@ -79,6 +79,7 @@ class Run:
     train: dict  # first-class train options: epochs, max_steps, batch_size
     analyze: dict  # data, probes, n, sequence_data, feature_run
     axes: dict = field(default_factory=dict)  # the matrix values that made this run
+    published: dict = field(default_factory=dict)  # the source document's settings for this run (see differs.py)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Study:
     findings: list[dict]
     differs: str = ""
     evaluation: str = ""  # what the probes read: the held-out twins (see the module docstring)
+    published: dict = field(default_factory=dict)  # the source document's settings (studies/differs.py)
 
     def runs_matching(self, pattern: str) -> list[Run]:
         return [r for r in self.runs if fnmatch.fnmatchcase(r.name, pattern)]
@@ -149,7 +151,7 @@ def load_study(name: str, scale: str) -> Study:
             raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: give source = \"seed\" with the "
                                         "source document's quote, or source = \"literature\" with a reference")
     return Study(name, raw.get("description", ""), raw.get("paper", ""), raw.get("scales", {}), data, runs, tables,
-                 findings, at(raw.get("differs", ""), scale), evaluation)
+                 findings, at(raw.get("differs", ""), scale), evaluation, dict(raw.get("published", {})))
 
 
 def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
@@ -190,7 +192,8 @@ def _expand(entry: dict, scale: str, study: str) -> list[Run]:
         sets = {k: at(v, scale) for k, v in entry.get("set", {}).items()} | axes
         runs.append(Run(name=entry["name"] + suffix, recipe=entry["recipe"], data=entry["data"], sets=sets,
                         train={k: at(v, scale) for k, v in entry.get("train", {}).items()},
-                        analyze={k: at(v, scale) for k, v in entry.get("analyze", {}).items()}, axes=axes))
+                        analyze={k: at(v, scale) for k, v in entry.get("analyze", {}).items()}, axes=axes,
+                        published=dict(entry.get("published", {}))))
     return runs
 
 
