@@ -19,7 +19,7 @@ from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 
-BUILT_IN = ("health", "pca", "interpolation", "umap", "metrics", "fid", "walks", "scores", "factors", "factorvae",
+BUILT_IN = ("health", "pca", "interpolation", "umap", "metrics", "fid", "walks", "scores", "factors", "factorvae", "verification",
             "arithmetic", "partition")
 
 

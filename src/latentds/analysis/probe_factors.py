@@ -85,3 +85,22 @@ def probe_factorvae(ctx: Context):
     result = cuboid_factor_vae(ctx.model, preset=preset, **({"factors": names} | ctx.factorvae))
     result["floor"] = {"factor_vae_eval_accuracy": 1 / len(names), "how": "chance: one of the factors at random"}
     return result, []
+
+
+@probe("verification", needs=("encoder",),
+       explain="Verification from latents (the face study's task): same identity or not, scored by the cosine "
+               "similarity of two latents; ROC AUC (0.5 is chance) and the accuracy at a threshold fitted on the "
+               "other half of the pairs.")
+def probe_verification(ctx: Context):
+    import numpy as np  # noqa: PLC0415
+
+    from latentds.analysis.verification import verification  # noqa: PLC0415
+
+    codes = ctx.codes
+    identities = [labels.get("identity") for labels in codes.labels]
+    if any(i is None for i in identities):
+        raise Skip("needs an identity label on every sample (CelebA packs, renders with --identities K)")
+    result = verification(codes.latents, np.array([str(i) for i in identities]))
+    if result["auc"] is None:
+        raise Skip(f"no identity has two images among the {len(identities)} encoded samples: raise --n")
+    return result, []

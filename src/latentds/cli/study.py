@@ -20,8 +20,11 @@ from latentds.cli import main
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: studies/NAME-SCALE]. Re-running resumes.")
 @click.option("--device", default=None, help="auto, cpu, cuda ... [each recipe's train.device].")
+@click.option("--runs", "runs", default=None, metavar="PATTERN",
+              help="Only the runs whose names match PATTERN (e.g. '*-faces*'); the others are listed as not "
+                   "selected.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def study(name, scale, data, seeds, out, device, quiet):
+def study(name, scale, data, seeds, out, device, runs, quiet):
     """Re-run a study of the research latentds was designed from; without NAME, list them.
 
     Renders the study's data, trains every run (each a loadable model with its card), runs its probes, and
@@ -53,7 +56,7 @@ def study(name, scale, data, seeds, out, device, quiet):
 
     with interruptible("finished runs are kept; run the same command again to resume."):
         results = run_study(name, out or f"studies/{name}-{scale}", scale=scale, data=given, seeds=seeds,
-                            device=device, progress=not quiet)
+                            device=device, runs=runs, progress=not quiet)
     for finding in results["findings"]:
         verdict = finding["verdict"].split(" (not trained")[0].removesuffix(" (")
         click.echo(f"{verdict}: {finding['claim']}")

@@ -29,9 +29,10 @@ STUDY_FILE = "study.json"
 
 
 def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: dict[str, str] | None = None,
-              seeds: int = 3, device: str | None = None, progress: bool = True) -> dict:
+              seeds: int = 3, device: str | None = None, runs: str | None = None, progress: bool = True) -> dict:
     """Run study ``name`` at ``scale`` into ``out``; ``data`` maps the study's external data names to shard sets
-    (a single external entry may be given as {"": path}). Returns the results dict (also results.json)."""
+    (a single external entry may be given as {"": path}); ``runs``: a pattern (fnmatch) of the runs to train and
+    analyse, the others are listed as not selected. Returns the results dict (also results.json)."""
     from latentds.studies.results import collect, write_results  # noqa: PLC0415
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 
@@ -40,10 +41,19 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
         raise InvalidParameterError(f"--seeds must be at least 1 (got {seeds})")
     out = Path(out)
     with DirectoryLock(out, purpose="study"):  # one study process per --out
+        selected = study.runs_matching(runs) if runs else study.runs
+        if runs and not selected:
+            raise InvalidParameterError(f"--runs {runs!r} matches no run of study {study.name}; its runs: "
+                                        f"{', '.join(r.name for r in study.runs)}")
+        selected = [r for r in study.runs if r in selected or _needed(study, r, selected)]
         _claim(out, study, scale)
-        paths, missing = _data(study, out, data or {}, progress)
+        used = {d for r in selected for d in (r.data, r.analyze.get("data"), r.analyze.get("sequence_data")) if d}
+        paths, missing = _data(study, out, data or {}, progress, used)
         skipped = {}
         for run in _ordered(study):
+            if run not in selected:
+                skipped[run.name] = f"not selected (--runs {runs})"
+                continue
             if run.data in missing:
                 skipped[run.name] = f"needs --data for {missing[run.data]}"
                 continue
@@ -79,7 +89,8 @@ def _claim(out: Path, study: Study, scale: str) -> None:
     file.write_text(json.dumps(marker) + "\n", encoding="utf-8")
 
 
-def _data(study: Study, out: Path, given: dict[str, str], progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+def _data(study: Study, out: Path, given: dict[str, str], progress: bool,
+          used: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     """(data name -> shard set, external data names not given -> what they are)."""
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
@@ -101,11 +112,18 @@ def _data(study: Study, out: Path, given: dict[str, str], progress: bool) -> tup
             else:
                 missing[key] = f"{key} ({entry.get('what', 'a shard set')})"
             continue
+        if key not in used:  # no selected run trains on it or reads it
+            continue
         spec = RenderSpec(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in entry.items()})
         target = out / "data" / key
         render_shards(spec, target, progress=progress)
         paths[key] = str(target)
     return paths, missing
+
+
+def _needed(study: Study, run: Run, selected: list[Run]) -> bool:
+    """Whether a selected run uses ``run``'s model (as its FID feature network or labeller)."""
+    return any(run.name in (r.analyze.get("feature_run"), r.analyze.get("labeller_run")) for r in selected)
 
 
 def _ordered(study: Study) -> list[Run]:
