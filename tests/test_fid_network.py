@@ -52,7 +52,7 @@ def quality(model, data) -> dict[str, bool]:
     return {"noise_rises": floor < noisy[0] < noisy[1] < noisy[2],
             "blur_rises": floor < blurred[0] < blurred[1],
             "floor_far_below": 3 * floor < min(noisy[0], blurred[0]),
-            "predicts_the_factors": min(r2["n_cuboids"], r2["phi_0"], r2["light_azimuth"]) > 0.5}
+            "predicts_the_factors": min(r2["n_cuboids"], r2["phi_0"], r2["theta_0"]) > 0.5}
 
 
 def test_the_packaged_network_loads_by_default_and_by_its_name(network):
@@ -111,6 +111,7 @@ def _eigen_fid(a, b):
     return float(_compute_fid(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T)))
 
 
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
 def test_kid_follows_torchmetrics_kernel_inception_distance():
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -139,7 +140,7 @@ def test_the_fid_interval_is_seeded_and_centred_on_the_estimate():
     lo, hi = fid_interval(a, b, resamples=50)
     assert fid_interval(a, b, resamples=50) == [lo, hi] and fid_interval(a, b, resamples=50, seed=1) != [lo, hi]
     assert lo < frechet_distance(a, b) < hi
-    closer = fid_interval(a, b * 0.5 + 0.25, resamples=50)
+    closer = fid_interval(a, b - 0.4, resamples=50)  # mean shift 0.1 instead of 0.5
     assert closer[1] < lo  # the interval moves with the distance
 
 

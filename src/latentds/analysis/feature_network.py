@@ -31,7 +31,7 @@ from pathlib import Path
 from latentds.errors import InvalidParameterError
 
 PACKAGE = "latentds.analysis.feature_networks"
-PACKAGED = {"e2e_cnn@PENDING": "cuboids64"}  # published name -> its directory under PACKAGE
+PACKAGED = {"e2e_cnn@ee286350216d": "cuboids64"}  # published name -> its directory under PACKAGE
 DEFAULT = next(iter(PACKAGED))
 
 
@@ -67,8 +67,7 @@ def load_feature_network(name: str | None = None):
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
 
     directory = network_directory(name)
-    model = load_pretrained(directory).eval()
-    return EncoderFeatures(model, name=DEFAULT if name is None else name)
+    return EncoderFeatures(load_pretrained(directory), name=DEFAULT if name is None else name).eval()
 
 
 def main(argv: list[str] | None = None) -> int:

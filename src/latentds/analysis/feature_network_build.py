@@ -73,7 +73,8 @@ def validate(network: Path, heldout: Path, *, write: bool = False, training: dic
     data = load_heldout(heldout)
     torch.manual_seed(0)
     random = type(model)(model.config).eval()
-    result = {"network": feature_network_name(network), "heldout": str(heldout), "n_heldout": len(data["image"]),
+    command = json.loads((Path(heldout) / "manifest.json").read_text(encoding="utf-8"))["command"]
+    result = {"network": feature_network_name(network), "heldout": command, "n_heldout": len(data["image"]),
               "n_set": N_SET, **({"training": training} if training else {}),
               "r2": r_squared(model, data), "fid": fid_table(model, data)}
     result["monotonic"] = {kind: _rises(rows) for kind, rows in result["fid"].items() if kind != "floor"}
