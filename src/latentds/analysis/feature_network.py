@@ -13,13 +13,14 @@ published name. Loading reads safetensors and JSON only (latentds.zoo.base), nev
 
 Rebuilding the network (render, train, validate; docs/fid-network.md gives the settings and the figures)::
 
-    python -m latentds.analysis.feature_network build --out DIR
+    OMP_NUM_THREADS=1 python -m latentds.analysis.feature_network build --out DIR --workers 1
 
-renders 24,000 varied 64 px images (seed 9001) and 8,000 held-out ones (seed 9002, never trained on), trains
-``zoo/e2e_cnn`` with width 16 and latent_dim 64 for 4 epochs (batch 64, Adam 1e-3, cosine, seed 0), and writes
-DIR/network/{config.json, model.safetensors, validation.json}; ``python -m latentds.analysis.feature_network
-validate DIR/network --heldout DIR/heldout`` repeats the validation alone. Retraining gives new weights, hence a new
-name: publish it by copying DIR/network into the package and pinning its name in PACKAGED.
+(the command that built the packaged network) renders 24,000 varied 64 px images (seed 9001) and 8,000 held-out ones
+(seed 9002, never trained on), trains ``zoo/e2e_cnn`` with width 16 and latent_dim 64 for 8 epochs (batch 64, Adam
+1e-3, cosine, seed 0, CPU), and writes DIR/network/{config.json, model.safetensors, validation.json};
+``python -m latentds.analysis.feature_network validate DIR/network --heldout DIR/heldout`` repeats the validation
+alone. The weights depend on the machine's floating-point reductions, so a rebuild may give a new name: publish one
+by copying DIR/network into the package and pinning its name in PACKAGED.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from latentds.errors import InvalidParameterError
 
 PACKAGE = "latentds.analysis.feature_networks"
-PACKAGED = {"e2e_cnn@ee286350216d": "cuboids64"}  # published name -> its directory under PACKAGE
+PACKAGED = {"e2e_cnn@d489cc7bf654": "cuboids64"}  # published name -> its directory under PACKAGE
 DEFAULT = next(iter(PACKAGED))
 
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build", help="render, train and validate a feature network into --out")
     build.add_argument("--out", required=True, type=Path)
     build.add_argument("--train-n", type=int, default=None, help="training images (default: the published 24000)")
-    build.add_argument("--epochs", type=int, default=None, help="training epochs (default: the published 4)")
+    build.add_argument("--epochs", type=int, default=None, help="training epochs (default: the published 8)")
     build.add_argument("--workers", type=int, default=2, help="render processes and data-loader workers")
     check = commands.add_parser("validate", help="validate a saved network directory on a held-out render")
     check.add_argument("network", type=Path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 TRAIN_SEED, HELDOUT_SEED = 9001, 9002  # render seeds no study uses (studies render with seed 0)
 TRAIN_N, HELDOUT_N, SIZE = 24_000, 8_000, 64
-TRAINING = {"model.width": 16, "model.latent_dim": 64, "train.epochs": 4, "train.batch_size": 64, "train.lr": 1e-3,
+TRAINING = {"model.width": 16, "model.latent_dim": 64, "train.epochs": 8, "train.batch_size": 64, "train.lr": 1e-3,
             "train.schedule": "cosine", "train.seed": 0, "train.device": "cpu", "train.sample_every_epoch": False}
 N_SET = 1000
 NOISE = (0.05, 0.1, 0.2, 0.4)
@@ -62,7 +62,8 @@ def build(out: Path, *, train_n: int | None = None, epochs: int | None = None, w
 
 
 def validate(network: Path, heldout: Path, *, write: bool = False, training: dict | None = None) -> dict:
-    """R^2 per factor and the FID table (see the module docstring) of the saved network in ``network``."""
+    """R^2 per factor and the FID table (see the module docstring) of the saved network in ``network``; ``write``:
+    also to network/validation.json (keeping the ``training`` record of one already there unless given)."""
     import torch  # noqa: PLC0415
 
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
@@ -70,6 +71,8 @@ def validate(network: Path, heldout: Path, *, write: bool = False, training: dic
 
     network = Path(network)
     model = load_pretrained(network).eval()
+    if training is None and (network / "validation.json").is_file():  # a re-validation keeps how it was trained
+        training = json.loads((network / "validation.json").read_text(encoding="utf-8")).get("training")
     data = load_heldout(heldout)
     torch.manual_seed(0)
     random = type(model)(model.config).eval()

@@ -66,7 +66,8 @@ def probe_fid(ctx: Context):
 def _fid_network(ctx: Context):
     """(network, name, prepare, input size or None) of the FID features: Inception when its weights were given,
     else ``ctx.feature_model`` (an e2e_cnn named by its weights' hash), else the packaged frozen network."""
-    from latentds.analysis.image_metrics import INCEPTION_NAME, EncoderFeatures, _inception_metric, _to_uint8  # noqa: PLC0415
+    from latentds.analysis.image_metrics import (  # noqa: PLC0415
+        INCEPTION_NAME, EncoderFeatures, _inception_metric, _to_uint8)
 
     if ctx.inception_weights:  # torchmetrics' Inception takes uint8 images at any size
         return _inception_metric(ctx.inception_weights).inception, INCEPTION_NAME, _to_uint8, None
