@@ -100,7 +100,9 @@ def distances(a: torch.Tensor, b: torch.Tensor, *, resamples: int = BOOTSTRAP, s
 
 
 def _check(f: torch.Tensor, what: str) -> torch.Tensor:
-    if not isinstance(f, torch.Tensor) or f.ndim != 2 or len(f) < 2:
+    if not isinstance(f, torch.Tensor) or f.ndim != 2:
         shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
-        raise InvalidParameterError(f"features {what} must be a (N, d) tensor with N >= 2, got {shape}")
+        raise InvalidParameterError(f"features {what} must be a (N, d) tensor, got {shape}")
+    if len(f) < 2:
+        raise InvalidParameterError(f"FID and KID need at least 2 images per set, got {len(f)} in {what}")
     return f.double()

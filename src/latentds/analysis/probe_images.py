@@ -95,6 +95,8 @@ def _floor(real_features, reference, features_of) -> dict:
         return {**distances(real_features, features_of(reference[:n])),
                 "how": f"the data's next {n} images, disjoint from the {n} compared"}
     half = n // 2
+    if half < 2:
+        return {"n": 0, "how": f"the data hold {n + len(reference)} images: too few for a floor"}
     order = torch.randperm(n, generator=torch.Generator().manual_seed(FLOOR_SEED))
     return {**distances(real_features[order[:half]], real_features[order[half:2 * half]]),
             "how": f"the data hold fewer than {2 * n} images: two random halves ({half} each, seed {FLOOR_SEED}) of "
