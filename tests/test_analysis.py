@@ -9,11 +9,13 @@ import torch
 from click.testing import CliRunner
 
 from latentds.analysis.encode import Codes, encode_dataset
+from latentds.analysis.feature_network import DEFAULT as DEFAULT_FEATURE_NETWORK
 from latentds.analysis.interpolation import lerp, slerp
 from latentds.analysis.probes import run
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
+from latentds.zoo.models.e2e_cnn import feature_network_name
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +199,8 @@ def test_reconstruction_metrics_and_fid_name_their_feature_network(sets, tmp_pat
     assert metrics["metrics"]["mse"] == pytest.approx(((recon - images) ** 2).flatten(1).mean(1).mean().item(),
                                                       rel=1e-5)  # the mean per-image error of these 32 images
     assert metrics["metrics"]["ssim_convention"].startswith("Wang et al. 2004")
-    for part in ("reconstructions", "samples"):
-        assert metrics["fid"][part]["feature_network"] == "latentds vae encoder (latent 6)"
+    for part in ("reconstructions", "samples"):  # by default the packaged frozen network, not the model's encoder
+        assert metrics["fid"][part]["feature_network"] == DEFAULT_FEATURE_NETWORK
         assert metrics["fid"][part]["n_real"] == 32 and metrics["fid"][part]["fid"] >= -1e-6
     assert "reconstructions.png" in {p.name for p in (tmp_path / "figures").iterdir()}
 
@@ -296,8 +298,11 @@ def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(
     assert not dcgan.has_encoder
     metrics = run(dcgan, base / "varied", tmp_path / "all", n=16, progress=False)
     skipped = metrics["skipped"]
-    needs_encoder = {"pca", "interpolation", "umap", "metrics", "fid", "scores", "factors", "partition", "factorvae"}
+    # FID runs on its samples, in the packaged feature network (not skipped for want of an encoder)
+    needs_encoder = {"pca", "interpolation", "umap", "metrics", "scores", "factors", "partition", "factorvae"}
     assert set(skipped) == needs_encoder | {"arithmetic"}
+    assert set(metrics["fid"]) == {"samples", "floor", "feature_network"}
+    assert metrics["fid"]["feature_network"] == DEFAULT_FEATURE_NETWORK
     assert all("dcgan has no encoder" in skipped[p] for p in needs_encoder)
     assert "without an encoder" in skipped["arithmetic"] and "--groups ids:" in skipped["arithmetic"]
     figures = {p.name for p in (tmp_path / "all" / "figures").iterdir()}
@@ -445,7 +450,8 @@ def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_fa
     assert a["predicted_by_scale"] == pytest.approx(moved.reshape(6, 4).mean(0).tolist(), rel=1e-4)
     assert a["predicted_before"] == pytest.approx(float(column[a["targets"]].mean()), rel=1e-4)
     # FID of a model without an encoder: its samples only, named by the labeller's hash
-    assert set(metrics["fid"]) == {"samples"} and metrics["fid"]["samples"]["feature_network"].startswith("e2e_cnn@")
+    assert set(metrics["fid"]) == {"samples", "floor", "feature_network"}
+    assert metrics["fid"]["samples"]["feature_network"] == feature_network_name(labeller) != DEFAULT_FEATURE_NETWORK
 
     by_value = run(dcgan, base / "varied", tmp_path / "expr", probes=["arithmetic"], feature_model=labeller,
                    groups=(f"{a['factor']}>{hi}", f"{a['factor']}<{lo}"), progress=False)["arithmetic"]

@@ -7,6 +7,8 @@ shared inputs are computed the first time a probe asks and kept for every later 
 - ``ctx.codes``: the latents of the data (latentds.analysis.encode; None for a model without an encoder);
 - ``ctx.images()``: ONE batch of the data's first ``min(n, IMAGES)`` images at the model's image size, and
   ``ctx.reconstructions()`` of it (the reconstruction metrics use the first METRIC_IMAGES of both, FID all);
+- ``ctx.reference_images()``: the next batch of the same stream, disjoint from ``images()``: up to as many of the
+  data's following images (fewer, or none, when the data end first), FID's real-vs-real floor;
 - ``ctx.sequences()``: the first SEQUENCE_GROUPS groups of the ``--sequence`` set (``sequence_data``, else the data
   itself), resized to the model's image size the way ``load_shards`` resizes;
 - ``ctx.interpolations()``: the natural, linear and spherical paths of each of those groups
@@ -68,6 +70,7 @@ class Context:
     figures_dir: Path = field(init=False)
     device: object = field(init=False)
     _prepared: dict = field(init=False, default_factory=dict, repr=False)
+    _batches: object = field(init=False, default=None, repr=False)  # the image stream, after images()'s batch
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -110,7 +113,21 @@ class Context:
         size = self.model.config.image_size
         stream = load_shards(self.data, batch_size=min(self.n, IMAGES), partial=True,
                              size=resize_for(self.data, size))
-        return next(iter(stream))["image"]
+        self._batches = iter(stream)  # reference_images() reads on from here: one pass over the data
+        return next(self._batches)["image"]
+
+    def reference_images(self):
+        """(M, 3, S, S): the min(n, IMAGES) images after those of ``images()`` (M is smaller, down to 0, when the
+        data hold fewer): a real set disjoint from ``images()``, for FID's real-vs-real floor."""
+        return self._once("reference_images", self._load_reference)
+
+    def _load_reference(self):
+        import torch  # noqa: PLC0415
+
+        images = self.images()
+        batch = next(self._batches, None)
+        self._batches = None  # nothing reads further: let the stream close
+        return batch["image"] if batch is not None else torch.empty((0, *images.shape[1:]))
 
     def reconstructions(self):
         """The model's reconstructions of ``images()`` (float, CPU); Skip for a model without an encoder."""

@@ -1,17 +1,21 @@
-"""Probes of the images a model draws: ``metrics`` (reconstruction error, SSIM, Pearson r), ``fid`` (Frechet
-distance of reconstructions and samples, in a named feature network) and ``walks`` (linear and spherical walks
-between prior codes).
+"""Probes of the images a model draws: ``metrics`` (reconstruction error, SSIM, Pearson r), ``fid`` (FID with a
+bootstrap interval and KID of reconstructions and samples, and the real-vs-real floor, in a named feature network)
+and ``walks`` (linear and spherical walks between prior codes).
 
-``metrics`` and ``fid`` share the Context's one image batch and its reconstructions (prepared once); the
-mathematics is in image_metrics.py and interpolation.py. Nothing heavy is imported at module level.
+``metrics`` and ``fid`` share the Context's one image batch and its reconstructions (prepared once); the floor reads
+the data's next batch (``ctx.reference_images()``). FID's features: Inception when its weights are given, else the
+``feature_model`` passed to ``run``, else the packaged frozen network (latentds.analysis.feature_network); images
+are resized to the network's input size as ``load_shards`` resizes. The mathematics is in image_metrics.py,
+feature_distance.py and interpolation.py. Nothing heavy is imported at module level.
 """
 
 from __future__ import annotations
 
-from latentds.analysis.context import METRIC_IMAGES, Context
+from latentds.analysis.context import METRIC_IMAGES, Context, resized
 from latentds.analysis.registry import probe
 
 WALK_PAIRS, WALK_STEPS, WALK_SEED = 4, 6, 0
+FLOOR_SEED = 0
 
 
 @probe("metrics", needs=("encoder", "decoder"),
@@ -49,36 +53,71 @@ def probe_metrics(ctx: Context):
 
 
 @probe("fid", needs=("decoder",),
-       explain="Frechet distance between data and reconstructions / samples in the features of the named network "
-               "(not Inception unless it says so).")
+       explain="Frechet distance (with a bootstrap interval) and KID between the data and reconstructions / samples, "
+               "in the features of the named network (the packaged frozen e2e_cnn unless it says otherwise; not "
+               "Inception unless it says so); floor: the same between the data and a disjoint real set, the value "
+               "of a perfect model.")
 def probe_fid(ctx: Context):
     import torch  # noqa: PLC0415
 
-    from latentds.analysis.image_metrics import EncoderFeatures, fid  # noqa: PLC0415
+    from latentds.analysis.feature_distance import distances, features  # noqa: PLC0415
 
-    if not ctx.model.has_encoder and ctx.feature_model is None and not ctx.inception_weights:
-        ctx.need_codes()  # its own encoder would be the feature network: skip, saying it has none
     real = ctx.images()
     # a model without an encoder (a GAN) has samples but no reconstructions
     recon = ctx.reconstructions() if ctx.model.has_encoder else None
     with torch.no_grad():
         samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
-    # Inception only with local weights; else a given feature model (e.g. a study's e2e_cnn, named with the hash
-    # of its weights) or the model's own encoder; the output always names the network.
-    if ctx.inception_weights:
-        feature = "inception"
-    elif ctx.feature_model is not None:
+    network, name, prepare, size = _fid_network(ctx)
+
+    def features_of(images):
+        return features(images if size is None else resized(images, size), network, prepare=prepare)
+
+    real_features = features_of(real)
+    named = {"feature_network": name, "num_features": int(real_features.shape[1])}
+    result = {part: {**distances(real_features, features_of(images)), **named}
+              for part, images in (("reconstructions", recon), ("samples", samples)) if images is not None}
+    result["floor"] = {**_floor(real_features, ctx.reference_images(), features_of), **named}
+    return {**result, "feature_network": name}, []
+
+
+def _fid_network(ctx: Context):
+    """(network, name, prepare, input size or None) of the FID features: Inception when its weights were given,
+    else ``ctx.feature_model`` (an e2e_cnn named by its weights' hash), else the packaged frozen network."""
+    from latentds.analysis.image_metrics import (  # noqa: PLC0415
+        INCEPTION_NAME, EncoderFeatures, _inception_metric, _to_uint8)
+
+    if ctx.inception_weights:  # torchmetrics' Inception takes uint8 images at any size
+        return _inception_metric(ctx.inception_weights).inception, INCEPTION_NAME, _to_uint8, None
+    if ctx.feature_model is not None:
         from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
 
         named = feature_network_name(ctx.feature_model) if ctx.feature_model.family == "e2e_cnn" else None
-        feature = EncoderFeatures(ctx.feature_model, name=named)
+        network = EncoderFeatures(ctx.feature_model, name=named)
     else:
-        feature = EncoderFeatures(ctx.model)
-    kwargs = {"inception_weights": ctx.inception_weights} if ctx.inception_weights else {}
-    result = {"samples": fid(real, samples, feature, **kwargs)}
-    if recon is not None:
-        result = {"reconstructions": fid(real, recon, feature, **kwargs)} | result
-    return result, []
+        from latentds.analysis.feature_network import load_feature_network  # noqa: PLC0415
+
+        network = load_feature_network()
+    return network, network.name, None, network.model.config.image_size
+
+
+def _floor(real_features, reference, features_of) -> dict:
+    """FID and KID between the real set and a disjoint real set of the same size (``reference``), or, when the data
+    hold fewer, between two random halves of the real set; ``how`` says which."""
+    import torch  # noqa: PLC0415
+
+    from latentds.analysis.feature_distance import distances  # noqa: PLC0415
+
+    n = len(real_features)
+    if len(reference) >= n:
+        return {**distances(real_features, features_of(reference[:n])),
+                "how": f"the data's next {n} images, disjoint from the {n} compared"}
+    half = n // 2
+    if half < 2:
+        return {"n": 0, "how": f"the data hold {n + len(reference)} images: too few for a floor"}
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(FLOOR_SEED))
+    return {**distances(real_features[order[:half]], real_features[order[half:2 * half]]),
+            "how": f"the data hold fewer than {2 * n} images: two random halves ({half} each, seed {FLOOR_SEED}) of "
+                   f"the {n} compared; FID grows as n shrinks, so this floor is higher than one of {n} images"}
 
 
 @probe("walks", needs=("decoder",),

@@ -35,6 +35,9 @@ KEY_NUMBERS = (
      "distribution, lower is closer"),
     ("fid.samples.fid", "FID of samples",
      "Frechet distance between the data and samples from the prior in the features of {network}; lower is closer"),
+    ("fid.floor.fid", "FID floor (real vs real)",
+     "Frechet distance between the data and a disjoint set of real images in the features of {network}: what a "
+     "perfect model scores with this many images; FIDs near it are indistinguishable from real data"),
     ("scores.mig", "MIG",
      "mutual information gap: per factor, how much more the best latent dimension tells about it than the second "
      "best, averaged (0 to 1; higher is more disentangled)"),
