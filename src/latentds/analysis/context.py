@@ -5,7 +5,7 @@ The model is put in eval mode and its device looked up here, once (``ctx.device`
 shared inputs are computed the first time a probe asks and kept for every later probe, whatever the probe order:
 
 - ``ctx.codes``: the latents of the data (latentds.analysis.encode; None for a model without an encoder);
-- ``ctx.images()``: ONE batch of the data's first ``min(n, IMAGES)`` images at the model's image size, and
+- ``ctx.images()``: ONE batch of the data's first ``min(n, images_n)`` images (images_n: IMAGES by default) at the model's image size, and
   ``ctx.reconstructions()`` of it (the reconstruction metrics use the first METRIC_IMAGES of both, FID all);
 - ``ctx.reference_images()``: the next batch of the same stream, disjoint from ``images()``: up to as many of the
   data's following images (fewer, or none, when the data end first), FID's real-vs-real floor;
@@ -67,6 +67,7 @@ class Context:
     scores_mode: str = "reference"  # disentanglement_lib's estimators, or "fast" (DCI 10 rounds; not comparable)
     labeller: object = None  # a model with ``predict`` that labels generated samples (default: feature_model's)
     sequence_groups: int = SEQUENCE_GROUPS  # the interpolation probe's groups (the first this many)
+    images_n: int = IMAGES  # the shared image batch (FID's real set): at most this many images
     figures_dir: Path = field(init=False)
     device: object = field(init=False)
     _prepared: dict = field(init=False, default_factory=dict, repr=False)
@@ -104,20 +105,20 @@ class Context:
         return self.codes
 
     def images(self):
-        """(N, 3, S, S) float CPU tensor: the data's first min(n, IMAGES) images at the model's size S."""
+        """(N, 3, S, S) float CPU tensor: the data's first min(n, images_n) images at the model's size S."""
         return self._once("images", self._load_images)
 
     def _load_images(self):
         from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
         size = self.model.config.image_size
-        stream = load_shards(self.data, batch_size=min(self.n, IMAGES), partial=True,
+        stream = load_shards(self.data, batch_size=min(self.n, self.images_n), partial=True,
                              size=resize_for(self.data, size))
         self._batches = iter(stream)  # reference_images() reads on from here: one pass over the data
         return next(self._batches)["image"]
 
     def reference_images(self):
-        """(M, 3, S, S): the min(n, IMAGES) images after those of ``images()`` (M is smaller, down to 0, when the
+        """(M, 3, S, S): the min(n, images_n) images after those of ``images()`` (M is smaller, down to 0, when the
         data hold fewer): a real set disjoint from ``images()``, for FID's real-vs-real floor."""
         return self._once("reference_images", self._load_reference)
 

@@ -25,7 +25,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
         sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
         colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
         feature_model=None, scores_mode: str = "reference", labeller=None, sequence_groups: int = 3,
-        progress: bool = True) -> dict:
+        images: int = 1000, progress: bool = True) -> dict:
     """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
     latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
     ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``sequence_data``: a ``latentds render
@@ -43,7 +43,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     DCI with 100 boosting rounds: minutes for wide latents) or "fast" (10 rounds: seconds, inflates DCI on
     entangled codes; recorded in the settings). ``labeller``: a model with ``predict`` that labels the generated
     samples for arithmetic instead of ``feature_model``. ``sequence_groups``: how many groups of the sequence set
-    the interpolation probe reads (the first ones)."""
+    the interpolation probe reads (the first ones). ``images``: the shared image batch's size at most (FID's real
+    set and, disjoint from it, its floor's; the image metrics read its first 256)."""
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     from latentds.analysis.report import write_report  # noqa: PLC0415
@@ -66,7 +67,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
     with DirectoryLock(out, purpose="analyze"), disk_full_is_one_line(out):  # one writer per --out
         ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
                       inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                      tuple(dims) if dims else None, feature_model, scores_mode, labeller, sequence_groups)
+                      tuple(dims) if dims else None, feature_model, scores_mode, labeller, sequence_groups, images)
         ctx.codes = cached_codes(ctx, progress)
         metrics, figures, skipped = {}, {}, {}
         with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:

@@ -165,6 +165,8 @@ def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress
                "n": a.get("n", 1000), "progress": progress}
     if a.get("sequence_data"):
         options["sequence_data"] = paths[a["sequence_data"]]
+    if a.get("images"):
+        options["images"] = int(a["images"])
     if a.get("sequence_groups"):
         options["sequence_groups"] = int(a["sequence_groups"])
     if a.get("scores_mode"):

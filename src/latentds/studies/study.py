@@ -48,15 +48,16 @@ _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze", "publishe
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
 _ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
-            "factorvae", "scores_mode"}
+            "factorvae", "scores_mode", "images"}
 EVAL_SEED = 1_000_003  # a rendered entry's held-out twin: the same settings with this added to the seed
 
 
-def eval_images(n: int) -> int:
-    """Images of a held-out twin for probes encoding ``n``: n, and two disjoint sets for FID and its floor."""
+def eval_images(n: int, images: int | None = None) -> int:
+    """Images of a held-out twin for probes encoding ``n``: n, and two disjoint sets of min(n, images) for FID
+    and its floor (``images``: the analysis' image batch, IMAGES by default)."""
     from latentds.analysis.context import IMAGES  # noqa: PLC0415  (imports nothing heavy)
 
-    return max(n, 2 * min(n, IMAGES))
+    return max(n, 2 * min(n, images or IMAGES))
 
 
 def at(value, scale: str):
@@ -162,7 +163,7 @@ def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
     for r in runs:
         if r.analyze:
             key = r.analyze.get("data", r.data)
-            needs[key] = max(needs.get(key, 0), eval_images(int(r.analyze.get("n", 1000))))
+            needs[key] = max(needs.get(key, 0), eval_images(int(r.analyze.get("n", 1000)), r.analyze.get("images")))
     said = []
     for key, n in needs.items():
         entry = data[key]
