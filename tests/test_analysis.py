@@ -299,7 +299,8 @@ def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(
     metrics = run(dcgan, base / "varied", tmp_path / "all", n=16, progress=False)
     skipped = metrics["skipped"]
     # FID runs on its samples, in the packaged feature network (not skipped for want of an encoder)
-    needs_encoder = {"pca", "interpolation", "umap", "metrics", "scores", "factors", "partition", "factorvae"}
+    needs_encoder = {"pca", "interpolation", "umap", "metrics", "scores", "factors", "partition", "factorvae",
+                     "verification"}
     assert set(skipped) == needs_encoder | {"arithmetic"}
     assert set(metrics["fid"]) == {"samples", "floor", "feature_network"}
     assert metrics["fid"]["feature_network"] == DEFAULT_FEATURE_NETWORK

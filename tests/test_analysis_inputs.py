@@ -38,8 +38,9 @@ def test_interpolation_resizes_a_sequence_set_to_the_models_image_size(sets, tmp
     metrics = run(big, base / "varied", tmp_path, probes=["interpolation"], n=16, sequence_data=base / "seq2",
                   progress=False)
     assert metrics["skipped"] == {}
-    assert set(metrics["interpolation"]) == {"group0", "group1"}  # both groups of a two-group set
-    assert all(len(g["image_mse"]["natural"]) == 8 for g in metrics["interpolation"].values())
+    assert set(metrics["interpolation"]) == {"group0", "group1", "all"}  # both groups of a two-group set
+    assert metrics["interpolation"]["all"]["groups"] == 2
+    assert all(len(metrics["interpolation"][g]["image_mse"]["natural"]) == 8 for g in ("group0", "group1"))
     # 4 rows (rendered, natural, linear, spherical) of 8 images of 32 px, padding 1
     assert Image.open(tmp_path / "figures" / "interpolation_group0.png").size == (8 * 33 + 1, 4 * 33 + 1)
     # resized exactly as load_shards resizes the data for this model
@@ -52,7 +53,7 @@ def test_a_two_group_sequence_set_is_a_sequence_set(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["interpolation"], n=16, sequence_data=base / "seq2",
                   progress=False)
-    assert metrics["skipped"] == {} and set(metrics["interpolation"]) == {"group0", "group1"}
+    assert metrics["skipped"] == {} and set(metrics["interpolation"]) == {"group0", "group1", "all"}
     assert metrics["interpolation"]["group1"]["factor"] == "theta_1"
     not_a_sequence = run(model, base / "varied", tmp_path / "b", probes=["interpolation"], n=16, progress=False)
     assert "--sequence" in not_a_sequence["skipped"]["interpolation"]  # the true reason when it is not one

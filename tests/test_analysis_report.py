@@ -21,7 +21,8 @@ from latentds.zoo.base import create
 
 # every probe runs on a VAE with a cuboid set and a sequence set, but partition (a VAE has no s/z split); umap is
 # left out here only for numba's compile time (test_analysis_inputs covers it)
-EXPECTED_SKIPPED = {"partition": "vae has no s/z partition of its latent"}
+EXPECTED_SKIPPED = {"verification": "needs an identity label on every sample (CelebA packs, renders with "
+                                    "--identities K)", "partition": "vae has no s/z partition of its latent"}
 PROBES = registered()
 
 
@@ -48,7 +49,8 @@ def test_every_probe_ran_or_was_skipped_for_its_own_reason(analysed):
     for name, reason in EXPECTED_SKIPPED.items():  # the skipped table: why, and what it would have shown
         row = page.split(f'<tr id="probe-{name}">')[1].split("</tr>")[0]
         assert str(escape(reason)) in row and str(escape(PROBES[name].explain)) in row
-    assert [name for name in metrics if name in PROBES] == [p for p in PROBES if p not in ("umap", "partition")]
+    assert [name for name in metrics if name in PROBES] == [p for p in PROBES if p not in ("umap", "verification",
+                                                                                          "partition")]
 
 
 @pytest.mark.parametrize("name", [p for p in PROBES if p != "umap"])
@@ -87,7 +89,7 @@ def test_the_header_says_what_was_analysed_and_the_key_numbers_in_words(analysed
     header = page.split("<header>")[1].split("</header>")[0]
     assert "<code>vae</code>, latent dimension 4" in header and "48 images encoded" in header
     ran = [name for name in PROBES if name in metrics]
-    assert f"{len(ran)} run ({', '.join(ran)});\n1 skipped (partition)" in header
+    assert f"{len(ran)} run ({', '.join(ran)});\n2 skipped (verification, partition)" in header
     shown = 0
     for path, label, meaning in KEY_NUMBERS:
         value = report_module._lookup(metrics, path)
