@@ -653,3 +653,29 @@ def test_subpackages_are_reachable_from_the_package():
     assert proc.returncode == 0 and proc.stdout.strip() == "vae", proc.stderr[-500:]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         latentds.nonexistent  # noqa: B018
+
+
+def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
+    """The reference (StepLR(step_size=80, gamma=0.1) over the document's 150 epochs): both groups keep 1e-4 up to
+    the last step of epoch 79 and run at 1e-5 from the first step of epoch 80, however many steps an epoch has."""
+    from latentds.zoo.trainer import _lr
+
+    recipe = load_recipe("zoo/cycle_vae")
+    model = create("cycle_vae", **TINY["cycle_vae"])
+    assert recipe.train.epochs == 150 and recipe.train.schedule == "step"
+    for group in model.parameter_groups():
+        settings = recipe.train.optim(group, model.group_defaults.get(group))
+        for per_epoch in (1, 7, 703, 1390, 4999):
+            horizon = 150 * per_epoch
+            assert _lr(settings, 80 * per_epoch - 1, horizon) == 1e-4
+            assert _lr(settings, 80 * per_epoch, horizon) == pytest.approx(1e-5)
+            assert _lr(settings, horizon - 1, horizon) == pytest.approx(1e-5)
+
+
+def test_cycle_vae_training_steps_its_lr_at_the_configured_point(tiny_data, tmp_path):
+    recipe = tiny_recipe("cycle_vae", tiny_data["pairs"], epochs=3, lr=1e-3, decay_at=2 / 3, log_every=1)
+    rows = _rows(train(recipe, tmp_path / "run", progress=False))
+    lrs = {r["step"]: (r["lr/autoencoder"], r["lr/reverse_cycle"]) for r in rows if "lr/autoencoder" in r}
+    assert max(lrs) == 36  # 12 steps an epoch: epoch 2 starts at step 24 (a row logs the LR of step "step")
+    assert all(v == (1e-3, 1e-3) for s, v in lrs.items() if s < 24)
+    assert all(v == pytest.approx((1e-4, 1e-4)) for s, v in lrs.items() if s >= 24) and 24 in lrs

@@ -11,7 +11,10 @@ reference implementation (github.com/ananyahjha93/cycle-consistent-vae) does:
   images), both images are encoded again, and reverse_cycle_weight x the L1 distance between the two z means asks
   the encoder to read z back whatever s it was decoded with.
 Defaults as the reference re-implementation: 60 x 60 x 3, style 512, class 512, Adam 1e-4 (0.9, 0.999),
-64 pairs a batch, weights 2 / 10 / 3.
+64 pairs a batch, weights 2 / 10 / 3 (the recipe divides the LR by 10 after 80 of its 150 epochs). The loss
+scaling is the reference's (per-pixel MSE, KL per pixel); on renders, whose foreground is a small part of the
+image, KL weight 3 collapses z onto the prior within a few hundred steps and the decoder draws the mean image: the
+cycle-identity study's cpu scale uses 0.03 (its ``differs`` has the measurements).
 
 ``sample`` draws z from the prior and s from a normal fitted to the s seen in training (running mean and
 variance, like batch norm's, saved with the weights): s has no prior of its own.
