@@ -166,3 +166,18 @@ def test_celeba_attributes_give_the_documents_glasses_and_smile_groups(tmp_path)
     cuboids = run(dcgan, data, tmp_path / "b", probes=["arithmetic"], labeller=create(
         "e2e_cnn", image_size=16, width=4, latent_dim=8), groups=("Eyeglasses=1", "Eyeglasses=0"), progress=False)
     assert "the labeller predicts" in cuboids["skipped"]["arithmetic"]  # a cuboid labeller knows no glasses
+
+
+def test_e2e_cnn_attributes_are_unbound_until_the_data_names_them():
+    model = create("e2e_cnn", image_size=16, width=4, latent_dim=8, attributes=["Eyeglasses", "Smiling"])
+    assert model.output_names == ["Eyeglasses", "Smiling"]  # no cuboid factor beside them
+    batch = {"image": torch.zeros(2, 3, 16, 16), "factors": torch.zeros(2, 40), "factor_mask": torch.ones(2, 40,
+                                                                                                          dtype=bool)}
+    with pytest.raises(InvalidParameterError, match="not bound to the data's factors"):
+        model.loss(batch)
+    model.bind_factors([f"a{i}" for i in range(15)] + ["Eyeglasses"] + [f"b{i}" for i in range(5)] + ["Smiling"])
+    assert model.factors_read == {"Eyeglasses": 15, "Smiling": 21} and torch.isfinite(model.loss(batch)["loss"])
+    with pytest.raises(InvalidParameterError, match="'phi_0' is a cuboid factor"):
+        create("e2e_cnn", attributes=["phi_0"])
+    with pytest.raises(InvalidParameterError, match="names 'Smiling' twice"):
+        create("e2e_cnn", attributes=["Smiling", "Smiling"])
