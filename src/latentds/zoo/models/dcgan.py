@@ -17,9 +17,10 @@ from (S/16)^2, a 3 x 3 output convolution, no stride-1 convolution in the discri
 every sample is near-black (sample diversity, mean pairwise MSE of 256 samples / of 256 data images, 0.0008; the
 health gate wants 0.1), after 80 all are exactly -1 (0.0000, discriminator loss 0.06). One-sided label smoothing
 0.2 kept them grey and alike (0.021 at step 40). Batch norm in the generator (Radford et al. 2016 have it) kept the
-game balanced (discriminator accuracy 0.45 at steps 80-120) with diversity 0.29 at step 80 and 0.39 at step 120,
-the samples one small centred blob each, like the data's chains; so the study's ``cpu`` scale adds it and ``full``
-runs the document's networks as published. ``label_smoothing`` trains
+game balanced (discriminator accuracy 0.45-0.66 over steps 80-280) with diversity 0.29, 0.39, 0.38, 1.29, 0.70
+and 0.59 at steps 80 to 280 (1.8 epochs; the 1.29 is speckle noise on the background), the samples small centred
+blobs of a few colours, mean brightness the data's (-0.962 against -0.956), not yet chains; so the study's ``cpu``
+scale adds it and ``full`` runs the document's networks as published. ``label_smoothing`` trains
 the discriminator against ``1 - label_smoothing`` for real images (one-sided, Salimans et al. 2016; 0 in the
 document). Groups ``generator`` (non-saturating loss: BCE of the discriminator on generated images against
 "real") and ``discriminator`` (BCE of data against generated images), both stepping every step; Adam 2e-4, beta1
