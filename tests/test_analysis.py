@@ -424,7 +424,8 @@ def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path
 
 
 def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_factor(sets, tmp_path):
-    from latentds.analysis.arithmetic import LABELLED, apply_vector, label_generated, predict
+    from latentds.analysis.arithmetic import (CONTROL_DRAWS, LABELLED, MEASURED, apply_vector, label_generated,
+                                              predict)
 
     base, _ = sets
     torch.manual_seed(0)
@@ -450,6 +451,11 @@ def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_fa
     moved = predict(labeller, apply_vector(dcgan, latents[a["targets"]], vector))[:, names.index(a["factor"])]
     assert a["predicted_by_scale"] == pytest.approx(moved.reshape(6, 4).mean(0).tolist(), rel=1e-4)
     assert a["predicted_before"] == pytest.approx(float(column[a["targets"]].mean()), rel=1e-4)
+    # beside the effect, its control: random directions of the same norm, on the same samples in neither group
+    neither = int(((column < hi) & (column > lo)).sum())
+    assert a["measured_on"] == min(MEASURED, neither) and a["control_draws"] == CONTROL_DRAWS
+    assert all(np.isfinite(a[k]) for k in ("effect", "effect_se", "control_effect", "control_effect_se",
+                                            "control_abs_effect", "control_abs_effect_se"))
     # FID of a model without an encoder: its samples only, named by the labeller's hash
     assert set(metrics["fid"]) == {"samples", "floor", "feature_network"}
     assert metrics["fid"]["samples"]["feature_network"] == feature_network_name(labeller) != DEFAULT_FEATURE_NETWORK

@@ -76,3 +76,48 @@ def factor_shift(model, labeller, latents: np.ndarray, vector: np.ndarray, colum
     images = apply_vector(model, latents, vector, scales)  # one row (len(scales) images) per latent
     predicted = predict(labeller, images)[:, column].reshape(len(latents), len(scales))
     return [float(v) for v in predicted.mean(axis=0)]
+
+
+CONTROL_DRAWS = 8  # random directions of the vector's norm, the control of its effect
+MEASURED = 64  # latents the effect and its control are measured on
+
+
+@torch.no_grad()
+def predicted(model, labeller, latents: np.ndarray, column: int) -> np.ndarray:
+    """The labeller's prediction of factor ``column`` on the images decoded from ``latents``."""
+    device = ready(model)
+    z = torch.as_tensor(np.asarray(latents), dtype=torch.float32, device=device)
+    decoded = torch.cat([model.decode(chunk).float().cpu() for chunk in z.split(64)])
+    return predict(labeller, decoded)[:, column]
+
+
+def effect_with_control(model, labeller, latents: np.ndarray, vector: np.ndarray, column: int,
+                        draws: int = CONTROL_DRAWS, seed: int = 0) -> dict:
+    """What adding ``vector`` to each of ``latents`` does to factor ``column`` as ``labeller`` predicts it, beside
+    the same for random directions of the same norm (the control).
+
+    ``effect``: the mean over the latents of prediction(z + vector) - prediction(z), ``effect_se`` its standard
+    error over the latents. ``control_effect``: the same change for each of ``draws`` random directions (Gaussian,
+    drawn with ``seed``, scaled to ``|vector|``), averaged over the latents, then over the draws; ``_se`` over the
+    draws. A random direction moves the factor by about 0 on average; ``control_abs_effect`` is the mean size of
+    its move, |change| per draw averaged over the draws (``_se`` over the draws): how far a step of that length in
+    no chosen direction moves the factor either way."""
+    latents = np.asarray(latents, dtype=np.float64)
+    vector = np.asarray(vector, dtype=np.float64)
+    before = predicted(model, labeller, latents, column)
+    change = predicted(model, labeller, latents + vector, column) - before
+    rng, norm = np.random.default_rng(seed), float(np.linalg.norm(vector))
+    controls = []
+    for _ in range(draws):
+        direction = rng.standard_normal(vector.shape)
+        direction *= norm / np.linalg.norm(direction)
+        controls.append(float((predicted(model, labeller, latents + direction, column) - before).mean()))
+    c, n = np.array(controls), len(latents)
+
+    def se(values: np.ndarray) -> float:
+        return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+    return {"effect": float(change.mean()), "effect_se": se(change), "control_effect": float(c.mean()),
+            "control_effect_se": se(c), "control_abs_effect": float(np.abs(c).mean()),
+            "control_abs_effect_se": se(np.abs(c)), "control_draws": draws, "control_seed": seed,
+            "measured_on": n}

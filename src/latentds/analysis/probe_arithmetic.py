@@ -84,9 +84,10 @@ def _generated_arithmetic(ctx: Context):
         if not ids or ids[0] < 0 or ids[-1] >= GENERATED:
             raise Skip(f"{group!r}: ids must be 0..{GENERATED - 1} (at least one); {how}", figures)
         chosen.append(ids)
-    (a, b), latents = chosen, codes.float().cpu().numpy()
+    (a, b), latents = chosen[:2], codes.float().cpu().numpy()
     vector = attribute_vector(latents, np.array(a), np.array(b))
-    targets = [i for i in range(GENERATED) if i not in set(a) | set(b)][:6]
+    onto = chosen[2] if len(chosen) > 2 else range(GENERATED)  # a third group: the samples the vector is added to
+    targets = [i for i in onto if i not in set(a) | set(b)][:6]
     if not targets:
         raise Skip(f"the two groups hold all {GENERATED} generated samples: none is left to apply the vector to",
                    figures)
@@ -101,12 +102,16 @@ def _generated_arithmetic(ctx: Context):
 def _labelled_arithmetic(ctx: Context, labeller, figures: list):
     """Arithmetic on generated samples grouped by a factor that ``labeller`` (e.g. a trained e2e_cnn) predicts:
     ``NAME>N`` / ``NAME<N`` / ``NAME=N`` (rounded) groups, or by default the upper minus the lower quartile of the
-    predicted factor that spreads most. Measures the vector's effect: the labeller's mean prediction of the factor
-    on the targets' decoded images at each scale."""
+    predicted factor that spreads most. The vector is added to the samples in neither group, or, with a third
+    group, to that group's samples (the document's glasses vector added to smiling faces: ``Eyeglasses=1``,
+    ``Eyeglasses=0``, ``Smiling=1``). Measures the vector's effect: the labeller's mean prediction of the factor
+    on the targets' decoded images at each scale, and the change at scale 1 beside that of random directions of
+    the same norm (``effect`` / ``control_effect``, arithmetic.effect_with_control)."""
     import numpy as np  # noqa: PLC0415
 
     from latentds.analysis.arithmetic import (  # noqa: PLC0415
-        LABELLED, SCALES, apply_vector, attribute_vector, factor_shift, label_generated, quartile_groups)
+        LABELLED, MEASURED, SCALES, apply_vector, attribute_vector, effect_with_control, factor_shift,
+        label_generated, quartile_groups)
 
     names = list(labeller.output_names)
     latents, predictions = label_generated(ctx.model, labeller)
@@ -119,31 +124,41 @@ def _labelled_arithmetic(ctx: Context, labeller, figures: list):
             column = predictions[:, names.index(name)]
             masks.append(np.round(column) == value if op == "=" else column > value if op == ">" else column < value)
             factors.append(name)
-        factor, (high, low) = factors[0], masks
+        factor, (high, low), onto = factors[0], masks[:2], masks[2] if len(masks) > 2 else None
         what = f"generated samples predicted {ctx.groups[0]!r} minus those predicted {ctx.groups[1]!r}"
     else:
         factor, high, low = quartile_groups(predictions, names, spans)
+        onto = None
         what = f"the upper minus the lower quartile of {factor} as predicted for {LABELLED} generated samples"
     if high.sum() == 0 or low.sum() == 0:
         raise Skip(f"an empty group among {LABELLED} labelled generated samples: {int(high.sum())} and "
                    f"{int(low.sum())}", figures)
-    targets = np.flatnonzero(~high & ~low)[:6]
-    if len(targets) == 0:
-        raise Skip("every labelled generated sample is in a group: none is left to apply the vector to", figures)
+    pool = np.flatnonzero(~high & ~low if onto is None else onto & ~high)
+    if len(pool) == 0:
+        raise Skip("no labelled generated sample is left to apply the vector to (" + (
+            "every one is in a group)" if onto is None else f"none predicted {ctx.groups[2]!r} outside the first)"),
+            figures)
+    targets = pool[:6]
     vector = attribute_vector(latents, high, low)
     ctx.grid(apply_vector(ctx.model, latents[targets], vector), "arithmetic.png", 4)
-    shift = factor_shift(ctx.model, labeller, latents[targets], vector, names.index(factor))
+    column = names.index(factor)
+    shift = factor_shift(ctx.model, labeller, latents[targets], vector, column)
+    measured = effect_with_control(ctx.model, labeller, latents[pool[:MEASURED]], vector, column)
+    onto_what = "in neither group" if onto is None else f"predicted {ctx.groups[2]!r} (not in the first group)"
     from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
 
     labelled_by = feature_network_name(labeller) if labeller.family == "e2e_cnn" else labeller.family
     return {"vector": what, "factor": factor, "labeller": labelled_by, "n_a": int(high.sum()),
             "n_b": int(low.sum()), "targets": targets.tolist(), "vector_norm": float(np.linalg.norm(vector)),
             "scales": list(SCALES), "predicted_by_scale": shift, "predicted_before": shift[SCALES.index(0.0)],
-            "predicted_after": shift[SCALES.index(1.0)]}, figures + [
+            "predicted_after": shift[SCALES.index(1.0)], "applied_to": onto_what, **measured}, figures + [
         ("arithmetic.png", f"Latent arithmetic on generated samples chosen by {labelled_by}: the vector {what} "
          f"(difference of their mean codes) added at scales {', '.join(f'{s:g}' for s in SCALES)} to generated "
-         f"samples in neither group, one row each. {factor} as {labelled_by} predicts it on those images, mean "
-         f"per scale: {', '.join(f'{v:.3g}' for v in shift)}.")]
+         f"samples {onto_what}, one row each. {factor} as {labelled_by} predicts it on those images, mean "
+         f"per scale: {', '.join(f'{v:.3g}' for v in shift)}. Over {measured['measured_on']} such samples the "
+         f"vector moves it by {measured['effect']:.3g} +- {measured['effect_se']:.2g}; a random direction of "
+         f"the same norm by {measured['control_effect']:.3g} +- {measured['control_effect_se']:.2g} "
+         f"({measured['control_draws']} draws; {measured['control_abs_effect']:.3g} in size).")]
 
 
 def _prediction_expression(expression: str, names: list[str], figures: list) -> tuple[str, str, float]:

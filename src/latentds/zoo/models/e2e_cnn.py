@@ -18,7 +18,9 @@ angles, light azimuth/elevation/intensity, n_spot_lights, n_point_lights), each 
 in the factor table (``latentds.render.factors.FACTORS``; joint angles by ``ANGLES``). Loss: mean squared error
 over the entries a sample has (``factor_mask``: the joints past a shorter chain's end do not count); terms
 ``"loss"`` and ``"mse"`` (equal). ``light_azimuth`` is regressed as a number in 0..360, not on the circle: 359
-and 1 degrees count as far apart.
+and 1 degrees count as far apart. ``attributes``: 0..1 factors of other data regressed after the targets (e.g.
+CelebA's ``Eyeglasses``, ``Smiling``, to label generated faces for gan-walks' arithmetic); their columns are the
+data's own, bound by name when training starts (with attributes and no targets, no cuboid factor is regressed).
 
 Classification (``label`` set, e.g. "identity" of a ``--identities`` render or UTKFace's "gender"): the integer
 ``batch["labels"][i][label]`` in 0..n_classes-1, cross-entropy; terms ``"loss"`` and ``"accuracy"``. ``targets``
@@ -68,6 +70,7 @@ class E2ECNNConfig(ModelConfig):
     width: int = 32  # channels of the first conv stage; doubles per stage
     dropout: float = 0.0  # before the head, while training
     targets: tuple[str, ...] = ()  # factors to regress (FACTOR_NAMES); empty: every scalar factor but colours
+    attributes: tuple[str, ...] = ()  # 0..1 factors of the data (e.g. CelebA's Eyeglasses), bound by name
     label: str = ""  # set: classify this integer label of batch["labels"] instead (targets ignored)
     n_classes: int = 0  # classes of `label` (at least 2 when label is set)
 
@@ -84,6 +87,11 @@ class E2ECNNConfig(ModelConfig):
                                         f"; choose from: {', '.join(FACTOR_NAMES)}")
         if len(set(self.targets)) != len(self.targets):
             raise InvalidParameterError(f"model.targets names a factor twice: {list(self.targets)}")
+        twice = [a for a in self.attributes if a in FACTOR_NAMES or self.attributes.count(a) > 1]
+        if twice:
+            raise InvalidParameterError(f"model.attributes: {twice[0]!r} is a cuboid factor (name it in model.targets)"
+                                        if twice[0] in FACTOR_NAMES else
+                                        f"model.attributes names {twice[0]!r} twice: {list(self.attributes)}")
         if self.label and self.n_classes < 2:
             raise InvalidParameterError(f"model.label {self.label!r} needs model.n_classes, the number of its "
                                         f"classes, at least 2 (got {self.n_classes})")
@@ -106,13 +114,14 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
     def __init__(self, config: E2ECNNConfig | None = None):
         super().__init__(config)
         c = self.config
-        self.targets = () if c.label else (tuple(c.targets) or DEFAULT_TARGETS)
+        cuboid = tuple(c.targets) or (() if c.attributes else DEFAULT_TARGETS)
+        self.targets = () if c.label else cuboid + tuple(c.attributes)
         self.backbone = ConvEncoder(c.image_size, c.channels, c.width, c.latent_dim)
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.latent_dim, c.n_classes if c.label else len(self.targets))
-        columns = [FACTOR_NAMES.index(t) for t in self.targets]
-        low = torch.tensor([RANGES[t][0] for t in self.targets])
-        span = torch.tensor([RANGES[t][1] - RANGES[t][0] for t in self.targets])
+        columns = [FACTOR_NAMES.index(t) if t in RANGES else -1 for t in self.targets]  # attributes: -1, unbound
+        low = torch.tensor([RANGES.get(t, (0.0, 1.0))[0] for t in self.targets])
+        span = torch.tensor([RANGES.get(t, (0.0, 1.0))[1] - RANGES.get(t, (0.0, 1.0))[0] for t in self.targets])
         # derived from the config, so not saved with the weights
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long), persistent=False)
         self.register_buffer("low", low, persistent=False)
@@ -164,6 +173,10 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
             raise InvalidParameterError(f"{self.family}: this data has no cuboid factors to regress; to train on "
                                         "a labelled dataset set model.label (an integer label such as identity or "
                                         "gender) and model.n_classes")
+        if (self.columns < 0).any():
+            unbound = [t for t, j in zip(self.targets, self.columns.tolist()) if j < 0]
+            raise InvalidParameterError(f"{self.family}: model.attributes {', '.join(map(repr, unbound))} are not "
+                                        "bound to the data's factors yet (training binds them by name)")
         y = (batch["factors"][:, self.columns].float() - self.low) / self.span
         mask = batch["factor_mask"][:, self.columns].float()
         error = (self.logits(x).float() - y).pow(2) * mask
