@@ -23,6 +23,8 @@ def test_identical_samples_fail_the_diversity_gate_and_varied_ones_pass(renders)
     assert health.mean_pairwise_mse(collapsed) == pytest.approx(0.0, abs=1e-9)
     assert not health.gate("sample_diversity", health.mean_pairwise_mse(collapsed) / data)["passed"]
     assert health.gate("sample_diversity", health.mean_pairwise_mse(renders.flip(0)) / data)["passed"]
+    noise = torch.rand_like(renders) * 2 - 1  # uniform noise: far more different from itself than renders are
+    assert not health.gate("sample_diversity", health.mean_pairwise_mse(noise) / data)["passed"]
 
 
 def test_renders_have_a_black_background_and_a_foreground(renders):

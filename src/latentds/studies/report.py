@@ -25,8 +25,10 @@ def _health_lines(results: dict) -> list[str]:
         for gate, failures in by_gate.items():
             first = failures[0][1]
             values = ", ".join("—" if g["value"] is None else f"{g['value']:.3g}" for _, g in failures)
-            details.append(f"{gate}: seed {', '.join(s for s, _ in failures)} at {values} (needs {first['op']} "
-                           f"{first['threshold']}: {first['means']})")
+            needs = (f"{first['threshold'][0]} to {first['threshold'][1]}" if first["op"] == "between"
+                     else f"{first['op']} {first['threshold']}")
+            details.append(f"{gate}: seed {', '.join(s for s, _ in failures)} at {values} (needs {needs}: "
+                           f"{first['means']})")
         status = "trained" if health["trained"] else "**not trained**"
         lines.append(f"| {name} | {len(health['seeds'])} | {status} | {'; '.join(details) or '—'} |")
     return lines + [""]
