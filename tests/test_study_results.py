@@ -90,3 +90,13 @@ def test_a_setting_nobody_stated_shows_up(tmp_path):
     file.write_text(text.replace('"data.flip" = true\n', '"data.flip" = true\n"model.width" = 64\n', 1))
     rows = differences(load_study(str(file), "full"))
     assert [(r["key"], r["ours"], r["published"]) for r in rows] == [("model.width", 32, 64)]
+
+
+def test_every_study_states_its_documents_settings_and_full_is_them():
+    from latentds.studies import load_study, study_names
+    from latentds.studies.differs import differences
+
+    for name in study_names():
+        study = load_study(name, "full")
+        assert study.published or any(run.published for run in study.runs), name
+        assert differences(study) == [], name
