@@ -63,6 +63,10 @@ def _agreement_lines(results: dict) -> list[str]:
         rows = [r for r in t["rows"] if r["ours"] and r["published"] is not None]
         if not rows:
             continue
+        if t.get("not_comparable"):
+            agreement.append(f"- {t['title']}: the values do not compare ({t['not_comparable']}); the published "
+                             "number is shown beside ours in the table.")
+            continue
         if comparable(t):
             agreement += [f"- {t['title']}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours "
                           f"{_interval(r['ours'])} vs published {r['published']:.4g} "

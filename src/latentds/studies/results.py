@@ -147,6 +147,7 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
                      "trained": health.get(run.name, {}).get("trained"),
                      "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
     table = {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
+             "not_comparable": spec.get("not_comparable"),
              "note": spec.get("note", ""), "published_features": spec.get("published_features"), "rows": rows}
     if spec.get("rows") and spec.get("columns"):
         table["effects"] = {spec["rows"]: stats.effects(cells, "rows"),

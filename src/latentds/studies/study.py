@@ -14,7 +14,8 @@
     [[table]]                     # one metric per run, mean +- spread over seeds, beside the published number
     title, metric, runs, rows, columns, published = {"row" or "row,column" = number}, lower_is_better, note,
     published_features = "inception" (the feature network of published FIDs: where ours differ, results.md
-    compares the ranking, Spearman's rho, not the values)
+    compares the ranking, Spearman's rho, not the values), not_comparable = "why the values are on another scale"
+    (e.g. pixels in another range: the published number is shown, never compared)
     [[finding]]                   # a claim restated as a measured comparison
     claim, runs, left, op ("<" or ">"), right; source = "seed" with quote = "the source document's words", or
     source = "literature" with reference = "the named paper"; with right_run, ``right`` is read from that run
@@ -45,7 +46,8 @@ from latentds.errors import InvalidParameterError
 SCALES = ("smoke", "cpu", "full")
 _TOP = {"description", "paper", "differs", "published", "scales", "data", "run", "table", "finding"}
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze", "published"}
-_TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note"}
+_TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note",
+          "not_comparable"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
 _ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
             "factorvae", "scores_mode", "images"}
