@@ -61,6 +61,9 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
     """
     from dataclasses import replace  # noqa: PLC0415
 
+    from latentds.zoo.names import check_train_names  # noqa: PLC0415
+
+    check_train_names(recipe, overrides)  # a typo is answered before torch is imported
     from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
     from latentds.zoo.trainer import train as run_training  # noqa: PLC0415
 
