@@ -15,20 +15,26 @@ WALK_PAIRS, WALK_STEPS, WALK_SEED = 4, 6, 0
 
 
 @probe("metrics", needs=("encoder", "decoder"),
-       explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation.")
+       explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation, beside "
+               "two trivial baselines on the same images (an all-black image, the images' mean): a model that "
+               "works beats both.")
 def probe_metrics(ctx: Context):
     import torch  # noqa: PLC0415
 
     from latentds.analysis.image_metrics import reconstruction_metrics  # noqa: PLC0415
+
+    from latentds.analysis.baselines import sentence, trivial_baselines, verdict  # noqa: PLC0415
 
     images, recon = ctx.images()[:METRIC_IMAGES], ctx.reconstructions()[:METRIC_IMAGES]
     result = reconstruction_metrics(images, recon)
     ctx.grid(torch.cat([images[:8], recon[:8]]), "reconstructions.png", 8)
     summary = {k: v["mean"] for k, v in result.items()}
     summary["ssim_convention"] = result["ssim"]["convention"]
+    summary["baselines"] = trivial_baselines(images)
+    summary.update(verdict(summary["mse"], summary["ssim"], summary["baselines"]))
     return summary, [("reconstructions.png", f"Top: data; bottom: reconstructions. Over {len(images)} images: mean "
                       f"per-image MSE {summary['mse']:.4f}, SSIM {summary['ssim']:.3f} (interior mean, as "
-                      f"scikit-image), Pearson r {summary['pcc']:.3f}.")]
+                      f"scikit-image), Pearson r {summary['pcc']:.3f}. {sentence(summary)}")]
 
 
 @probe("fid", needs=("decoder",),

@@ -80,7 +80,30 @@ def _page(out: Path, metrics: dict, figures: dict) -> dict:
     skips = [{"name": name, "anchor": f"probe-{name}", "reason": reason, "explain": explanation(name),
               "figures": [_figure(out, *f) for f in figures.get(name, [])]} for name, reason in skipped.items()]
     return {"model": model, "data": data, "encoded": _encoded(metrics), "sections": sections, "skipped": skips,
-            "key_numbers": _key_numbers(metrics)}
+            "key_numbers": _key_numbers(metrics), "checks": _checks(metrics)}
+
+
+def _checks(metrics: dict) -> list[tuple[str, str]]:
+    """(heading, sentence) rows of the header that say how far to trust the numbers: does the model beat trivial
+    baselines, which factors were left out as constant, which scores are a fast mode, what libraries warned."""
+    rows = []
+    recon = metrics.get("metrics")
+    if isinstance(recon, dict) and "baselines" in recon:
+        from latentds.analysis.baselines import sentence  # noqa: PLC0415
+
+        rows.append(("Does the model work?", sentence(recon)))
+    constant = metrics["data"].get("constant_factors")
+    if constant:
+        rows.append(("Constant factors", f"{len(constant['names'])} left out ({', '.join(constant['names'])}): "
+                                         f"{constant['reason']}."))
+    settings = _lookup(metrics, "scores.settings") or {}
+    if settings.get("mode") == "fast":
+        rows.append(("Scores", "FAST MODE (--scores-mode fast): DCI with fewer boosting rounds, which inflates it; "
+                               "these scores are for a quick look and must not be compared with published numbers "
+                               "(run with --scores-mode reference for those)."))
+    for probe, lines in (metrics.get("warnings") or {}).items():
+        rows.append((f"Warnings in {probe}", "; ".join(lines)))
+    return rows
 
 
 def _encoded(metrics: dict) -> str:

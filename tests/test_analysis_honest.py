@@ -1,0 +1,83 @@
+"""What the analysis says must be trustworthy: constant factors left out (float32 constants included), strict
+JSON, library warnings kept off the terminal, and reconstructions judged against trivial baselines."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from latentds.analysis import strict_json
+from latentds.analysis.baselines import sentence, trivial_baselines, verdict
+from latentds.analysis.encode import Codes
+from latentds.analysis.labels import constant_factors, is_constant, varying_factors
+from latentds.analysis.library_warnings import library_warnings
+
+
+def _codes(n=500):
+    rng = np.random.default_rng(0)
+    phi = rng.uniform(-135, 135, n)
+    # a colour stored as float32 whose float32 std is not 0 (the --phi preset's colours)
+    colour = np.full(n, 0.9, np.float32) + np.float32(1e-7) * (rng.random(n) < 0.5)
+    intensity = np.full(n, 3.0) + 1e-9 * rng.standard_normal(n)  # near-constant
+    factors = np.stack([phi, colour, intensity, np.full(n, 2.0)], axis=1).astype(np.float32)
+    return Codes(latents=rng.standard_normal((n, 4)).astype(np.float32), factors=factors,
+                 factor_mask=np.ones_like(factors, bool), labels=[{}] * n, keys=[str(i) for i in range(n)],
+                 source={}, factor_names=["phi_0", "color_0_r", "light_intensity", "n_cuboids"])
+
+
+def test_float32_constants_are_constant_and_left_out():
+    codes = _codes()
+    assert codes.factors[:, 1].std() > 0  # the float32 trap: not exactly constant
+    assert is_constant(codes.factors[:, 1]) and is_constant(codes.factors[:, 2]) and not is_constant(codes.factors[:, 0])
+    assert constant_factors(codes) == ["color_0_r", "light_intensity", "n_cuboids"]
+    factors, names = varying_factors(codes)
+    assert names == ["phi_0"] and factors.shape == (500, 1)
+
+
+def test_metrics_json_is_strict_with_a_note():
+    text = strict_json.dumps({"a": {"r": float("nan"), "ok": 1.5}, "b": [np.float32("inf"), 2], "skipped": {}})
+    def refuse(constant):
+        raise AssertionError(f"{constant} in metrics.json")
+
+    parsed = json.loads(text, parse_constant=refuse)  # as JSON.parse: no NaN / Infinity
+    json.dumps(parsed, allow_nan=False)
+    assert parsed["a"]["r"] is None and parsed["b"][0] is None and parsed["a"]["ok"] == 1.5
+    assert parsed["non_finite"] == ["a.r", "b[0]"] and "null" in parsed["notes"][0]
+    assert "notes" not in json.loads(strict_json.dumps({"a": 1.0}))
+
+
+def test_library_warnings_are_recorded_not_shown(recwarn):
+    from latentds.datasets.shards import ShardWarning
+
+    with library_warnings() as found:
+        np.corrcoef(np.ones(5), np.arange(5.0))  # numpy: RuntimeWarning, invalid value in divide
+        warnings.warn("shard x lost 2 samples", ShardWarning)  # ours: reaches the user
+    assert found and all(line.startswith("RuntimeWarning") for line in found)
+    assert [w.category for w in recwarn.list] == [ShardWarning]
+
+
+def test_baselines_tell_a_working_model_from_a_blob():
+    torch.manual_seed(0)
+    images = -torch.ones(16, 3, 32, 32)
+    for i in range(16):  # a bright square at a different place in each image
+        images[i, :, 2 + i: 10 + i, 4 + i: 12 + i] = 0.8
+    baselines = trivial_baselines(images)
+    assert set(baselines) == {"black", "mean_image"}
+    good = (images + 0.02 * torch.randn_like(images)).clamp(-1, 1)
+    from latentds.analysis.image_metrics import per_image_mse, per_image_ssim
+
+    mse, ssim = float(per_image_mse(images, good).mean()), float(per_image_ssim(images, good).mean())
+    assert verdict(mse, ssim, baselines)["beats_baselines"]
+    blob = images.mean(0, keepdim=True).expand_as(images).contiguous() + 0.01
+    mse, ssim = float(per_image_mse(images, blob).mean()), float(per_image_ssim(images, blob).mean())
+    result = verdict(mse, ssim, baselines)
+    assert not result["beats_baselines"]
+    summary = {"mse": mse, "ssim": ssim, "baselines": baselines, **result}
+    assert "does NOT beat" in sentence(summary)
+
+
+@pytest.mark.parametrize("values", [[1.0], [5.0, 5.0], [0.0, 1e-6]])
+def test_is_constant_edges(values):
+    assert is_constant(np.array(values))
