@@ -86,10 +86,26 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
             return "stopped before the first checkpoint; run the same command with --resume to start the run again."
         return f"stopped before training started; nothing was written to {out}."
 
+    if rank0 and spec.data.shards:
+        _say_resize(spec, recipe)
     with interruptible(hint):
         run = run_training(spec, out, resume=resume, progress=not quiet)
     if rank0:
         click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
+
+
+def _say_resize(spec, recipe: str) -> None:
+    """One line on stderr when the data's images are resized to the model's size (never silently)."""
+    from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
+    from latentds.zoo.requirements import resize_note  # noqa: PLC0415
+
+    manifest = resolve_shards(spec.data.shards)[1] or {}
+    from latentds.zoo.base import REGISTRY  # noqa: PLC0415
+
+    size = spec.model.get("image_size") or REGISTRY.get(spec.model["family"]).Config.image_size
+    note = resize_note(spec.data.shards, manifest.get("image_size"), size, recipe)
+    if note:
+        click.echo(note, err=True)
 
 
 @main.command()

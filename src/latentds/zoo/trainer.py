@@ -48,6 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
+from latentds.zoo.requirements import check_batches
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
@@ -449,6 +450,7 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                    "no samples")
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
+    check_batches(model.family, d.batches or model.batches, d.pair_label, first.get("labels") or {}, d.shards)
     names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
     if names:
         try:
