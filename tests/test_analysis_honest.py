@@ -81,3 +81,25 @@ def test_baselines_tell_a_working_model_from_a_blob():
 @pytest.mark.parametrize("values", [[1.0], [5.0, 5.0], [0.0, 1e-6]])
 def test_is_constant_edges(values):
     assert is_constant(np.array(values))
+
+
+def test_analysis_of_phi_data_is_strict_and_quiet(phi_set, tmp_path, recwarn):
+    """On --phi data (constant colours stored as float32) the probes leave the constants out, the report says so,
+    metrics.json is strict JSON and no RuntimeWarning reaches the user."""
+    from latentds.analysis.runner import run
+    from latentds.zoo.base import create
+
+    _, data = phi_set
+    torch.manual_seed(0)
+    model = create("vae", image_size=16, latent_dim=8, width=8)
+    metrics = run(model, data, tmp_path, probes=["pca", "metrics", "factors"], n=40, progress=False)
+    assert not [w for w in recwarn.list if issubclass(w.category, RuntimeWarning)]
+    constant = metrics["data"]["constant_factors"]["names"]
+    assert "color_0_r" in constant and "phi_0" not in constant
+    assert set(metrics["pca"]["factor_correlation"]["pc1"]) == {"phi_0"}
+    text = (tmp_path / "metrics.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
+    report = (tmp_path / "report.html").read_text()
+    assert "Constant factors" in report and "color_0_r" in report
+    assert "Does the model work?" in report and "does NOT beat" in report  # an untrained model does not
+    assert {"black", "mean_image"} == set(metrics["metrics"]["baselines"])
