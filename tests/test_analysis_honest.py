@@ -103,3 +103,14 @@ def test_analysis_of_phi_data_is_strict_and_quiet(phi_set, tmp_path, recwarn):
     assert "Constant factors" in report and "color_0_r" in report
     assert "Does the model work?" in report and "does NOT beat" in report  # an untrained model does not
     assert {"black", "mean_image"} == set(metrics["metrics"]["baselines"])
+
+
+def test_recorded_warnings_are_a_header_row_not_a_probe(tmp_path):
+    from latentds.analysis.report import _page
+
+    metrics = {"model": {"family": "vae", "latent_dim": 8, "has_encoder": True},
+               "data": {"source": "d", "n_encoded": 4}, "skipped": {},
+               "pca": {"explained_variance_ratio": [0.5]}, "warnings": {"pca": ["RuntimeWarning: x (numpy:1)"]}}
+    page = _page(tmp_path, metrics, {"pca": []})
+    assert [s["name"] for s in page["sections"]] == ["pca"]
+    assert ("Warnings in pca", "RuntimeWarning: x (numpy:1)") in page["checks"]

@@ -51,6 +51,7 @@ KEY_NUMBERS = (
      "how often a majority vote names the fixed factor of a batch from its least-varying latent dimension "
      "(0 to 1; chance is one over the number of factors)"),
 )
+NOT_PROBES = ("model", "data", "skipped", "warnings")  # keys of the metrics that are not a probe's
 MATRIX_COLUMNS = 40  # a dict of same-shaped dicts is drawn as one matrix up to this many columns
 LIST_ITEMS = 16  # a long list of numbers shows its first this many
 FOLDED = ("settings",)  # tables under these keys (estimator settings, versions) start folded
@@ -73,7 +74,7 @@ def write_report(out: Path, metrics: dict, figures: dict[str, list[tuple[str, st
 def _page(out: Path, metrics: dict, figures: dict) -> dict:
     model, data, skipped = metrics["model"], metrics["data"], metrics.get("skipped", {})
     ran = [name for name, values in metrics.items()
-           if name not in ("model", "data", "skipped") and isinstance(values, dict)]
+           if name not in NOT_PROBES and isinstance(values, dict)]
     sections = [{"name": name, "anchor": f"probe-{name}", "explain": explanation(name),
                  "figures": [_figure(out, *f) for f in figures.get(name, [])], "numbers": _view(metrics[name])}
                 for name in ran]
