@@ -125,7 +125,7 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
     for u in urls:
         if not _is_url(u) and not Path(u).is_file():
             if len(urls) == 1 and u == str(source) and not u.endswith(".tar"):  # meant as a shard-set directory
-                raise ShardError(f"no shard set at {u} (no manifest.json there: no such directory); render one with "
+                raise ShardError(f"no shard set at {u} (no manifest.json: {u} does not exist); render one with "
                                  f"`latentds render --phi --out {u}`, or give the directory of an existing set")
             raise ShardError(f"shard {u} does not exist")
     return [Shard(u, counts.get(Path(u).name)) for u in urls], manifest
