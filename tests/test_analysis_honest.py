@@ -114,3 +114,14 @@ def test_recorded_warnings_are_a_header_row_not_a_probe(tmp_path):
     page = _page(tmp_path, metrics, {"pca": []})
     assert [s["name"] for s in page["sections"]] == ["pca"]
     assert ("Warnings in pca", "RuntimeWarning: x (numpy:1)") in page["checks"]
+
+
+def test_scores_on_one_factor_or_in_fast_mode_are_labelled(tmp_path):
+    from latentds.analysis.report import _checks
+
+    base = {"model": {}, "data": {"source": "d", "n_encoded": 4}, "skipped": {}}
+    one = _checks({**base, "scores": {"settings": {"mode": "reference", "n_factors": 1}}})
+    assert any("single varying factor" in text and "by construction" in text for _, text in one)
+    fast = _checks({**base, "scores": {"settings": {"mode": "fast", "n_factors": 5}}})
+    assert any("FAST MODE" in text and "must not be compared with published" in text for _, text in fast)
+    assert _checks({**base, "scores": {"settings": {"mode": "reference", "n_factors": 5}}}) == []

@@ -102,6 +102,10 @@ def _checks(metrics: dict) -> list[tuple[str, str]]:
         rows.append(("Scores", "FAST MODE (--scores-mode fast): DCI with fewer boosting rounds, which inflates it; "
                                "these scores are for a quick look and must not be compared with published numbers "
                                "(run with --scores-mode reference for those)."))
+    if settings.get("n_factors") == 1:
+        rows.append(("Scores", "computed on a single varying factor: DCI disentanglement is 1 by construction (every "
+                               "dimension can only be about that factor) and MIG / SAP compare dimensions for that "
+                               "factor alone; disentanglement needs data where several factors vary (--varied)."))
     for probe, lines in (metrics.get("warnings") or {}).items():
         rows.append((f"Warnings in {probe}", "; ".join(lines)))
     return rows
