@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -86,26 +87,31 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
             return "stopped before the first checkpoint; run the same command with --resume to start the run again."
         return f"stopped before training started; nothing was written to {out}."
 
-    if rank0 and spec.data.shards:
-        _say_resize(spec, recipe)
-    with interruptible(hint):
+    with interruptible(hint), _notes(rank0):
         run = run_training(spec, out, resume=resume, progress=not quiet)
     if rank0:
         click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
 
 
-def _say_resize(spec, recipe: str) -> None:
-    """One line on stderr when the data's images are resized to the model's size (never silently)."""
-    from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
-    from latentds.zoo.requirements import resize_note  # noqa: PLC0415
+@contextlib.contextmanager
+def _notes(show: bool):
+    """The trainer's ResizeNote (images resized to the model's size) as one "note: ..." line on stderr, on rank 0;
+    every other warning as Python shows it."""
+    import warnings  # noqa: PLC0415
 
-    manifest = resolve_shards(spec.data.shards)[1] or {}
-    from latentds.zoo.base import REGISTRY  # noqa: PLC0415
+    from latentds.zoo.requirements import ResizeNote  # noqa: PLC0415
 
-    size = spec.model.get("image_size") or REGISTRY.get(spec.model["family"]).Config.image_size
-    note = resize_note(spec.data.shards, manifest.get("image_size"), size, recipe)
-    if note:
-        click.echo(note, err=True)
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show_warning(message, category, *args, **kwargs):
+            if not issubclass(category, ResizeNote):
+                original(message, category, *args, **kwargs)
+            elif show:
+                click.echo(f"note: {message}", err=True)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 @main.command()

@@ -24,13 +24,17 @@ def check_batches(family: str, batches: str, pair_label: str, labels: dict, shar
             f"render one, e.g. `{GROUPS_COMMAND}`")
 
 
-def resize_note(shards: str, data_size: int | None, model_size: int, recipe: str) -> str | None:
+class ResizeNote(UserWarning):
+    """The data's images are resized to the model's size for training (the CLI prints it as one "note:" line)."""
+
+
+def resize_note(shards: str, data_size: int | None, model_size: int, family: str) -> str | None:
     """One line when the data's images (``data_size`` px, from its manifest) are resized to the model's
     ``model_size`` px for training; None when they match or the size is unknown. Resizing is allowed (any size
     trains), but never silent: upsampling adds no detail and downsampling discards it."""
     if data_size is None or data_size == model_size:
         return None
     how = "upsampled" if data_size < model_size else "downsampled"
-    return (f"note: --data {shards} holds {data_size} px images; {recipe}'s model takes {model_size} px, so every "
+    return (f"--data {shards} holds {data_size} px images; the {family} model takes {model_size} px, so every "
             f"image is {how} to {model_size} px (to train at {data_size} px: --set model.image_size={data_size}; "
             f"or render with --size {model_size})")

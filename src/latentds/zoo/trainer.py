@@ -48,7 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
-from latentds.zoo.requirements import check_batches
+from latentds.zoo.requirements import ResizeNote, check_batches, resize_note
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
@@ -467,6 +467,9 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
             raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
                                         f"but --data {d.shards} has {have}: train it on a cuboid render, or "
                                         "without the options that read factors")
+    note = resize_note(d.shards, (stream.manifest or {}).get("image_size"), model.config.image_size, model.family)
+    if note:  # every check passed: training will resize; say so (the CLI prints it as one line)
+        warnings.warn(note, ResizeNote, stacklevel=2)
 
 
 def _device(name: str, rank: int) -> torch.device:
