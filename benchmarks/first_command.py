@@ -90,8 +90,8 @@ def main() -> None:
         print(f"{step_name(argv):<16} {wall:7.1f} s wall {cpu:7.1f} s CPU   latentds {' '.join(argv)}", flush=True)
     line = summary(rows)
     print(line)
-    if not args.no_write:
-        head, rest = readme.split(START, 1)
+    if not args.no_write:  # README read again: it may have been edited while the command ran
+        head, rest = README.read_text(encoding="utf-8").split(START, 1)
         README.write_text(head + START + line + END + rest.split(END, 1)[1], encoding="utf-8")
         print(f"written into {README}")
     print(f"outputs in {workdir}")
