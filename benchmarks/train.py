@@ -15,7 +15,10 @@ Images/s exclude the first 5 steps (warm-up) in both.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
 import shutil
 import tempfile
 import time
@@ -25,8 +28,22 @@ from pathlib import Path
 import torch
 
 
-def bare_loop(recipe, steps: int, device: torch.device) -> float:
-    """images/s of the plainest loop with the family's own update rule."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live children (the DataLoader workers), from /proc: on a
+    shared machine wall-clock rates say more about the neighbours than about latentds."""
+    tick, me, total = os.sysconf("SC_CLK_TCK"), os.getpid(), time.process_time()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12th), stime (13th)
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
+    """(images/s of wall time, images per CPU-second) of the plainest loop with the family's own update rule."""
     from latentds.datasets.shards import load_shards, resize_for
     from latentds.zoo.base import create
 
@@ -51,7 +68,7 @@ def bare_loop(recipe, steps: int, device: torch.device) -> float:
             if done == 5:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                start, images = time.perf_counter(), 0
+                start, images, cpu_start = time.perf_counter(), 0, cpu_seconds()
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             terms = model.losses(batch, done)
             values = {g: {k: v.item() for k, v in group.items()} for g, group in terms.items()}
@@ -70,8 +87,9 @@ def bare_loop(recipe, steps: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     rate = images / (time.perf_counter() - start)
+    per_cpu = images / (cpu_seconds() - cpu_start)
     del batches  # stop the loader's workers now, not in a process forked later
-    return rate
+    return rate, per_cpu
 
 
 def trainer_rate(recipe, scratch: Path) -> float:
@@ -130,20 +148,26 @@ def main() -> None:
             kind = recipe.data.batches or create(family, **recipe.model).batches
             recipe = replace(recipe, data=replace(recipe.data, shards=str(sets[kind])))
             device = _device(recipe.train.device, 0)
-            bare = bare_loop(recipe, args.steps, device)
+            bare, per_cpu = bare_loop(recipe, args.steps, device)
             ours = trainer_rate(recipe, scratch)
-            rows.append((family, kind, recipe.train.batch_size, ours, bare))
-            print(f"{family:<12} {ours:>9,.1f} img/s trainer  {bare:>9,.1f} img/s bare  "
-                  f"overhead {bare / ours - 1:+.1%}", flush=True)
+            rows.append((family, kind, recipe.train.batch_size, ours, bare, per_cpu))
+            print(f"{family:<12} {ours:>9,.1f} img/s trainer  {bare:>9,.1f} img/s bare  {per_cpu:>7,.1f} img per "
+                  f"CPU-s bare  overhead {bare / ours - 1:+.1%}", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    cores, load = os.cpu_count(), os.getloadavg()[0]
     print(f"\n{args.size} px on {device}, {args.steps} timed steps after 5 warm-up steps, {args.workers} loader "
-          f"workers, checkpoints as each recipe sets them:")
-    print("| family | batches | batch | trainer img/s | bare loop img/s | overhead |")
-    print("|---|---|---|---|---|---|")
-    for family, kind, batch, ours, bare in rows:
+          f"workers, checkpoints as each recipe sets them; measured {datetime.date.today()}, {platform.machine()}, "
+          f"{cores} cores, load average {load:.1f}. img/s are wall time (they depend on what else the machine runs); "
+          f"img per CPU-s (the bare loop, loader workers included) times the cores is the most an idle machine "
+          f"gives:")
+    print("| family | batches | batch | trainer img/s (wall) | bare loop img/s (wall) | bare loop img per CPU-s | "
+          "overhead |")
+    print("|---|---|---|---|---|---|---|")
+    for family, kind, batch, ours, bare, per_cpu in rows:
         flag = "" if bare / ours - 1 < 0.10 else " (over 10%)"
-        print(f"| {family} | {kind} | {batch} | {ours:,.1f} | {bare:,.1f} | {bare / ours - 1:+.1%}{flag} |")
+        print(f"| {family} | {kind} | {batch} | {ours:,.1f} | {bare:,.1f} | {per_cpu:,.1f} | "
+              f"{bare / ours - 1:+.1%}{flag} |")
 
 
 if __name__ == "__main__":

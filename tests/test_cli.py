@@ -107,7 +107,7 @@ def test_killed_render_resumes_to_identical_bytes(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["render", "--out", "FILE", "--n", "3"], "Invalid value for '--out'"),
-    (["pack", "celebA", "ROOT"], "'celebA' is not one of 'celeba'"),
+    (["pack", "celebA", "ROOT"], "unknown dataset 'celebA' (did you mean 'celeba'?)"),
     (["study", "kl-weight", "--scale", "huge"], "'huge' is not one of 'smoke', 'cpu', 'full'"),
     (["render", "--bogus"], "No such option '--bogus'"),
 ])

@@ -149,7 +149,7 @@ def test_study_cli_lists_runs_and_refuses_bad_input(tmp_path):
     runner = CliRunner()
     listing = runner.invoke(main, ["study"])
     assert listing.exit_code == 0 and all(name in listing.stdout for name in STUDIES)
-    for args, message in [(["nope"], "no study 'nope'; choose one of"),
+    for args, message in [(["nope"], "unknown study 'nope'; choose one of"),
                           (["gan-walks", "--scale", "smoke", "--data", "x=/tmp", "--out", str(tmp_path / "a")],
                            "no external data 'x'; it takes: faces"),
                           (["gan-walks", "--scale", "smoke", "--seeds", "0", "--out", str(tmp_path / "b")],

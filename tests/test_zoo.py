@@ -386,7 +386,7 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert result.exit_code == 0, result.output
     sampled = runner.invoke(main, ["sample", str(tmp_path / "run"), "--n", "9", "--out", str(tmp_path / "g.png")])
     assert sampled.exit_code == 0 and (tmp_path / "g.png").stat().st_size > 100
-    for extra, message in [(["--set", "train.lrate=1"], "unknown key 'lrate'"),
+    for extra, message in [(["--set", "train.lrate=1"], "unknown train setting 'lrate'"),
                            (["--set", "model.latent_dim=x"], "latent_dim must be int"),
                            (["--set", "data.num_workers=0"], "already holds a training run")]:
         bad = runner.invoke(main, args + extra)

@@ -36,6 +36,25 @@ T = TypeVar("T")
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def unknown_name(kind: str, name, choices, *, where: str = "", also: str = "") -> UnknownNameError:
+    """The error for a name that is not one of ``choices``: "unknown KIND 'NAME' (did you mean 'CLOSEST'?); choose
+    one of: ...". ``where`` prefixes it; ``also`` is added to the choices (e.g. "or a path to a .toml file")."""
+    import difflib  # noqa: PLC0415
+
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(name, choices, n=1) if isinstance(name, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(choices) or "(none registered)"
+    return UnknownNameError(f"{where + ': ' if where else ''}unknown {kind} {name!r}{hint}; choose one of: {listed}"
+                            f"{', ' + also if also else ''}")
+
+
+def check_name(kind: str, name, choices, *, where: str = "") -> None:
+    """``name`` is one of ``choices``, else the UnknownNameError of ``unknown_name``."""
+    if name not in choices:
+        raise unknown_name(kind, name, choices, where=where)
+
+
 def qualified_name(obj) -> str:
     """``module.QualName`` of a class or function (what registration errors name)."""
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
@@ -67,13 +86,7 @@ class Registry(Generic[T]):
         self.discover()
         if isinstance(name, str) and name in self._entries:
             return self._entries[name]
-        import difflib  # noqa: PLC0415
-
-        names = sorted(self._entries)
-        close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownNameError(f"{where + ': ' if where else ''}unknown {self.kind} {name!r}{hint}; choose one of: "
-                               f"{', '.join(names) or '(none registered)'}")
+        raise unknown_name(self.kind, name, sorted(self._entries), where=where)
 
     __getitem__ = get
 

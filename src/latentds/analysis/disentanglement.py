@@ -263,6 +263,8 @@ def _dci_importance(x_train, y_train, x_test, y_test, seed: int, max_features: s
         model.fit(x_train, y_train[:, j])
         return np.abs(model.feature_importances_), float(np.mean(model.predict(x_test) == y_test[:, j]))
 
+    if y_train.shape[1] == 1:
+        n_jobs = 1  # one classifier: fitted here, not in a pool of worker processes started for it
     results = joblib.Parallel(n_jobs=n_jobs, prefer="processes")(
         joblib.delayed(fit)(j) for j in range(y_train.shape[1]))
     importance = np.stack([r[0] for r in results], axis=1)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from latentds.analysis.context import ready
+from latentds.analysis.labels import is_constant
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ def interpolation_probe(model, group: dict) -> dict:
     correlation = {}
     for name, z in paths.items():
         position = ((z - natural[0]) @ axis / axis.dot(axis).clamp_min(1e-12)).cpu().numpy()
-        ok = position.std() > 0 and values.std() > 0
+        ok = not is_constant(position) and not is_constant(values)
         correlation[name] = float(np.corrcoef(position, values)[0, 1]) if ok else float("nan")
     mse = {name: ((d - real) ** 2).flatten(1).mean(1).cpu().tolist() for name, d in decoded.items()}
     images = torch.cat([real.float(), decoded["natural"], decoded["linear"], decoded["spherical"]]).cpu()

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # Labels the partition probe's classifier predicts, in order of preference (see class_label).
 CLASS_LABELS = ("identity", "class_name", "label", "n_cuboids", "race", "gender")
 COLOUR_PREFIXES = ("color_", "light_color_")  # colour channels: three columns per colour
+CONSTANT_TOLERANCE = 1e-4  # a factor whose std is at most this fraction of its scale is constant (is_constant)
+CONSTANT_REASON = (f"constant in this data (standard deviation at most {CONSTANT_TOLERANCE:g} of its scale): left "
+                   "out of every probe, since a correlation or score against a constant is undefined")
 
 
 def values_of(codes: Codes, name: str) -> np.ndarray:
@@ -40,12 +43,30 @@ def values_of(codes: Codes, name: str) -> np.ndarray:
         return np.array([str(v) for v in values])
 
 
+def is_constant(values: np.ndarray) -> bool:
+    """Whether ``values`` (one factor's) are constant for analysis: their standard deviation, taken in float64, at
+    most CONSTANT_TOLERANCE of their scale (max(1, largest magnitude)). A constant stored as float32 is not
+    exactly constant once averaged (a std of 1e-7 to 1e-5, not 0): correlations with it are noise or NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2 or not np.isfinite(values).all():
+        return values.size < 2
+    return float(values.std()) <= CONSTANT_TOLERANCE * max(1.0, float(np.abs(values).max()))
+
+
+def constant_factors(codes: Codes) -> list[str]:
+    """The factors every sample has whose values are constant (is_constant): every probe leaves them out."""
+    if codes.factors is None:
+        return []
+    return [name for j, name in enumerate(codes.factor_names or [])
+            if codes.factor_mask[:, j].all() and is_constant(codes.factors[:, j])]
+
+
 def varying_factors(codes: Codes, *, scalar_only: bool = False) -> tuple[np.ndarray, list[str]]:
-    """The factor columns every sample has and that vary, and their names; ``scalar_only`` leaves out the colour
-    channels (when anything else is left). Skip when there are none."""
+    """The factor columns every sample has and that vary (not is_constant), and their names; ``scalar_only``
+    leaves out the colour channels (when anything else is left). Skip when there are none."""
     if codes.factors is None:
         raise Skip(NEEDS["factors"].reason)
-    keep = codes.factor_mask.all(axis=0) & (codes.factors.std(axis=0) > 0)
+    keep = codes.factor_mask.all(axis=0) & ~np.array([is_constant(column) for column in codes.factors.T], bool)
     if not keep.any():
         raise Skip("no factor varies in every sample of this data")
     factors, names = codes.factors[:, keep], [name for name, k in zip(codes.factor_names, keep) if k]

@@ -8,6 +8,7 @@ from sklearn.decomposition import PCA
 
 from latentds.analysis.context import ready
 from latentds.analysis.encode import Codes
+from latentds.analysis.labels import is_constant
 
 
 def pca_probe(codes: Codes, model, *, components: int = 5, steps: int = 7, sigmas: float = 3.0,
@@ -36,7 +37,7 @@ def pca_probe(codes: Codes, model, *, components: int = 5, steps: int = 7, sigma
             for j, name in enumerate(factor_names):
                 present = codes.factor_mask[:, j]
                 values = codes.factors[present, j]
-                if present.sum() > 2 and values.std() > 0:
+                if present.sum() > 2 and not is_constant(values):
                     row[name] = float(np.corrcoef(projected[present, i], values)[0, 1])
             correlation[f"pc{i + 1}"] = row
     return {"explained_variance_ratio": pca.explained_variance_ratio_.tolist(), "strips": strips, "steps": steps,

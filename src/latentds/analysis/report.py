@@ -54,6 +54,7 @@ KEY_NUMBERS = (
      "how often a majority vote names the fixed factor of a batch from its least-varying latent dimension "
      "(0 to 1; chance is one over the number of factors)"),
 )
+NOT_PROBES = ("model", "data", "skipped", "warnings")  # keys of the metrics that are not a probe's
 MATRIX_COLUMNS = 40  # a dict of same-shaped dicts is drawn as one matrix up to this many columns
 LIST_ITEMS = 16  # a long list of numbers shows its first this many
 FOLDED = ("settings",)  # tables under these keys (estimator settings, versions) start folded
@@ -76,14 +77,41 @@ def write_report(out: Path, metrics: dict, figures: dict[str, list[tuple[str, st
 def _page(out: Path, metrics: dict, figures: dict) -> dict:
     model, data, skipped = metrics["model"], metrics["data"], metrics.get("skipped", {})
     ran = [name for name, values in metrics.items()
-           if name not in ("model", "data", "skipped") and isinstance(values, dict)]
+           if name not in NOT_PROBES and isinstance(values, dict)]
     sections = [{"name": name, "anchor": f"probe-{name}", "explain": explanation(name),
                  "figures": [_figure(out, *f) for f in figures.get(name, [])], "numbers": _view(metrics[name])}
                 for name in ran]
     skips = [{"name": name, "anchor": f"probe-{name}", "reason": reason, "explain": explanation(name),
               "figures": [_figure(out, *f) for f in figures.get(name, [])]} for name, reason in skipped.items()]
     return {"model": model, "data": data, "encoded": _encoded(metrics), "sections": sections, "skipped": skips,
-            "key_numbers": _key_numbers(metrics)}
+            "key_numbers": _key_numbers(metrics), "checks": _checks(metrics)}
+
+
+def _checks(metrics: dict) -> list[tuple[str, str]]:
+    """(heading, sentence) rows of the header that say how far to trust the numbers: does the model beat trivial
+    baselines, which factors were left out as constant, which scores are a fast mode, what libraries warned."""
+    rows = []
+    recon = metrics.get("metrics")
+    if isinstance(recon, dict) and "baselines" in recon:
+        from latentds.analysis.baselines import sentence  # noqa: PLC0415
+
+        rows.append(("Does the model work?", sentence(recon)))
+    constant = metrics["data"].get("constant_factors")
+    if constant:
+        rows.append(("Constant factors", f"{len(constant['names'])} left out ({', '.join(constant['names'])}): "
+                                         f"{constant['reason']}."))
+    settings = _lookup(metrics, "scores.settings") or {}
+    if settings.get("mode") == "fast":
+        rows.append(("Scores", "FAST MODE (--scores-mode fast): DCI with fewer boosting rounds, which inflates it; "
+                               "these scores are for a quick look and must not be compared with published numbers "
+                               "(run with --scores-mode reference for those)."))
+    if settings.get("n_factors") == 1:
+        rows.append(("Scores", "computed on a single varying factor: DCI disentanglement is 1 by construction (every "
+                               "dimension can only be about that factor) and MIG / SAP compare dimensions for that "
+                               "factor alone; disentanglement needs data where several factors vary (--varied)."))
+    for probe, lines in (metrics.get("warnings") or {}).items():
+        rows.append((f"Warnings in {probe}", "; ".join(lines)))
+    return rows
 
 
 def _encoded(metrics: dict) -> str:

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from latentds.analysis import strict_json
+from latentds.analysis.library_warnings import library_warnings
 from latentds.shardsets.atomic import write_atomic
 from latentds.analysis.context import Context
 from latentds.analysis.registry import Skip, registered
@@ -69,24 +71,34 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
                       inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
                       tuple(dims) if dims else None, feature_model, scores_mode, labeller, sequence_groups, images)
         ctx.codes = cached_codes(ctx, progress)
-        metrics, figures, skipped = {}, {}, {}
+        metrics, figures, skipped, noted = {}, {}, {}, {}
         with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
             for name in bar:
                 bar.set_postfix_str(name)
-                try:
-                    metrics[name], figures[name] = available[name](ctx)
-                except Skip as why:
-                    skipped[name] = str(why)
-                    figures[name] = why.figures
+                with library_warnings() as caught:
+                    try:
+                        metrics[name], figures[name] = available[name](ctx)
+                    except Skip as why:
+                        skipped[name] = str(why)
+                        figures[name] = why.figures
+                if caught:
+                    noted[name] = caught
         metrics["skipped"] = skipped
+        if noted:  # in the report, not on the terminal
+            metrics["warnings"] = noted
         metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
                             "has_encoder": bool(model.has_encoder)}
         metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
         if ctx.codes is not None and ctx.codes.factor_names:
+            from latentds.analysis.labels import CONSTANT_REASON, constant_factors  # noqa: PLC0415
+
             metrics["data"]["factor_names"] = list(ctx.codes.factor_names)
+            constant = constant_factors(ctx.codes)
+            if constant:
+                metrics["data"]["constant_factors"] = {"names": constant, "reason": CONSTANT_REASON}
         if ctx.sequence_data:
             metrics["data"]["sequence_data"] = ctx.sequence_data
-        write_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable) + "\n")
+        write_atomic(out / "metrics.json", strict_json.dumps(metrics, default=_jsonable))
         write_report(out, metrics, figures)
         return metrics
 

@@ -77,13 +77,16 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, featu
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
     """
-    from latentds.analysis.runner import run  # noqa: PLC0415
     from latentds.errors import InvalidParameterError  # noqa: PLC0415
-    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
+    from latentds.registry import check_name  # noqa: PLC0415
 
     if n < 2:
         raise InvalidParameterError(f"--n must be at least 2 (got {n})")
     chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
+    for name in chosen or ():  # before torch is imported: a typo is answered at once
+        check_name("probe", name, list(_registered()), where="--probes")
+    from latentds.analysis.runner import run  # noqa: PLC0415
+    from latentds.zoo.base import load_pretrained  # noqa: PLC0415
     from latentds.cli.stopping import interruptible  # noqa: PLC0415
 
     with interruptible(f"the encoded latents in {out} are kept; run the same command again to finish."):

@@ -29,6 +29,14 @@ class _DatasetChoice(click.Choice):
     def choices(self, value):  # click.Choice.__init__ assigns the (empty) list given above
         pass
 
+    def convert(self, value, param, ctx):
+        """A name not registered is one line with "did you mean", exit 2 (as every unknown name)."""
+        if value not in self.choices:
+            from latentds.registry import unknown_name  # noqa: PLC0415
+
+            self.fail(str(unknown_name("dataset", value, self.choices)), param, ctx)
+        return super().convert(value, param, ctx)
+
 
 class _PackCommand(click.Command):
     """``pack``: its help ends with what ROOT is for each registered dataset (each class's ``root_help``)."""
@@ -40,7 +48,7 @@ class _PackCommand(click.Command):
 
 
 @main.command(cls=_PackCommand)
-@click.argument("dataset", type=_DatasetChoice())
+@click.argument("dataset", type=_DatasetChoice(), metavar="DATASET")
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: data/DATASET-SPLIT]. Re-running the same command there resumes.")

@@ -14,7 +14,8 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
 
 @main.command()
 @click.option("--phi", is_flag=True,
-              help="Preset: 2 cuboids, only Phi of the one joint varies (default n 10,000). [default]")
+              help="Preset: 2 cuboids, only Phi of the one joint varies (default n 10,000). The default preset "
+                   "when neither --phi nor --varied is given (the command then says so).")
 @click.option("--varied", is_flag=True,
               help="Preset: 2-4 cuboids, all angles, colours and lights vary (default n 500,000); not with --phi.")
 @click.option("--n", type=int, default=None, help="Number of images [default: the preset's].")
@@ -66,6 +67,9 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
     if phi and varied:
         raise InvalidParameterError("--phi and --varied are two presets and exclude each other; give one of them "
                                     "(--phi is the default)")
+    if not phi and not varied:
+        click.echo("preset: phi (the default: 2 cuboids, only Phi varies; give --varied for the varied preset)",
+                   err=True)
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
     spec = RenderSpec(preset="varied" if varied else "phi", n=n, size=size, seed=seed, shard_size=shard_size,

@@ -46,6 +46,9 @@ def study(name, scale, data, seeds, out, device, runs, quiet):
         for study_name in study_names():
             click.echo(f"{study_name:<16} {tomllib.loads(study_text(study_name)).get('description', '')}")
         return
+    from latentds.registry import check_name  # noqa: PLC0415
+
+    check_name("study", name, study_names())  # before the runner (and torch) is imported
     from latentds.studies.runner import run_study  # noqa: PLC0415
 
     given = {}

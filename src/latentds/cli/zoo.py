@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -61,6 +62,9 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
     """
     from dataclasses import replace  # noqa: PLC0415
 
+    from latentds.zoo.names import check_train_names  # noqa: PLC0415
+
+    check_train_names(recipe, overrides)  # a typo is answered before torch is imported
     from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
     from latentds.zoo.trainer import train as run_training  # noqa: PLC0415
 
@@ -83,10 +87,31 @@ def train(recipe, data, out, overrides, resume, epochs, max_steps, batch_size, d
             return "stopped before the first checkpoint; run the same command with --resume to start the run again."
         return f"stopped before training started; nothing was written to {out}."
 
-    with interruptible(hint):
+    with interruptible(hint), _notes(rank0):
         run = run_training(spec, out, resume=resume, progress=not quiet)
     if rank0:
         click.echo(f"trained {spec.model['family']} -> {run} (load it with latentds.from_pretrained({str(run)!r}))")
+
+
+@contextlib.contextmanager
+def _notes(show: bool):
+    """The trainer's ResizeNote (images resized to the model's size) as one "note: ..." line on stderr, on rank 0;
+    every other warning as Python shows it."""
+    import warnings  # noqa: PLC0415
+
+    from latentds.zoo.requirements import ResizeNote  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show_warning(message, category, *args, **kwargs):
+            if not issubclass(category, ResizeNote):
+                original(message, category, *args, **kwargs)
+            elif show:
+                click.echo(f"note: {message}", err=True)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 @main.command()

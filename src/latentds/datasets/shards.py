@@ -126,6 +126,9 @@ def resolve_shards(source: str | os.PathLike | Iterable[str]) -> tuple[list[Shar
             counts = {s["name"]: s["count"] for s in manifest["shards"]}
     for u in urls:
         if not _is_url(u) and not Path(u).is_file():
+            if len(urls) == 1 and u == str(source) and not u.endswith(".tar"):  # meant as a shard-set directory
+                raise ShardError(f"no shard set at {u} (no manifest.json: {u} does not exist); render one with "
+                                 f"`latentds render --phi --out {u}`, or give the directory of an existing set")
             raise ShardError(f"shard {u} does not exist")
     shards = [Shard(u, counts.get(Path(u).name)) for u in urls]
     return (checked_counts(shards, Path(urls[0]).parent / MANIFEST) if counts else shards), manifest
@@ -453,7 +456,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         params = (self.manifest or {}).get("params", {})
         if not params.get("sequence") or not params.get("steps"):
             raise ShardError("batches='groups' needs a `latentds render --sequence F --steps K` shard set; this one's "
-                             "manifest names no sequence factor")
+                             "manifest names no sequence factor (e.g. `latentds render --varied --n 2400 --sequence "
+                             "phi_0,theta_0,light_azimuth --steps 8 --out data/sweeps`)")
         steps = int(params["steps"])
         if self.batch_size % steps:
             lower, upper = self.batch_size // steps * steps, (self.batch_size // steps + 1) * steps

@@ -116,7 +116,9 @@ def study_text(name: str) -> str:
         return Path(name).read_text(encoding="utf-8")
     file = resources.files("latentds.studies.packaged") / f"{name}.toml"
     if not file.is_file():
-        raise InvalidParameterError(f"no study {name!r}; choose one of: {', '.join(study_names())}")
+        from latentds.registry import unknown_name  # noqa: PLC0415
+
+        raise unknown_name("study", name, study_names())
     return file.read_text(encoding="utf-8")
 
 

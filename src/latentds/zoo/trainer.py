@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import DivergedError, InvalidParameterError, OutputDirectoryError
+from latentds.zoo.requirements import ResizeNote, check_batches, resize_note
 from latentds.shardsets.atomic import atomic_path
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.processes import DieWithParent, quiet_worker
@@ -512,6 +513,7 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                    "no samples")
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
+    check_batches(model.family, d.batches or model.batches, d.pair_label, first.get("labels") or {}, d.shards)
     names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
     if names:
         try:
@@ -528,6 +530,9 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
             raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
                                         f"but --data {d.shards} has {have}: train it on a cuboid render, or "
                                         "without the options that read factors")
+    note = resize_note(d.shards, (stream.manifest or {}).get("image_size"), model.config.image_size, model.family)
+    if note:  # every check passed: training will resize; say so (the CLI prints it as one line)
+        warnings.warn(note, ResizeNote, stacklevel=2)
 
 
 def _device(name: str, rank: int) -> torch.device:

@@ -1,0 +1,63 @@
+"""Install metadata: ranges for users, pins for CI only, the Python requirement before the install command, and
+README's first command and its measured time where the benchmark script finds them."""
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+README = (ROOT / "README.md").read_text()
+
+
+def _requirements() -> dict[str, Requirement]:
+    return {Requirement(r).name.lower().replace("_", "-"): Requirement(r) for r in PYPROJECT["project"]["dependencies"]}
+
+
+def _constraints() -> dict[str, str]:
+    lines = (ROOT / ".ci" / "constraints.txt").read_text().splitlines()
+    return {name.lower().replace("_", "-"): version for name, _, version in
+            (line.partition("==") for line in lines if "==" in line and not line.startswith("#"))}
+
+
+def test_users_get_ranges_on_python_3_11_to_3_13():
+    python = SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert all(v in python for v in ("3.11", "3.12", "3.13")) and "3.14" not in python and "3.10" not in python
+    requirements = _requirements()
+    for name, oldest in (("torch", "2.11.0"), ("torchvision", "0.26.0")):
+        spec = requirements[name].specifier
+        assert "==" not in str(spec), f"{name} is pinned for users: {spec}"
+        assert oldest in spec and "2.14.1" in requirements["torch"].specifier
+    for name in ("numpy", "scikit-learn", "huggingface-hub"):
+        assert requirements[name].specifier, f"{name} has no range"
+
+
+def test_ci_pins_through_constraints_that_fit_the_ranges():
+    pins = _constraints()
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    for name, requirement in _requirements().items():
+        key = name.replace("_", "-")
+        if key in pins:
+            assert pins[key] in requirement.specifier, f"{name}=={pins[key]} outside {requirement.specifier}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -c .ci/constraints.txt -e ".[test]"' in ci
+    test_command = re.search(r"```bash\n(\.venv/bin/python -m pytest[^\n]*)\n```", README).group(1)
+    assert ci.strip().splitlines()[-1] == test_command  # CI runs exactly README's test command
+
+
+def test_python_requirement_comes_before_the_install_command():
+    assert README.index("Python 3.11, 3.12 or 3.13") < README.index('pip install -e ".[test]"')
+
+
+def test_first_command_is_what_the_benchmark_times():
+    spec = importlib.util.spec_from_file_location("first_command", ROOT / "benchmarks" / "first_command.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    steps = bench.first_command(README)
+    assert [s[0] for s in steps] == ["render", "render", "train", "analyze"]
+    assert README.count(bench.START) == 1 and README.count(bench.END) == 1
+    assert bench.summary([("train", 10.0, 18.0)]).count("s wall") >= 1
