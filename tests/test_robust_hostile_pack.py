@@ -10,26 +10,15 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import public_fixtures as fx
 from hostile import run_bounded, within
-from latentds.cli import main
 from latentds.datasets.pack import pack_dataset
 from latentds.datasets.public import open_dataset
 from latentds.errors import DatasetLayoutError, OutputDirectoryError
 from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.manifest import read_manifest
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments) -> bool:
-    lines = result.stderr.strip().splitlines()
-    return (result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output
-            and all(f in result.stderr for f in fragments))
+from cli_helpers import one_line_error, run
 
 
 def pack(name, root, out, split, **kwargs):

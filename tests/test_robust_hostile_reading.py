@@ -6,24 +6,13 @@ import json
 import warnings
 
 import pytest
-from click.testing import CliRunner
 
 from hostile import build_set, pax_header, sample_members, within, write_manifest, write_tar
-from latentds.cli import main
 from latentds.datasets.shards import ShardWarning, load_shards
 from latentds.errors import ShardError
 from latentds.shardsets.manifest import read_manifest
 from latentds.text import markdown_code, markdown_text, plain_latentds_command, terminal_text
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments) -> bool:
-    lines = result.stderr.strip().splitlines()
-    return (result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output
-            and all(f in result.stderr for f in fragments))
+from cli_helpers import one_line_error, run
 
 
 @pytest.mark.parametrize("record", [b"0 path=x\n", b"3 \n", b"99 path=x\n", b"x path=y\n", b"12 size=-40\n"])

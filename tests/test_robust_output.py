@@ -14,28 +14,17 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import public_fixtures as fx
 from conftest import tree_bytes
-from latentds.cli import main
 from latentds.datasets.shards import load_shards
 from latentds.errors import OutputDirectoryError
 from latentds.render import RenderSpec, render_shards, verify_shards
 from latentds.shardsets import producer
 from latentds.shardsets.manifest import read_manifest
+from cli_helpers import one_line_error, run
 
 LOCK = ".latentds-lock"  # latentds.shardsets.lock.LOCK
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments) -> bool:
-    lines = result.stderr.strip().splitlines()
-    return (result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output
-            and all(f in result.stderr for f in fragments))
 
 
 def _copy(src: Path, dst: Path) -> Path:
