@@ -118,7 +118,8 @@ def test_an_epoch_without_one_batch_fails_and_saves_nothing(shards, tmp_path):
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(shards, tmp_path):
-    """Pairs need a label this set does not have: found while training, after the run directory was made."""
+    """Pairs need a label this set does not have: found before training (zoo/requirements.py), so a new run
+    directory is never made and a resumed one is left as it was."""
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(shards), "--out", str(out),
                                        "--batch-size", "8", "--set", "data.batches=pairs"] + TINY)
@@ -132,7 +133,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(shards, tmp
     result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(shards), "--out", str(keep), "--resume",
                                        "--batch-size", "8", "--set", "data.batches=pairs"] + TINY)
     one_line_error(result, "identity")
-    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt", "recipe.toml"]  # found before anything ran
 
 
 def test_resume_with_a_damaged_recipe_record_is_a_one_line_error(shards, run_dir, tmp_path):

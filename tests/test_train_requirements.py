@@ -52,7 +52,9 @@ def test_a_missing_data_directory_is_named(tmp_path):
 def test_render_says_which_preset(tmp_path):
     result = run("render", "--n", "4", "--size", "16", "--workers", "1", "--out", str(tmp_path / "d"), "--quiet")
     assert result.exit_code == 0, result.output
-    assert "preset: phi (the default" in result.stderr
+    assert "preset: phi (the default" in result.stdout
     explicit = run("render", "--phi", "--n", "4", "--size", "16", "--workers", "1", "--out", str(tmp_path / "e"),
                    "--quiet")
-    assert "preset:" not in explicit.stderr
+    assert "preset:" not in explicit.output
+    mistake = run("render", "--n", "0", "--out", str(tmp_path / "f"))  # an error stays one line
+    assert mistake.exit_code == 2 and len(mistake.stderr.strip().splitlines()) == 1

@@ -48,7 +48,7 @@ class _PackCommand(click.Command):
 
 
 @main.command(cls=_PackCommand)
-@click.argument("dataset", type=_DatasetChoice(), metavar="DATASET")
+@click.argument("dataset", type=_DatasetChoice())
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: data/DATASET-SPLIT]. Re-running the same command there resumes.")

@@ -67,9 +67,6 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
     if phi and varied:
         raise InvalidParameterError("--phi and --varied are two presets and exclude each other; give one of them "
                                     "(--phi is the default)")
-    if not phi and not varied:
-        click.echo("preset: phi (the default: 2 cuboids, only Phi varies; give --varied for the varied preset)",
-                   err=True)
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
 
     spec = RenderSpec(preset="varied" if varied else "phi", n=n, size=size, seed=seed, shard_size=shard_size,
@@ -79,6 +76,8 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
         report = render_shards(spec, out or f"data/{spec.name}", workers=workers, overwrite=overwrite,
                                engine=engine, progress=not quiet)
     click.echo(report.summary())
+    if not phi and not varied:  # said after the work, so that an error stays one line
+        click.echo("preset: phi (the default: 2 cuboids, only Phi varies; give --varied for the varied preset)")
 
 
 def interruptible():
