@@ -66,6 +66,9 @@ def test_every_study_runs_at_smoke_scale_and_writes_its_results(name, smoke_runs
     for table in results["tables"]:
         assert table["title"] in markdown and table["rows"]
         measured = [row for row in table["rows"] if row["ours"] is not None]
+        if all(row["run"] in results["skipped"] for row in table["rows"]):
+            assert not measured  # a table of runs that need --data stays empty
+            continue
         assert measured, table["title"]
         for row in measured:
             assert row["ours"]["n"] == 1 and row["ours"]["values"][0] == row["ours"]["mean"]
