@@ -100,3 +100,36 @@ def test_every_study_states_its_documents_settings_and_full_is_them():
         study = load_study(name, "full")
         assert study.published or any(run.published for run in study.runs), name
         assert differences(study) == [], name
+
+
+def test_a_finding_is_blocked_only_by_the_gates_it_needs():
+    """A VAE with a tiny KL weight reconstructs well but draws poor samples: a claim about its reconstructions
+    stands, a claim that needs its samples is not measured."""
+    from latentds.studies.results import _finding
+
+    class Study:
+        @staticmethod
+        def runs_matching(pattern):
+            return [type("Run", (), {"name": "a"})()]
+
+    metrics = {s: {"metrics": {"pcc": 0.9 + 0.01 * s, "pcc_se": 0.001}} for s in range(3)}
+    other = {s: {"metrics": {"pcc": 0.8 + 0.01 * s, "pcc_se": 0.001}} for s in range(3)}
+    health = {"a": {"trained": False, "failed": ["sample_diversity"]}, "b": {"trained": True, "failed": []}}
+    spec = {"claim": "c", "runs": "a", "left": "metrics.pcc", "op": ">", "right": "metrics.pcc", "right_run": "b",
+            "source": "literature", "reference": "r"}
+    recon = _finding(Study, spec | {"gates": ["reconstruction", "decoder_sensitivity"]}, {"a": metrics, "b": other},
+                     health)
+    assert recon["verdict"] == "confirmed"
+    samples = _finding(Study, spec, {"a": metrics, "b": other}, health)  # every gate
+    assert samples["verdict"] == "not measured (not trained: a (sample_diversity))"
+
+
+def test_a_finding_names_only_known_gates(tmp_path):
+    from latentds.errors import InvalidParameterError
+    from latentds.studies import load_study
+
+    text = (Path(__file__).parents[1] / "src/latentds/studies/packaged/kl-weight.toml").read_text()
+    file = tmp_path / "k.toml"
+    file.write_text(text.replace('gates = ["reconstruction"', 'gates = ["reconstrution"', 1))
+    with pytest.raises(InvalidParameterError, match="unknown gate 'reconstrution'"):
+        load_study(str(file), "cpu")

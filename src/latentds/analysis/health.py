@@ -29,16 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# gate -> (comparison, threshold, what failing it means)
-GATES = {
-    "sample_diversity": ("between", (0.1, 2.0), "prior samples are near-identical (mode collapse), or differ far "
-                                                "more than data images do (noise)"),
-    "reconstruction": ("<=", 0.8, "reconstructions are no better than a trivial image (background or mean)"),
-    "decoder_sensitivity": (">=", 0.25, "the decoder's output barely depends on its input"),
-    "swap_grid": (">=", 0.05, "the decoder ignores one part (s or z) of its input"),
-    "active_units": (">=", 1, "no latent dimension varies with the input (posterior collapse)"),
-    "discriminator": ("<", 0.99, "the discriminator wins every batch: the adversarial term gives no signal"),
-}
+from latentds.analysis.gates import GATES
+
 ACTIVE_VARIANCE = 0.01
 PAIRS = 256  # images for the pairwise distances
 SWAP = 16  # images of the swap grid (16 x 16 decodes)

@@ -19,7 +19,8 @@ RULE = (f"A finding compares two measured quantities per run. Each run's value i
         f"n - 1 degrees of freedom) lies beyond the finding's smallest effect that counts (min_effect of the "
         f"right-hand value). A verdict (confirmed / contradicted / no measurable difference) needs at least "
         f"{stats.MIN_SEEDS} seeds on every side; with fewer it is 'indicative (n seeds)'. A run that failed a "
-        f"health gate (see Health) is 'not trained', and every finding that needs it is 'not measured'.")
+        f"health gate (see Health) is 'not trained', and every finding that needs that gate is 'not measured' (a "
+        f"finding about reconstructions does not need sample diversity: each finding names the gates it needs).")
 
 
 def metric(metrics: dict, path: str):
@@ -191,10 +192,14 @@ def rank_agreement(table: dict) -> dict | None:
 MIN_EFFECT = 0.01  # a finding's default smallest difference that counts, relative to the right-hand value
 
 
-def _untrained(health: dict, names: list[str]) -> list[str]:
-    """'RUN (gate, gate)' for each of ``names`` whose health was checked and failed."""
-    return [f"{name} ({', '.join(health[name]['failed'])})" for name in names
-            if health.get(name, {}).get("trained") is False]
+def _untrained(health: dict, names: list[str], gates: list[str] | None = None) -> list[str]:
+    """'RUN (gate, gate)' for each of ``names`` that failed one of ``gates`` (None: any gate)."""
+    found = []
+    for name in names:
+        failed = [g for g in health.get(name, {}).get("failed", []) if gates is None or g in gates]
+        if failed:
+            found.append(f"{name} ({', '.join(failed)})")
+    return found
 
 
 def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
@@ -213,7 +218,7 @@ def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
         name = f"{run.name} vs {spec['right_run']}" if spec.get("right_run") else run.name
         involved = [run.name] + ([spec["right_run"]] if spec.get("right_run") else [])
         comparison = stats.compare(left, right, spec["op"], min_effect)
-        untrained = _untrained(health, involved)
+        untrained = _untrained(health, involved, spec.get("gates"))
         if untrained:
             comparison["outcome"] = "not measured"
             comparison["why"] = f"not trained: {'; '.join(untrained)}"
@@ -225,7 +230,8 @@ def _finding(study: Study, spec: dict, runs: dict, health: dict) -> dict:
     else:
         verdict = stats.verdict([m["outcome"] for m in measured], min((m["seeds"] for m in measured), default=0))
     return {"claim": spec["claim"], "source": spec["source"], "quote": spec.get("quote", ""),
-            "reference": spec.get("reference", ""), "left": spec["left"], "op": spec["op"], "right": spec["right"],
+            "reference": spec.get("reference", ""), "gates": spec.get("gates"), "left": spec["left"], "op": spec["op"],
+            "right": spec["right"],
             "min_effect": min_effect, "measured": measured, "verdict": verdict}
 
 

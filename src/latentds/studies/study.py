@@ -21,7 +21,9 @@
     source = "literature" with reference = "the named paper"; with right_run, ``right`` is read from that run
     (e.g. the same metric without a loss term) instead of from each run matching ``runs``; min_effect (default
     0.01): the smallest difference, relative to the right-hand value, that counts (see studies/stats.py for the
-    rule: the difference's 95% interval, seed spread and probe error included, must lie beyond it)
+    rule: the difference's 95% interval, seed spread and probe error included, must lie beyond it); gates: the
+    health gates the finding needs (default: every gate; e.g. a claim about reconstructions does not need
+    sample_diversity)
 
 Held-out evaluation: every run is analysed on data it never trained on. A rendered data entry NAME that a run
 analyses gets a twin ``NAME-eval``: the same settings with seed ``seed + EVAL_SEED`` and enough images for the
@@ -48,7 +50,8 @@ _TOP = {"description", "paper", "differs", "published", "scales", "data", "run",
 _RUN = {"name", "recipe", "data", "set", "train", "matrix", "analyze", "published"}
 _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_features", "lower_is_better", "note",
           "not_comparable"}
-_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect"}
+_FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect",
+            "gates"}
 _ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
             "factorvae", "scores_mode", "images"}
 EVAL_SEED = 1_000_003  # a rendered entry's held-out twin: the same settings with this added to the seed
@@ -151,6 +154,12 @@ def load_study(name: str, scale: str) -> Study:
         _keys(f, _FINDING, f"study {name} finding")
         if f.get("op") not in ("<", ">"):
             raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: op must be < or >")
+        from latentds.analysis.gates import GATES  # noqa: PLC0415  (a plain table)
+
+        unknown = [g for g in f.get("gates") or [] if g not in GATES]
+        if unknown:
+            raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: unknown gate {unknown[0]!r}; "
+                                        f"choose from: {', '.join(GATES)}")
         if f.get("source") == "seed" and not f.get("quote") or f.get("source") == "literature" and not \
                 f.get("reference") or f.get("source") not in ("seed", "literature"):
             raise InvalidParameterError(f"study {name} finding {f.get('claim')!r}: give source = \"seed\" with the "
