@@ -48,6 +48,18 @@ def test_a_trivial_reconstruction_fails_the_reconstruction_gate_and_the_input_pa
     assert health.reconstruction_gate(slight)["passed"]
 
 
+def test_grey_reconstructions_of_coloured_renders_fail_the_colour_gate_and_coloured_ones_pass(renders):
+    assert health.colour_gate(renders, renders)["passed"]
+    assert health.colour_gate(renders, renders)["value"] == pytest.approx(0.0, abs=1e-12)
+    grey = renders.mean(1, keepdim=True).expand_as(renders)  # right shapes and brightness, no colour
+    failed = health.colour_gate(renders, grey)
+    assert not failed["passed"] and failed["value"] >= 1.0 and "grey" in failed["means"]
+    assert health.reconstruction_gate(health.image_baselines(renders, grey))["passed"]  # only colour catches it
+    assert not health.colour_gate(renders, renders.mean(0, keepdim=True).expand_as(renders))["passed"]
+    assert health.colour_gate(renders, 0.8 * renders + 0.2 * grey)["passed"]  # faded colours still pass
+    assert health.colour_gate(grey, grey) is None  # grey data: the gate does not apply
+
+
 def test_active_units_count_latents_that_vary_with_the_input():
     latents = torch.zeros(100, 4).numpy()
     assert not health.active_units(latents)["passed"]

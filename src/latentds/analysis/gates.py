@@ -6,6 +6,8 @@ GATES = {
     "sample_diversity": ("between", (0.1, 2.0), "prior samples are near-identical (mode collapse), or differ far "
                                                 "more than data images do (noise)"),
     "reconstruction": ("<=", 0.8, "reconstructions are no better than a trivial image (background or mean)"),
+    "colour": ("<=", 0.8, "reconstructions lose the data's colours (grey shapes): their foreground chroma is no closer "
+                          "to the data's than a grey image's or the mean image's"),
     "decoder_sensitivity": (">=", 0.25, "the decoder's output barely depends on its input"),
     "swap_grid": (">=", 0.05, "the decoder ignores one part (s or z) of its input"),
     "active_units": (">=", 1, "no latent dimension varies with the input (posterior collapse)"),

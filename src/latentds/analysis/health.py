@@ -11,6 +11,10 @@ encoder, no s/z split) is absent, not passed.
   background-coloured image, the data's mean image (<= 0.8), on the whole image and, where the data has a
   background (renders), on the foreground pixels alone (an all-black image scores SSIM 0.83 on renders, so SSIM
   alone cannot tell a model from nothing). A blurred input is reported beside as a reference, not gated.
+- ``colour`` (data with a background and coloured foregrounds, e.g. Varied renders): the foreground pixels' chroma
+  (each pixel minus the mean of its three channels: colour without brightness) of the reconstructions against the
+  data's, as an MSE / the better of a grey image's (chroma 0) and the mean image's (<= 0.8). A model that draws the
+  right shapes in grey passes ``reconstruction`` but fails this.
 - ``decoder_sensitivity``: per-pixel spread of the reconstructions across inputs / the data's (>= 0.25): a decoder
   that ignores its input draws one image (the audit's cycle VAE: 0.0025 / 0.039 = 0.06).
 - ``swap_grid`` (s/z models): spread of decode(s_i, z_j) over i with j fixed, and over j with i fixed, each / the
@@ -133,6 +137,32 @@ def reconstruction_gate(baselines: dict) -> dict:
             ratios[key] = model[key] / best
     worst = max(ratios.values()) if ratios else None
     return gate("reconstruction", worst, ratios=ratios)
+
+
+COLOURFUL = 1e-3  # mean squared foreground chroma below which the data counts as grey (the gate is absent)
+
+
+def chroma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) each pixel minus the mean of its channels: its colour without its brightness."""
+    x = images.double()
+    return x - x.mean(1, keepdim=True)
+
+
+def colour_gate(real: torch.Tensor, recon: torch.Tensor) -> dict | None:
+    """The colour gate: foreground chroma MSE of ``recon`` against ``real`` / the better of a grey image's (chroma
+    0) and the mean image's; None where the data has no background or no colour (grey data, full-frame images)."""
+    if real.shape[1] != 3:
+        return None
+    mask = foreground(real, background(real))
+    share = float(mask.double().mean())
+    target = chroma(real)
+    energy = masked_mse(target, torch.zeros_like(target), mask)
+    if not 0.005 < share < 0.95 or energy < COLOURFUL:
+        return None
+    model = masked_mse(target, chroma(recon), mask)
+    mean_image = masked_mse(target, chroma(real.mean(0, keepdim=True).expand_as(real)), mask)
+    best = min(energy, mean_image)
+    return gate("colour", model / best if best > 0 else None, model=model, grey=energy, mean_image=mean_image)
 
 
 def active_units(latents: np.ndarray) -> dict:

@@ -12,6 +12,7 @@ from latentds.analysis.registry import probe
 
 @probe("health", explain="Gates a model must pass before anything is concluded from it: sample diversity against "
                          "the data's, reconstruction error against trivial images (background colour, mean image), "
+                         "foreground colour against a grey image's, "
                          "decoder sensitivity to its input, the s/z swap grid, active latent units.")
 def probe_health(ctx: Context):
     import torch  # noqa: PLC0415
@@ -35,6 +36,9 @@ def probe_health(ctx: Context):
         baselines = ctx.baselines()
         numbers["baselines"] = baselines
         gates["reconstruction"] = health.reconstruction_gate(baselines)
+        colour = health.colour_gate(metric_real, recon)
+        if colour is not None:
+            gates["colour"] = colour
         gates["decoder_sensitivity"] = health.gate("decoder_sensitivity", health.spread(recon) /
                                                    health.spread(metric_real), reconstructions=health.spread(recon),
                                                    data=health.spread(metric_real))
