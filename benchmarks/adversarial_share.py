@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -52,6 +53,7 @@ def measure(weight: float, data: str, held_out: str, steps: int, size: int, seed
     optimisers = {g: torch.optim.Adam(p, lr=recipe.train.lr) for g, p in groups.items()}
     accuracy, step = [], 0
     model.train()
+    start = time.process_time(), time.perf_counter()
     while step < steps:
         for batch in load_shards(data, batch_size=32, shuffle=500, seed=step):
             values = model.losses(batch, step)
@@ -68,6 +70,7 @@ def measure(weight: float, data: str, held_out: str, steps: int, size: int, seed
             step += 1
             if step >= steps:
                 break
+    cpu, wall = time.process_time() - start[0], time.perf_counter() - start[1]
     model.eval()
     shares, errors = [], []
     for i, batch in enumerate(load_shards(held_out, batch_size=32)):
@@ -79,7 +82,7 @@ def measure(weight: float, data: str, held_out: str, steps: int, size: int, seed
             break
     last = accuracy[-max(1, len(accuracy) // 4):]
     return {"weight": weight, "share": statistics.fmean(shares), "disc_accuracy": statistics.fmean(last),
-            "mse": statistics.fmean(errors)}
+            "mse": statistics.fmean(errors), "cpu_per_step": cpu / steps, "wall_per_step": wall / steps}
 
 
 def main() -> None:
@@ -95,11 +98,12 @@ def main() -> None:
         data, held_out = Path(tmp) / "train", Path(tmp) / "held-out"
         render_shards(RenderSpec("varied", n=args.n, size=args.size, shard_size=500, seed=11), data, progress=False)
         render_shards(RenderSpec("varied", n=256, size=args.size, shard_size=256, seed=12), held_out, progress=False)
-        print("| adversarial weight | decoder gradient share | discriminator accuracy (last quarter) | held-out MSE |")
-        print("|---|---|---|---|")
+        print("| adversarial weight | decoder gradient share | discriminator accuracy (last quarter) | held-out MSE | s/step CPU (wall) |")
+        print("|---|---|---|---|---|")
         for weight in (float(w) for w in args.weights.split(",")):
             r = measure(weight, str(data), str(held_out), args.steps, args.size)
-            print(f"| {r['weight']:g} | {r['share']:.3f} | {r['disc_accuracy']:.3f} | {r['mse']:.4f} |", flush=True)
+            print(f"| {r['weight']:g} | {r['share']:.3f} | {r['disc_accuracy']:.3f} | {r['mse']:.4f} | {r['cpu_per_step']:.2f} ({r['wall_per_step']:.2f}) |",
+                  flush=True)
 
 
 if __name__ == "__main__":
