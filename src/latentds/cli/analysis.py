@@ -54,7 +54,8 @@ class _AnalyzeCommand(click.Command):
 @click.option("--sequence-data", default=None, help="A `latentds render --sequence` set for the interpolation probe "
               "and the UMAP's path overlay (resized to the model's image size if needed).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Local Inception weights for FID [default: FID in the model's own encoder features, named so].")
+              help="Local Inception weights for FID [default: FID in the features of the packaged frozen network "
+                   "e2e_cnn@<hash>, named beside every value; see docs/fid-network.md].")
 @click.option("--feature-model", default=None, metavar="MODEL",
               help="A model whose encoder gives the FID features (e.g. an e2e_cnn run; named by its weights' hash "
                    "in the output). An e2e_cnn also labels the generated samples of a model without an encoder, "

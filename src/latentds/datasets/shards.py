@@ -7,45 +7,12 @@
         for batch in loader:      # {"image": (64,3,H,W) float, "labels": [dict]*64, "__key__": [...],
             ...                   #  with a factor table also "factors" (64,K) and "factor_mask" (64,K) bool}
 
-Factor vectors. When the set's manifest has a "factors" table (every render; any set whose manifest has one),
-each sample carries "factors" (float32, one entry per row of ``ShardStream.factor_table``: colours as _r/_g/_b)
-and "factor_mask" (bool: False where the sample lacks that factor, e.g. a shorter chain's joints; value 0 there),
-read from its labels along each row's "path" (latentds.datasets.factors, compiled once per stream). Shards
-streamed without their manifest (a URL) have no table; a cuboid render's samples then get the render's vector.
-
-How an epoch is split. Every DataLoader worker of every DDP rank is a *slot*. With the shard counts from
-``manifest.json``, the epoch's sample sequence (shards in order, or in an order shuffled by (seed, epoch)) is cut
-into one contiguous, equal range per slot: no sample is served twice, every slot gets the same number
-``floor(total / slots)`` (the few left over are dropped, different ones each shuffled epoch), so every rank has
-the same number of batches and DDP never stalls, whatever the number of shards. Without counts (URLs with no
-manifest beside them) whole shards are dealt round-robin to slots, as webdataset does.
-
-Batch layouts (``batches=``). "plain" (the default): ``batch_size`` samples as they come. "pairs": ``batch_size/2``
-pairs of different samples sharing ``labels[pair_label]``, [p0a, p0b, p1a, p1b, ...]. "groups": whole groups of
-a ``--sequence F --steps K`` render, K images each in step order. Both add ``batch["group"]`` (N,) long: the
-pair/group index of each image within its batch. In groups mode the epoch's *groups* (not samples) are cut into
-equal contiguous ranges per slot, over the set's order rotated by (seed, epoch) when shuffling, and shuffled as
-whole units. With counts, every slot yields exactly ``epoch_batches(...) / num_workers`` batches in every mode
-(pairs re-draw pairs the slot already formed when its share runs short; only a damaged shard can make a plain or
-groups slot yield fewer); see latentds.datasets.batching.
-
-Validation split: ``holdout=f`` holds out the last ``round(count * f)`` samples of the set in its natural order
-(shards in manifest or given order; whole groups in groups mode); ``split="train"`` streams the rest,
-``split="validation"`` only those; a shard straddling the cut is read in part (``Shard.offset``).
-``ShardStream.split_range`` is the (lo, hi) range of set positions streamed ((0, None) without counts).
-
-Damaged data costs only what is damaged. A sample whose members cannot be decoded (a flipped byte in its PNG or
-JSON, a member lost to a damaged tar header) is dropped; a shard that cannot be read to its end loses the rest of
-its samples. Either way, at the end of each shard part a ``ShardWarning`` names the shard, how many samples were
-lost and why, and the stream goes on; ``strict=True`` raises ShardError instead. No native decoder ever sees bytes
-it could crash on: a PNG goes to torchvision's (fast, but crash-prone) decoder only when it passed
-``png_is_plain``; anything else is decoded by PIL, which raises cleanly.
-
-Untrusted names. The shard names in a ``manifest.json`` are read from a data file: they must be plain file names
-inside the set (no directory, no "..", no scheme such as ``pipe:``), else ShardError; local shards are opened as
-files, never through a URL scheme. Only a URL the caller writes (``pipe:...``, ``https://...``) is opened as one.
-A directory holding an unfinished render or pack (a progress file, no manifest) is refused, naming the command
-that finishes it.
+What the stream guarantees (the factor vector read along the manifest's factor table, how an epoch is split into
+equal slots across DataLoader workers and DDP ranks, the plain / pairs / groups layouts, the held-out split,
+damaged samples and untrusted shard names) is written once, in ARCHITECTURE.md, "Shard sets" and "Streaming and
+batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG reaches
+torchvision's decoder only when ``png_is_plain`` passed it, anything else goes to PIL; local shards are opened as
+files, never through a URL scheme.
 """
 
 from __future__ import annotations

@@ -1,27 +1,9 @@
-"""The factor space of the cuboid chain: presets, per-sample sampling, sequences.
+"""The factor space of the cuboid chain: presets, per-sample sampling, sequences, identities.
 
-Sample ``i`` of a render depends only on ``(seed, i)``: every random draw for it comes from
-``numpy.random.default_rng([seed, stream, i])``. Every draw is made whether or not the sample uses it
-(a 2-cuboid chain still draws the angles of joints 1 and 2), so one factor never shifts another's value.
-
-With ``identities=K`` (varied preset) each sample (or sequence group) also draws an identity 0..K-1 from its own
-stream, and that identity's chain (cuboid count and colours) is drawn from ``(seed, identity)``; pose and lights
-stay the sample's own. Without it, labels are exactly those of a render without identities.
-
-A sample's labels are a plain JSON dict and hold everything needed to re-render it exactly:
-
-    {"key": "000000042", "index": 42, "seed": 0, "preset": "varied", "size": 64,
-     "n_cuboids": 3,
-     "joints": [{"phi": deg, "theta": deg, "lambda": deg}, ...],        # n_cuboids - 1 joints
-     "colors": [[r, g, b], ...],                                        # n_cuboids, linear RGB in [0, 1]
-     "light": {"azimuth": deg, "elevation": deg, "color": [r, g, b], "intensity": float},
-     "spot_lights": [{"azimuth", "elevation", "distance", "color", "intensity",
-                      "inner_cone", "outer_cone"}, ...],                # 0-4
-     "point_lights": [{"azimuth", "elevation", "distance", "color", "intensity"}, ...],   # 0-4
-     "camera": {"azimuth", "elevation", "distance", "yfov", "target"},
-     "cuboid": {"length", "height", "width"}, "ambient": float,
-     "sequence": null | {"factor": "phi_0", "group": g, "step": s, "steps": K},
-     "identity": k}                                                     # only with identities
+``sample_labels(preset, seed, index, size)`` gives the labels of sample ``index``, a plain JSON dict holding
+everything needed to re-render it exactly. The layout of that dict, and how its random draws depend only on
+``(seed, index)`` (and on ``(seed, identity)`` with identities), are written once, in ARCHITECTURE.md, "Shard
+sets" and "Determinism"; the presets' ranges are described in docs/render.md, "The factors".
 """
 
 from __future__ import annotations

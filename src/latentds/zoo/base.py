@@ -10,28 +10,10 @@ A family is one file: a frozen config dataclass and a LatentModel subclass that 
     class VAE(LatentModel, family="vae"):
         Config = VAEConfig
 
-and every family answers ``encode``, ``decode``, ``sample``, ``reconstruct`` and ``loss``. A model sees the whole
-collated batch (``batch["image"]``, ``"labels"``, ``"factors"``/``"factor_mask"``, ``"group"`` ids for paired or
-grouped batches; a bare image tensor works too) and the training step.
-
-Training with more than one optimiser (a discriminator, a GAN, a reverse cycle) is part of the interface:
-``parameter_groups()`` names the groups (they may share parameters); each step the trainer calls
-``losses(batch, step)`` once (all groups' loss terms from one shared forward pass), hands the terms' values to
-``choose_updates(values, step)`` -- the model decides from the current batch which groups step -- and
-back-propagates each chosen group's ``"loss"`` into that group's parameters only.
-
-Optional capabilities are declared on the class, never guessed: ``has_encoder`` (``encode`` works),
-``has_decoder`` (``decode``, and so ``sample`` and ``reconstruct``, work; False for a network that only reads
-images, such as the end-to-end CNN), ``is_posterior`` (``posterior(x) -> (mu, logvar)``), ``is_partitioned``
-(``partition() -> {"s": slice, "z": slice}``); ``batches`` says what batches the family trains on ("plain",
-"pairs" or "groups") and ``group_defaults`` its optimiser settings per group.
-
-Saving and loading use the mixin's documented hooks: ``_save_pretrained`` writes model.safetensors, config.json
-(``self.config``, family included) and the README.md card (card.py); ``from_pretrained`` resolves its argument to
-a local directory (a Hub id is fetched by zoo/hub.py, which holds all Hub network I/O), checks config.json, and the
-mixin's ``from_pretrained`` hands both to ``_from_pretrained``, which builds the family the config names (so
-``LatentModel.from_pretrained`` loads any family) and reads the weights with safetensors. Families register in
-``REGISTRY`` (a latentds.registry.Registry, filled on first use by importing every module of zoo/models).
+The interface a family implements (the batch it sees, ``parameter_groups`` / ``losses`` / ``choose_updates``, the
+capabilities it declares) and how saving and loading work are written once, in ARCHITECTURE.md, "Models".
+Families register in ``REGISTRY`` (a latentds.registry.Registry, filled on first use by importing every module of
+zoo/models); a Hub id is fetched by zoo/hub.py, which holds all Hub network I/O; the card is card.py's.
 """
 
 from __future__ import annotations

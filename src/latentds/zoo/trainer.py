@@ -1,41 +1,13 @@
 """The one training loop of the zoo: any LatentModel, any recipe, one process or data-parallel under torchrun.
 
-Run directory (``out``):
-    recipe.toml          the recipe as run
-    metrics.jsonl        one line per `log_every` steps: step, epoch, loss terms, how often each group was updated
-                         (``updates/GROUP``, multi-group families), lr per group, images/s; with data.holdout, one
-                         ``val/...`` line per epoch
-    checkpoint.pt        model, optimisers, scaler, step, position in the epoch, CPU and CUDA RNG state (atomic;
-                         tensors and numbers only, read back with torch.load(weights_only=True))
-    config.json, model.safetensors, README.md   the model, refreshed at every checkpoint: from_pretrained(out)
-    figures/             loss.png; epoch-NNN-recon.png and epoch-NNN-samples.png at each epoch's end
-    tensorboard/         with train.log = "tensorboard": the same scalars and the epoch image grids
-
-Each step: the model computes every group's loss terms from one forward pass (``losses``), decides from their
-values which groups step (``choose_updates``), and each chosen group's loss is differentiated with respect to
-that group's parameters only (all of them from the same weights), then each optimiser steps; one AMP scaler update
-per step. Learning rates are a function of the
-run's step (warm-up, then the group's schedule over the run), set right before a group's optimiser steps, so a
-group that skips steps still reduces its rate at the same point of training.
-
-``resume=True`` continues from checkpoint.pt as if never stopped: same weights, optimiser moments, data order (the
-stream is deterministic in (seed, epoch); the batches already seen this epoch are skipped) and noise (RNG state).
-Nothing is written before the settings, the device and the first image of the data are checked; a run that fails
-before its first checkpoint removes what it wrote (not other files in ``out``), and an epoch that yields not one batch
-(unreadable or cut-short shards) is an error, never a model saved untrained. An interruption (Ctrl-C) keeps the last
-checkpoint for ``resume=True``. A NaN or infinite loss term or gradient (or weights, checked before every save)
-stops the run with DivergedError naming the step, group and term; the last checkpoint and model stay the last finite
-ones (zoo/finite.py). A full disk while writing is one OutputDirectoryError line. The sizes a config implies are
-checked against free memory before the model is built (zoo/sizes.py). The DataLoader's workers are ended when the
-loop ends, however it ends (they leave at once on SIGTERM: ``quiet_worker``).
-
-Under torchrun (RANK/WORLD_SIZE set) each rank trains on its own share of every epoch (see
-latentds.datasets.shards). Gradients are averaged with explicit all-reduces per group rather than by
-DistributedDataParallel's reducer, which expects every forward pass to be followed by one backward through all
-used parameters -- not true of families whose groups step on some steps only or share parameters. The loss values
-the model decides from are averaged first, so every rank updates the same groups; buffers (batch-norm statistics)
-follow rank 0 like DDP's. Only rank 0 writes. Each step the ranks agree that each has a batch and that none was
-stopped (zoo/agreement.py): a signal to any one rank stops every rank at the next step, rank 0 with the resume hint.
+``train(recipe, out)`` writes a run directory that loads with ``from_pretrained(out)``. What the directory holds,
+what each step does (``losses`` -> ``choose_updates`` -> each chosen group's gradients from the same weights ->
+its optimiser step), how learning rates follow the run's step, what ``resume=True`` restores, what a failure
+leaves behind, and how ranks agree under torchrun are written once, in ARCHITECTURE.md, "Recipes and training".
+The helpers it leans on: zoo/finite.py (NaN and infinity: DivergedError naming step, group and term), zoo/sizes.py
+(memory checked before the model is built), zoo/agreement.py (what ranks agree on each step) and
+shardsets/processes.py (``quiet_worker``: the DataLoader's workers leave at once on SIGTERM and are ended when the
+loop ends, however it ends).
 """
 
 from __future__ import annotations
