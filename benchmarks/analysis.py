@@ -42,7 +42,7 @@ def main() -> None:
         encode_s = time.perf_counter() - t
         print(f"encode: {len(codes.keys):,} images in {encode_s:.1f} s = {len(codes.keys) / encode_s:,.0f} images/s "
               f"(latent {codes.latents.shape[1]})")
-        ctx = analysis.Context(model, str(data), scratch / "out", args.n, None)
+        ctx = analysis.Context(model, str(data), scratch / "out", analysis.AnalysisOptions(n=args.n))
         ctx.codes = codes
         import umap  # noqa: F401  (import cost reported separately below)
 

@@ -13,6 +13,7 @@ from PIL import Image
 import latentds.datasets.shards as shards
 from latentds import load_shards
 from latentds.analysis.context import Context
+from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.labels import values_of, varying_factors
 from latentds.analysis.registry import probe, unregister
@@ -44,7 +45,8 @@ def test_interpolation_resizes_a_sequence_set_to_the_models_image_size(sets, tmp
     # 4 rows (rendered, natural, linear, spherical) of 8 images of 32 px, padding 1
     assert Image.open(tmp_path / "figures" / "interpolation_group0.png").size == (8 * 33 + 1, 4 * 33 + 1)
     # resized exactly as load_shards resizes the data for this model
-    ctx = Context(big, str(base / "varied"), tmp_path / "ctx", 16, str(base / "seq2"))
+    ctx = Context(big, str(base / "varied"), tmp_path / "ctx",
+                  AnalysisOptions(n=16, sequence_data=str(base / "seq2")))
     expected = next(iter(load_shards(base / "seq2", batch_size=8, size=32)))["image"]
     assert torch.equal(ctx.sequences()[0]["images"], expected)
 

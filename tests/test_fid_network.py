@@ -188,10 +188,11 @@ def test_too_little_data_for_a_disjoint_floor_splits_the_real_set_and_says_so(sm
 def test_reference_images_are_the_next_images_of_the_data(small_set, tmp_path):
     from latentds import load_shards
     from latentds.analysis.context import Context
+    from latentds.analysis.options import AnalysisOptions
 
     data, model = small_set
-    ctx = Context(model, str(data), tmp_path, 24, None)
+    ctx = Context(model, str(data), tmp_path, AnalysisOptions(n=24))
     every = torch.cat([b["image"] for b in load_shards(data, batch_size=64, partial=True)])
     assert torch.equal(ctx.reference_images(), every[24:48]) and torch.equal(ctx.images(), every[:24])
-    tail = Context(model, str(data), tmp_path, 40, None)
+    tail = Context(model, str(data), tmp_path, AnalysisOptions(n=40))
     assert torch.equal(tail.reference_images(), every[40:])  # the data end first: the 24 left

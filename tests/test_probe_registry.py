@@ -131,7 +131,7 @@ def test_a_newly_registered_probe_is_run_explained_and_listed(small, tmp_path, r
 
     @registered("test_count", needs=("encoder",), explain=explain)
     def count(ctx):
-        if ctx.n < 2:
+        if ctx.options.n < 2:
             raise Skip("needs two latents")
         return {"n": len(ctx.codes.latents), "dim": int(ctx.codes.latents.shape[1]),
                 "mean_norm": float(np.linalg.norm(ctx.codes.latents, axis=1).mean())}, []
@@ -153,3 +153,24 @@ def test_a_newly_registered_probe_is_run_explained_and_listed(small, tmp_path, r
                                        "--quiet"])
     assert result.exit_code == 0, result.output
     assert "test_count" in (tmp_path / "cli" / "report.html").read_text()
+
+
+def test_a_probe_declares_its_place_in_the_order(registered):
+    @registered("test_early", order=15, explain="Test only: listed between health and pca.")
+    def early(ctx):
+        return {}, []
+
+    assert list(registered_probes())[:3] == ["health", "test_early", "pca"]
+    assert PROBES["test_early"].order == 15 and PROBES["pca"].order == 20
+    help_text = " ".join(CliRunner().invoke(main, ["analyze", "--help"]).stdout.split())
+    assert "[default: all]: health, test_early, pca," in help_text
+
+
+def test_an_unknown_probe_suggests_the_closest_everywhere(small, tmp_path):
+    from latentds.errors import UnknownNameError
+
+    base, model = small
+    with pytest.raises(UnknownNameError, match=r"unknown probe 'umpa' \(did you mean 'umap'\?\)"):
+        PROBES.get("umpa")
+    with pytest.raises(UnknownNameError, match=r"probes: unknown probe 'umpa' \(did you mean 'umap'\?\)"):
+        run(model, base / "data", tmp_path, probes=["umpa"], progress=False)

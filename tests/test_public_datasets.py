@@ -97,7 +97,7 @@ def test_the_cli_imports_no_dataset_module():
 def _discovery_reset(module_names):
     for module in module_names:
         sys.modules.pop(module, None)
-        public._SCANNED.pop(module, None)
+    public.DATASET_MODULES.forget(*module_names)
 
 
 @pytest.fixture

@@ -110,3 +110,48 @@ def test_both_registries_word_their_errors_alike():
         create("vea")
     with pytest.raises(UnknownNameError, match=r"unknown public dataset 'celeb' \(did you mean 'celeba'\?\)"):
         dataset_class("celeb")
+
+
+class Late:
+    rank = 2
+
+
+class Early:
+    rank = 1
+
+
+class AlsoEarly:
+    rank = 1
+
+
+def test_an_ordered_registry_lists_and_suggests_in_its_order():
+    registry = Registry("widget", order=lambda obj: obj.rank)
+    for name, obj in (("late", Late), ("early", Early), ("also_early", AlsoEarly)):
+        registry.add(name, obj)
+    assert registry.names() == list(registry) == ["early", "also_early", "late"]  # ties: registration order
+    assert [name for name, _ in registry.items()] == registry.names()
+    with pytest.raises(UnknownNameError, match=r"'earyl' \(did you mean 'early'\?\); choose one of: early, "
+                                               r"also_early, late$"):
+        registry.get("earyl")
+
+
+def test_an_owner_other_than_the_object_is_what_re_registration_compares():
+    registry = Registry("widget")
+    registry.add("spoke", object(), owner=First)
+    registry.add("spoke", object(), owner=First)  # the same owner again: replaced
+    assert registry.owner("spoke") == "test_registry.First" and registry.owner("nothing") is None
+    with pytest.raises(RegistrationError, match=r"already registered by test_registry\.First; "
+                                                r"test_registry\.Second must choose another name"):
+        registry.add("spoke", object(), owner=Second)
+
+
+def test_families_datasets_and_probes_are_one_registry_filled_by_one_discovery_helper():
+    from latentds.analysis.registry import PROBES
+    from latentds.datasets.public import REGISTRY as DATASETS
+    from latentds.discovery import PackageModules
+    from latentds.zoo.base import REGISTRY as FAMILIES
+
+    for registry in (FAMILIES, DATASETS, PROBES):
+        assert type(registry) is Registry and isinstance(registry.discovery, PackageModules)
+        with pytest.raises(UnknownNameError, match=r"did you mean"):
+            registry.get(registry.names()[0] + "x")

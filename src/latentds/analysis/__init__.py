@@ -2,6 +2,7 @@
 
     import latentds.analysis as la
     la.run(model, "data/varied", "analysis/vae", probes=["pca", "umap", "scores"])   # figures, metrics, report
+    la.run(model, "data/varied", "analysis/vae", la.AnalysisOptions(n=500))         # the options as one object
     la.scores(latents, factors)   # {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap"}
 
 The names are loaded when first used: importing the package imports nothing heavy (the probe registry and the CLI
@@ -11,7 +12,7 @@ only when the UMAP probe runs. latentds.analysis.probes says which file holds wh
 
 from __future__ import annotations
 
-__all__ = ["PROBES", "factor_vae_score", "run", "scores"]
+__all__ = ["PROBES", "AnalysisOptions", "factor_vae_score", "run", "scores"]
 
 
 def __getattr__(name: str):
@@ -19,6 +20,10 @@ def __getattr__(name: str):
         from latentds.analysis.runner import run  # noqa: PLC0415
 
         return run
+    if name == "AnalysisOptions":
+        from latentds.analysis.options import AnalysisOptions  # noqa: PLC0415
+
+        return AnalysisOptions
     if name == "PROBES":
         from latentds.analysis.registry import registered  # noqa: PLC0415
 

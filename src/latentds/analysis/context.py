@@ -1,16 +1,20 @@
-"""``Context``: what every probe receives -- the model, the options of ``run`` and the shared inputs, each prepared
-once per analysis.
+"""``Context``: what every probe receives -- the model, the analysis' options (``ctx.options``, an
+latentds.analysis.options.AnalysisOptions), the models beside it (``feature_model``, ``labeller``) and the shared
+inputs, each prepared once per analysis.
+
+    Context(model, "data/varied", out, AnalysisOptions(n=500), feature_model=None, labeller=None)
 
 The model is put in eval mode and its device looked up here, once (``ctx.device``); a feature model likewise. The
 shared inputs are computed the first time a probe asks and kept for every later probe, whatever the probe order:
 
 - ``ctx.codes``: the latents of the data (latentds.analysis.encode; None for a model without an encoder);
-- ``ctx.images()``: ONE batch of the data's first ``min(n, images_n)`` images (images_n: IMAGES by default) at the model's image size, and
+- ``ctx.images()``: ONE batch of the data's first ``min(n, images)`` images (the options' n and images) at the
+  model's image size, and
   ``ctx.reconstructions()`` of it (the reconstruction metrics use the first METRIC_IMAGES of both, FID all);
 - ``ctx.reference_images()``: the next batch of the same stream, disjoint from ``images()``: up to as many of the
   data's following images (fewer, or none, when the data end first), FID's real-vs-real floor;
-- ``ctx.sequences()``: the first SEQUENCE_GROUPS groups of the ``--sequence`` set (``sequence_data``, else the data
-  itself), resized to the model's image size the way ``load_shards`` resizes;
+- ``ctx.sequences()``: the first ``sequence_groups`` groups of the ``--sequence`` set (``sequence_data``, else the
+  data itself), resized to the model's image size the way ``load_shards`` resizes;
 - ``ctx.interpolations()``: the natural, linear and spherical paths of each of those groups
   (latentds.analysis.interpolation.interpolation_probe), which the interpolation probe reports and the UMAP
   overlays (group 0).
@@ -26,14 +30,13 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.registry import NEEDS, Skip
 
 if TYPE_CHECKING:
     from latentds.analysis.encode import Codes
 
-IMAGES = 1000  # the shared image batch: at most this many of the data's first images (FID uses them all)
-METRIC_IMAGES = 256  # the reconstruction metrics: the first this many of them
-SEQUENCE_GROUPS = 3  # the interpolation probe: the first (up to) this many groups of the sequence set
+METRIC_IMAGES = 256  # the reconstruction metrics: the first this many of the shared image batch
 RECONSTRUCT_CHUNK = 256  # images per reconstruction forward pass
 
 
@@ -55,19 +58,10 @@ class Context:
     model: object
     data: str
     out: Path
-    n: int
-    sequence_data: str | None
-    codes: Codes | None = None
-    inception_weights: str | None = None
-    factorvae: dict = field(default_factory=dict)  # batch_size, n_train, n_eval, n_variance for the score
-    colour_by: str | None = None  # a factor or label name for the UMAP and scatter colours
-    groups: tuple[str, str] | None = None  # two group selections for latent arithmetic (see select)
-    dims: tuple[int, int] | None = None  # the two latent dimensions of the plain scatter (default: widest two)
-    feature_model: object = None  # a model whose encoder gives the FID features (default: the analysed model's)
-    scores_mode: str = "reference"  # disentanglement_lib's estimators, or "fast" (DCI 10 rounds; not comparable)
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    feature_model: object = None  # a model whose encoder gives the FID features (default: the packaged network)
     labeller: object = None  # a model with ``predict`` that labels generated samples (default: feature_model's)
-    sequence_groups: int = SEQUENCE_GROUPS  # the interpolation probe's groups (the first this many)
-    images_n: int = IMAGES  # the shared image batch (FID's real set): at most this many images
+    codes: Codes | None = None  # the latents of the data (run fills them; None for a model without an encoder)
     figures_dir: Path = field(init=False)
     device: object = field(init=False)
     _prepared: dict = field(init=False, default_factory=dict, repr=False)
@@ -105,20 +99,20 @@ class Context:
         return self.codes
 
     def images(self):
-        """(N, 3, S, S) float CPU tensor: the data's first min(n, images_n) images at the model's size S."""
+        """(N, 3, S, S) float CPU tensor: the data's first min(n, images) images at the model's size S."""
         return self._once("images", self._load_images)
 
     def _load_images(self):
         from latentds.datasets.shards import load_shards, resize_for  # noqa: PLC0415
 
         size = self.model.config.image_size
-        stream = load_shards(self.data, batch_size=min(self.n, self.images_n), partial=True,
+        stream = load_shards(self.data, batch_size=min(self.options.n, self.options.images), partial=True,
                              size=resize_for(self.data, size))
         self._batches = iter(stream)  # reference_images() reads on from here: one pass over the data
         return next(self._batches)["image"]
 
     def reference_images(self):
-        """(M, 3, S, S): the min(n, images_n) images after those of ``images()`` (M is smaller, down to 0, when the
+        """(M, 3, S, S): the min(n, images) images after those of ``images()`` (M is smaller, down to 0, when the
         data hold fewer): a real set disjoint from ``images()``, for FID's real-vs-real floor."""
         return self._once("reference_images", self._load_reference)
 
@@ -153,7 +147,7 @@ class Context:
         return image_baselines(self.images()[:METRIC_IMAGES], self.reconstructions()[:METRIC_IMAGES])
 
     def sequences(self) -> list[dict]:
-        """The first SEQUENCE_GROUPS groups (fewer if the set has fewer) of the sequence set, as
+        """The first ``sequence_groups`` groups (fewer if the set has fewer) of the sequence set, as
         latentds.sequence_groups gives them but with images at the model's size. Skip with the reason when there is
         no sequence set or it cannot be read."""
         return self._once("sequences", self._load_sequences)
@@ -163,9 +157,9 @@ class Context:
 
         if not NEEDS["sequences"].present(self):
             raise Skip(NEEDS["sequences"].reason)
-        source = self.sequence_data or self.data
+        source = self.options.sequence_data or self.data
         try:
-            groups = list(islice(sequence_groups(source), self.sequence_groups))
+            groups = list(islice(sequence_groups(source), self.options.sequence_groups))
         except Exception as e:  # noqa: BLE001  (damaged or incomplete: say what, keep the other probes going)
             raise Skip(f"cannot read the groups of the sequence set {source}: {e}") from None
         if not groups:

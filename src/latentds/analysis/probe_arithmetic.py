@@ -18,7 +18,7 @@ from latentds.analysis.select import select
 GENERATED = 64  # samples in generated.png, ids 0..63 row-major, for arithmetic on a model without an encoder
 
 
-@probe("arithmetic", needs=("decoder",),
+@probe("arithmetic", order=120, needs=("decoder",),
        explain="The attribute vector: which groups (for a model without an encoder, which ids of generated.png), "
                "their sizes and the vector's length.")
 def probe_arithmetic(ctx: Context):
@@ -28,10 +28,10 @@ def probe_arithmetic(ctx: Context):
 
     if not ctx.model.has_encoder:
         return _generated_arithmetic(ctx)
-    codes = ctx.need_codes()
-    if ctx.groups:
-        high, low = select(codes, ctx.groups[0]), select(codes, ctx.groups[1])
-        what = f"group {ctx.groups[0]!r} minus group {ctx.groups[1]!r}"
+    codes, groups = ctx.need_codes(), ctx.options.groups
+    if groups:
+        high, low = select(codes, groups[0]), select(codes, groups[1])
+        what = f"group {groups[0]!r} minus group {groups[1]!r}"
     else:  # by default: the upper minus the lower quartile of the most spread factor
         try:
             factors, names = varying_factors(codes)
@@ -67,16 +67,17 @@ def _generated_arithmetic(ctx: Context):
                 f"row-major from 0 (top left) to {GENERATED - 1} (bottom right): choose two groups of them for "
                 "latent arithmetic, e.g. --groups ids:3,7,12 ids:1,5.")]
     labeller = next((m for m in (ctx.labeller, ctx.feature_model) if callable(getattr(m, "predict", None))), None)
-    if labeller is not None and not (ctx.groups and all(g.startswith("ids:") for g in ctx.groups)):
+    groups = ctx.options.groups
+    if labeller is not None and not (groups and all(g.startswith("ids:") for g in groups)):
         return _labelled_arithmetic(ctx, labeller, figures)
     how = ("a model without an encoder: choose two groups of generated samples by id from generated.png, e.g. "
            "--groups ids:3,7,12 ids:1,5 (or give a labeller, e.g. a trained e2e_cnn as the feature model, to "
            "choose them from a factor)")
-    if not ctx.groups or not all(g.startswith("ids:") for g in ctx.groups):
-        given = f" (got groups {ctx.groups[0]!r} and {ctx.groups[1]!r})" if ctx.groups else ""
+    if not groups or not all(g.startswith("ids:") for g in groups):
+        given = f" (got groups {groups[0]!r} and {groups[1]!r})" if groups else ""
         raise Skip(how + given, figures)
     chosen = []
-    for group in ctx.groups:
+    for group in groups:
         try:
             ids = sorted({int(i) for i in group[4:].split(",") if i.strip()})
         except ValueError:
@@ -117,15 +118,16 @@ def _labelled_arithmetic(ctx: Context, labeller, figures: list):
     latents, predictions = label_generated(ctx.model, labeller)
     spans = getattr(labeller, "span", None)
     spans = np.ones(len(names)) if spans is None or len(spans) != len(names) else spans.float().cpu().numpy()
-    if ctx.groups:
+    groups = ctx.options.groups
+    if groups:
         masks, factors = [], []
-        for expression in ctx.groups:
+        for expression in groups:
             name, op, value = _prediction_expression(expression, names, figures)
             column = predictions[:, names.index(name)]
             masks.append(np.round(column) == value if op == "=" else column > value if op == ">" else column < value)
             factors.append(name)
         factor, (high, low), onto = factors[0], masks[:2], masks[2] if len(masks) > 2 else None
-        what = f"generated samples predicted {ctx.groups[0]!r} minus those predicted {ctx.groups[1]!r}"
+        what = f"generated samples predicted {groups[0]!r} minus those predicted {groups[1]!r}"
     else:
         factor, high, low = quartile_groups(predictions, names, spans)
         onto = None
@@ -136,7 +138,7 @@ def _labelled_arithmetic(ctx: Context, labeller, figures: list):
     pool = np.flatnonzero(~high & ~low if onto is None else onto & ~high)
     if len(pool) == 0:
         raise Skip("no labelled generated sample is left to apply the vector to (" + (
-            "every one is in a group)" if onto is None else f"none predicted {ctx.groups[2]!r} outside the first)"),
+            "every one is in a group)" if onto is None else f"none predicted {groups[2]!r} outside the first)"),
             figures)
     targets = pool[:6]
     vector = attribute_vector(latents, high, low)
@@ -144,7 +146,7 @@ def _labelled_arithmetic(ctx: Context, labeller, figures: list):
     column = names.index(factor)
     shift = factor_shift(ctx.model, labeller, latents[targets], vector, column)
     measured = effect_with_control(ctx.model, labeller, latents[pool[:MEASURED]], vector, column)
-    onto_what = "in neither group" if onto is None else f"predicted {ctx.groups[2]!r} (not in the first group)"
+    onto_what = "in neither group" if onto is None else f"predicted {groups[2]!r} (not in the first group)"
     from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
 
     labelled_by = feature_network_name(labeller) if labeller.family == "e2e_cnn" else labeller.family

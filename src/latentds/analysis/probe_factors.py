@@ -18,7 +18,7 @@ from latentds.analysis.registry import Skip, probe
 SCORE_SAMPLES = 2000
 
 
-@probe("scores", needs=("encoder", "factors"),
+@probe("scores", order=80, needs=("encoder", "factors"),
        explain="Disentanglement scores against the factors (MIG, DCI, SAP) with the estimator settings used, beside "
                "the same estimators on random Gaussian latents of the same shape (the floor), and MIG's bootstrap "
                "standard error.")
@@ -32,10 +32,10 @@ def probe_scores(ctx: Context):
     rows = np.random.default_rng(0).permutation(len(factors))[:SCORE_SAMPLES]
     # disentanglement_lib's estimators (DCI: 100 boosting rounds over all latents), one factor per core; the
     # settings record the mode, the points and the library versions.
-    result = scores(codes.latents[rows], factors[rows], mode=ctx.scores_mode)
+    result = scores(codes.latents[rows], factors[rows], mode=ctx.options.scores_mode)
     result["factors"] = names
     result["mig_se"] = mig_standard_error(codes.latents[rows], factors[rows])
-    result["floor"] = random_latent_floor(factors[rows], codes.latents.shape[1], ctx.scores_mode)
+    result["floor"] = random_latent_floor(factors[rows], codes.latents.shape[1], ctx.options.scores_mode)
     return result, []
 
 
@@ -60,7 +60,7 @@ def random_latent_floor(factors, width: int, mode: str) -> dict:
     return dict(_FLOORS[key])
 
 
-@probe("factors", needs=("encoder", "factors"),
+@probe("factors", order=90, needs=("encoder", "factors"),
        explain="How well a linear model and a small MLP predict each factor from the latents (held-out R^2 or "
                "accuracy, with the constant-guess baseline).")
 def probe_factors(ctx: Context):
@@ -70,7 +70,7 @@ def probe_factors(ctx: Context):
     return factor_probes(ctx.codes.latents, factors, names), []
 
 
-@probe("factorvae", needs=("encoder", "factors"),
+@probe("factorvae", order=100, needs=("encoder", "factors"),
        explain="FactorVAE score: majority-vote classifier on the least-varying latent of one-factor-fixed batches.")
 def probe_factorvae(ctx: Context):
     from latentds.analysis.factorvae_cuboids import cuboid_factor_vae  # noqa: PLC0415
@@ -82,12 +82,12 @@ def probe_factorvae(ctx: Context):
     if preset == "phi":
         raise Skip("the phi preset has a single factor: the FactorVAE score needs several")
     _, names = score_factors(codes)  # the factor set of every score
-    result = cuboid_factor_vae(ctx.model, preset=preset, **({"factors": names} | ctx.factorvae))
+    result = cuboid_factor_vae(ctx.model, preset=preset, **({"factors": names} | ctx.options.factorvae.given()))
     result["floor"] = {"factor_vae_eval_accuracy": 1 / len(names), "how": "chance: one of the factors at random"}
     return result, []
 
 
-@probe("verification", needs=("encoder",),
+@probe("verification", order=110, needs=("encoder",),
        explain="Verification from latents (the face study's task): same identity or not, scored by the cosine "
                "similarity of two latents; ROC AUC (0.5 is chance) and the accuracy at a threshold fitted on the "
                "other half of the pairs.")

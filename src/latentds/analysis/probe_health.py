@@ -10,10 +10,10 @@ from latentds.analysis.context import METRIC_IMAGES, Context
 from latentds.analysis.registry import probe
 
 
-@probe("health", explain="Gates a model must pass before anything is concluded from it: sample diversity against "
-                         "the data's, reconstruction error against trivial images (background colour, mean image), "
-                         "foreground colour against a grey image's, "
-                         "decoder sensitivity to its input, the s/z swap grid, active latent units.")
+@probe("health", order=10,
+       explain="Gates a model must pass before anything is concluded from it: sample diversity against the data's, "
+               "reconstruction error against trivial images (background colour, mean image), foreground colour "
+               "against a grey image's, decoder sensitivity to its input, the s/z swap grid, active latent units.")
 def probe_health(ctx: Context):
     import torch  # noqa: PLC0415
 

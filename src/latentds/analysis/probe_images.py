@@ -18,7 +18,7 @@ WALK_PAIRS, WALK_STEPS, WALK_SEED = 4, 6, 0
 FLOOR_SEED = 0
 
 
-@probe("metrics", needs=("encoder", "decoder"),
+@probe("metrics", order=50, needs=("encoder", "decoder"),
        explain="Mean per-image reconstruction error (MSE on [-1, 1] pixels), SSIM and Pearson correlation, each "
                "with its standard error over the images, beside the same for trivial reconstructions (a uniform "
                "background-coloured image, the data's mean image, the input blurred) and, for data with a "
@@ -52,7 +52,7 @@ def probe_metrics(ctx: Context):
                       f"scikit-image), Pearson r {summary['pcc']:.3f}. {sentence(summary)}")]
 
 
-@probe("fid", needs=("decoder",),
+@probe("fid", order=60, needs=("decoder",),
        explain="Frechet distance (with a bootstrap interval) and KID between the data and reconstructions / samples, "
                "in the features of the named network (the packaged frozen e2e_cnn unless it says otherwise; not "
                "Inception unless it says so); floor: the same between the data and a disjoint real set, the value "
@@ -86,8 +86,8 @@ def _fid_network(ctx: Context):
     from latentds.analysis.image_metrics import (  # noqa: PLC0415
         INCEPTION_NAME, EncoderFeatures, _inception_metric, _to_uint8)
 
-    if ctx.inception_weights:  # torchmetrics' Inception takes uint8 images at any size
-        return _inception_metric(ctx.inception_weights).inception, INCEPTION_NAME, _to_uint8, None
+    if ctx.options.inception_weights:  # torchmetrics' Inception takes uint8 images at any size
+        return _inception_metric(ctx.options.inception_weights).inception, INCEPTION_NAME, _to_uint8, None
     if ctx.feature_model is not None:
         from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
 
@@ -120,7 +120,7 @@ def _floor(real_features, reference, features_of) -> dict:
                    f"the {n} compared; FID grows as n shrinks, so this floor is higher than one of {n} images"}
 
 
-@probe("walks", needs=("decoder",),
+@probe("walks", order=70, needs=("decoder",),
        explain="Walks between random prior codes: mean squared image change per step, and code norms along each "
                "path -- the linear one dips towards the origin mid-way, where a Gaussian prior has little mass; the"
                " spherical one keeps the endpoints' norms, which is why it is used for Gaussian priors.")

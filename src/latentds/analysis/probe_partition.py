@@ -10,7 +10,7 @@ from latentds.analysis.context import Context
 from latentds.analysis.labels import COLOUR_PREFIXES, class_label, varying_factors
 from latentds.analysis.registry import Skip, probe
 
-@probe("partition", needs=("encoder", "decoder", "partition"),
+@probe("partition", order=130, needs=("encoder", "decoder", "partition"),
        explain="Regeneration error of the s->z and z->s predictors, the label classifier trained on s and z, and "
                "(with known factors) linear/MLP probes of each factor from s alone and from z alone.")
 def probe_partition(ctx: Context):

@@ -11,10 +11,9 @@ from __future__ import annotations
 from latentds.analysis.context import Context
 from latentds.analysis.labels import most_spread, values_of, varying_factors
 from latentds.analysis.registry import Skip, probe
-from latentds.errors import InvalidParameterError
 
 
-@probe("pca", needs=("encoder", "decoder"),
+@probe("pca", order=20, needs=("encoder", "decoder"),
        explain="Share of the latent variance along each principal component, and each component's Pearson "
                "correlation with each ground-truth factor.")
 def probe_pca(ctx: Context):
@@ -35,7 +34,7 @@ def probe_pca(ctx: Context):
                       f"{', '.join(f'{v:.1%}' for v in result['explained_variance_ratio'])}.")]
 
 
-@probe("interpolation", needs=("encoder", "decoder", "sequences"),
+@probe("interpolation", order=30, needs=("encoder", "decoder", "sequences"),
        explain="Per sequence group: image-space MSE of each path's decoded images to the rendered ones, and the "
                "correlation of each path's position between the endpoints with the moving factor; over all "
                "groups (\"all\"): each path's mean image MSE with its standard error over the groups, and the share "
@@ -82,7 +81,7 @@ def probe_interpolation(ctx: Context):
 FIGURE_GROUPS = 3  # groups drawn as figures (the numbers cover every group)
 
 
-@probe("umap", needs=("encoder",),
+@probe("umap", order=40, needs=("encoder",),
        explain="What coloured the UMAP and the scatter, and which interpolation paths are drawn on it.")
 def probe_umap(ctx: Context):
     import numpy as np  # noqa: PLC0415
@@ -90,8 +89,8 @@ def probe_umap(ctx: Context):
     from latentds.analysis.embedding import scatter, umap_embedding  # noqa: PLC0415
 
     codes = ctx.codes
-    if ctx.colour_by:
-        colour, label = values_of(codes, ctx.colour_by), ctx.colour_by
+    if ctx.options.colour_by:
+        colour, label = values_of(codes, ctx.options.colour_by), ctx.options.colour_by
         if colour.dtype.kind not in "fiub":  # categorical labels (e.g. class names): colour by category index
             categories, colour = np.unique(colour, return_inverse=True)
             label = f"{label} ({len(categories)} categories)"
@@ -110,9 +109,8 @@ def probe_umap(ctx: Context):
         overlays[name], start = placed[start:start + len(z)], start + len(z)
     scatter(embedding, colour, ctx.figures_dir / "umap.png", title="UMAP of the latents", colour_label=label,
             overlays=overlays)
-    spread = list(ctx.dims) if ctx.dims else np.argsort(codes.latents.var(axis=0))[::-1][:2]
-    if max(spread) >= codes.latents.shape[1]:
-        raise InvalidParameterError(f"--dims {spread}: the latent has {codes.latents.shape[1]} dimensions")
+    # --dims were checked against the latent's width before encoding (AnalysisOptions.check_model)
+    spread = list(ctx.options.dims) if ctx.options.dims else np.argsort(codes.latents.var(axis=0))[::-1][:2]
     scatter(codes.latents[:, spread], colour, ctx.figures_dir / "latent_dims.png", colour_label=label,
             title="Two latent dimensions", axes=(f"z{spread[0]}", f"z{spread[1]}"))
     what = f"coloured by {label}" if label else "uncoloured (no factors)"
@@ -121,4 +119,4 @@ def probe_umap(ctx: Context):
          + ("; lines: the natural, linear and spherical interpolation paths of the first sequence group."
             if overlays else ".")),
         ("latent_dims.png", f"Latent dimensions z{spread[0]} and z{spread[1]} "
-         f"({'as chosen' if ctx.dims else 'the two of largest variance'}), {what}.")]
+         f"({'as chosen' if ctx.options.dims else 'the two of largest variance'}), {what}.")]

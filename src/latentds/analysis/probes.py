@@ -2,11 +2,14 @@
 
 Where each part lives (one idea per file):
 
-- registry.py: ``@probe(name, needs=..., explain=...)``, ``PROBES``, ``NEEDS``, ``Skip``; ``PROBE_MODULES`` lists
-  the modules that register the built-in probes, in the order they run;
+- registry.py: ``@probe(name, order=..., needs=..., explain=...)``, ``PROBES`` (a latentds.registry.Registry, in
+  the probes' declared order), ``NEEDS``, ``Skip``; ``PROBE_MODULES``: the modules that register the built-in
+  probes (every probe_*.py, found by latentds.discovery);
+- options.py: ``AnalysisOptions``, every option of an analysis as one frozen object, read strictly by
+  ``from_dict`` (from the CLI's flags, a study's ``analyze`` table, ``run``'s keywords);
 - runner.py: ``run()``, the latents cache and the atomic outputs;
-- context.py: ``Context``, what every probe receives: the model (eval mode, its device), the options, and the
-  shared inputs prepared once (latents, one image batch and its reconstructions, the sequence groups at the
+- context.py: ``Context``, what every probe receives: the model (eval mode, its device), the options
+  (``ctx.options``), and the shared inputs prepared once (latents, one image batch and its reconstructions, the sequence groups at the
   model's size, their interpolation paths);
 - probe_space.py (pca, interpolation, umap), probe_images.py (metrics, fid, walks), probe_factors.py (scores,
   factors, factorvae), probe_arithmetic.py (arithmetic), probe_partition.py (partition): the adapters between the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 from latentds.analysis.context import Context
 from latentds.analysis.labels import values_of
+from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.probe_arithmetic import GENERATED
 from latentds.analysis.probe_factors import SCORE_SAMPLES
 from latentds.analysis.registry import NEEDS, PROBES, Skip, probe, registered
@@ -39,5 +43,6 @@ from latentds.analysis.select import select
 
 registered()  # every built-in probe, in order
 
-__all__ = ["GENERATED", "NEEDS", "PROBES", "SCORE_SAMPLES", "Context", "Skip", "check_output_directory", "probe",
+__all__ = ["GENERATED", "NEEDS", "PROBES", "SCORE_SAMPLES", "AnalysisOptions", "Context", "Skip",
+           "check_output_directory", "probe",
            "run", "select", "values_of"]

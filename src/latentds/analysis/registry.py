@@ -1,24 +1,29 @@
 """The probe registry: each probe is one registered unit that declares what it needs and what its table means.
 
-    @probe("pca", needs=("encoder", "decoder"), explain="Share of the latent variance ...")
+    @probe("pca", order=20, needs=("encoder", "decoder"), explain="Share of the latent variance ...")
     def probe_pca(ctx): ...   # -> (metrics dict, [(figure file, caption)])
 
-``PROBES`` holds the registered probes in registration order (the order ``run`` runs them by default, the order
-``latentds analyze --help`` lists them). Calling a registered probe first checks its declared needs against the
+``PROBES`` (a latentds.registry.Registry) holds the registered probes in the order they declare (the order ``run``
+runs them by default, the order ``latentds analyze --help`` lists them; a probe without an order comes after
+those with one, in registration order). Calling a registered probe first checks its declared needs against the
 model and data and raises ``Skip`` with the need's reason when one is missing, so every probe that lacks the same
 thing says so in the same words; the function then only checks what is particular to it. The report takes each
-table's explanation and the CLI its probe list from here.
+table's explanation and the CLI its probe list from here; an unknown probe name is answered with "did you mean".
 
-This module imports nothing heavy. The built-in probes are registered by the modules of ``PROBE_MODULES``
-(``registered()`` imports them), which import nothing heavy either: torch, scikit-learn and the rest are imported
-inside the probe functions, so ``latentds analyze --help`` lists the probes without importing torch.
+This module imports nothing heavy. The built-in probes are registered by the modules of ``PROBE_MODULES`` (every
+``analysis/probe_*.py``, found by latentds.discovery; the registry imports them on first use), which import nothing
+heavy either: torch, scikit-learn and the rest are imported inside the probe functions, so ``latentds analyze
+--help`` lists the probes, and a mistyped one is answered, without importing torch.
 """
 
 from __future__ import annotations
 
-import importlib
+import math
 from dataclasses import dataclass
 from typing import Callable
+
+from latentds.discovery import PackageModules
+from latentds.registry import Registry, qualified_name
 
 
 class Skip(Exception):
@@ -49,7 +54,7 @@ def _has_sequences(ctx) -> bool:
     from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
 
     try:
-        _, manifest = resolve_shards(ctx.sequence_data or ctx.data)
+        _, manifest = resolve_shards(ctx.options.sequence_data or ctx.data)
     except Exception:  # noqa: BLE001  (unreadable: reading its groups says what is wrong, see Context.sequences)
         return True
     return bool(((manifest or {}).get("params") or {}).get("sequence"))
@@ -82,12 +87,13 @@ NEEDS: dict[str, Need] = {
 @dataclass(frozen=True)
 class Probe:
     """A registered probe: ``name``, the function ``run(ctx) -> (metrics, figures)``, its declared ``needs`` (keys
-    of NEEDS) and ``explain``, the line under its table in the report."""
+    of NEEDS), ``explain``, the line under its table in the report, and ``order``, its place in the list."""
 
     name: str
     run: Callable
     needs: tuple[str, ...]
     explain: str
+    order: float = math.inf
 
     def missing(self, ctx) -> str | None:
         """The reason this probe cannot run on ``ctx`` for lack of a declared need, or None."""
@@ -103,33 +109,21 @@ class Probe:
         return self.run(ctx)
 
 
-PROBES: dict[str, Probe] = {}
-
-# The modules registering the built-in probes, in the order their probes run and are listed (a test checks that
-# every analysis/probe_*.py module is here).
-PROBE_MODULES = ("latentds.analysis.probe_health", "latentds.analysis.probe_space", "latentds.analysis.probe_images",
-                 "latentds.analysis.probe_factors", "latentds.analysis.probe_arithmetic",
-                 "latentds.analysis.probe_partition")
+# The modules registering the built-in probes: every analysis/probe_*.py.
+PROBE_MODULES = PackageModules("latentds.analysis", prefix="probe_")
+PROBES: Registry[Probe] = Registry("probe", discover=PROBE_MODULES, order=lambda p: p.order)
 
 
 def registered() -> dict[str, Probe]:
-    """PROBES with every built-in probe registered (imports PROBE_MODULES; cheap, imports no torch), in order: the
-    built-in ones in the order of PROBE_MODULES (whichever module was imported first), then any other registered
-    probe in the order it was registered."""
-    for module in PROBE_MODULES:
-        importlib.import_module(module)
-    rank = {module: i for i, module in enumerate(PROBE_MODULES)}
-    ordered = sorted(PROBES.values(), key=lambda p: rank.get(p.run.__module__, len(rank)))  # stable: keeps order
-    if [p.name for p in ordered] != list(PROBES):
-        PROBES.clear()
-        PROBES.update((p.name, p) for p in ordered)
-    return PROBES
+    """Every registered probe {name: Probe}, in order (imports PROBE_MODULES the first time; no torch)."""
+    return dict(PROBES.items())
 
 
-def probe(name: str, *, needs: tuple[str, ...] | list[str] = (), explain: str):
-    """Register the decorated function ``f(ctx) -> (metrics, [(figure, caption)])`` as probe ``name`` (appended to
-    PROBES). ``needs``: what it cannot run without (keys of NEEDS), checked before it is called; ``explain``: one
-    line for the report under its table. Returns the function unchanged."""
+def probe(name: str, *, order: float | None = None, needs: tuple[str, ...] | list[str] = (), explain: str):
+    """Register the decorated function ``f(ctx) -> (metrics, [(figure, caption)])`` as probe ``name`` in PROBES.
+    ``order``: its place among the probes (the built-in ones count in tens; none: after them); ``needs``: what it
+    cannot run without (keys of NEEDS), checked before it is called; ``explain``: one line for the report under
+    its table. Returns the function unchanged."""
     needs = tuple(needs)
     unknown = [n for n in needs if n not in NEEDS]
     if unknown:
@@ -138,9 +132,11 @@ def probe(name: str, *, needs: tuple[str, ...] | list[str] = (), explain: str):
         raise ValueError(f"probe {name!r}: give an explanation of its table")
 
     def register(function: Callable) -> Callable:
-        if name in PROBES:
-            raise ValueError(f"probe {name!r} is registered already (by {PROBES[name].run.__qualname__})")
-        PROBES[name] = Probe(name, function, needs, explain.strip())
+        known = PROBES.owner(name)
+        if known is not None and known != qualified_name(function):  # the same function again: its module reloaded
+            raise ValueError(f"probe {name!r} is registered already (by {known})")
+        PROBES.add(name, Probe(name, function, needs, explain.strip(), math.inf if order is None else order),
+                   owner=function)
         return function
 
     return register
@@ -148,10 +144,10 @@ def probe(name: str, *, needs: tuple[str, ...] | list[str] = (), explain: str):
 
 def unregister(name: str) -> None:
     """Remove probe ``name`` (for a probe registered for a while, as tests do)."""
-    PROBES.pop(name, None)
+    PROBES.pop(name)
 
 
 def explanation(name: str) -> str:
     """The report's line for probe ``name`` ("" for a table that is no registered probe)."""
-    registered = PROBES.get(name)
-    return registered.explain if registered is not None else ""
+    probes = registered()
+    return probes[name].explain if name in probes else ""

@@ -1,9 +1,10 @@
 """``run``: the chosen probes over (model, data) -> figures/, metrics.json, the latents cache and report.html.
 
-``run`` checks the probe names and the output directory, takes the directory's lock, builds the one ``Context``
-(latentds.analysis.context: the model in eval mode on its device, the options, the shared inputs prepared once),
-fills it with the data's latents (reused from ``out`` for the same weights, data and n), calls each probe in turn
-(registry order by default) and writes metrics.json and report.html atomically. A probe's declared needs are
+``run`` checks the options (latentds.analysis.options) against the model, and the output directory, before any
+work; takes the directory's lock, builds the one ``Context`` (latentds.analysis.context: the model in eval mode on
+its device, the options, the shared inputs prepared once), fills it with the data's latents (reused from ``out``
+for the same weights, data and n), calls each probe in turn (registry order by default) and writes metrics.json
+and report.html atomically. A probe's declared needs are
 checked by the registry before it runs; a ``Skip`` it raises is recorded with its reason (and any figures).
 """
 
@@ -19,57 +20,49 @@ from latentds.analysis import strict_json
 from latentds.analysis.library_warnings import library_warnings
 from latentds.shardsets.atomic import write_atomic
 from latentds.analysis.context import Context
+from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.registry import Skip, registered
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 
 
-def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[str] | None = None, n: int = 2000,
-        sequence_data: str | None = None, inception_weights: str | None = None, factorvae: dict | None = None,
-        colour_by: str | None = None, groups: tuple[str, str] | None = None, dims: tuple[int, int] | None = None,
-        feature_model=None, scores_mode: str = "reference", labeller=None, sequence_groups: int = 3,
-        images: int = 1000, progress: bool = True) -> dict:
-    """Run ``probes`` (default: all of PROBES) for ``model`` on shard set ``data``; write figures/, metrics.json,
-    latents.safetensors + labels.jsonl (reused by later runs on the same model and data) and report.html into
-    ``out``. Returns the metrics dict (with "skipped": {probe: reason}). ``sequence_data``: a ``latentds render
-    --sequence`` set for the interpolation probe (and the UMAP's path overlay), resized to the model's image size
-    if needed. ``inception_weights``: a local Inception weights file makes the FID probe use Inception instead of
-    the model's own encoder (the feature network is always named in the output). ``factorvae``: settings of the
-    FactorVAE score (batch_size, n_train, n_eval, n_variance; see analysis.factorvae_cuboids), which renders fresh
-    samples. ``colour_by``: a factor or label that colours the UMAP; ``groups``: two selections (see ``select``)
-    whose mean latents give the arithmetic vector -- for a model without an encoder, two ``ids:I,J,...``
-    selections of the samples in generated.png; ``dims``: the two latent dimensions of the plain scatter.
+def run(model, data: str | os.PathLike, out: str | os.PathLike, options: AnalysisOptions | None = None, *,
+        feature_model=None, labeller=None, progress: bool = True, **settings) -> dict:
+    """Run the probes of ``options`` (an AnalysisOptions: latentds.analysis.options says what each option means;
+    default: every probe) for ``model`` on shard set ``data``; write figures/, metrics.json, latents.safetensors +
+    labels.jsonl (reused by later runs on the same model and data) and report.html into ``out``. Returns the
+    metrics dict (with "skipped": {probe: reason}). ``settings`` are options given as keywords (``probes=["pca"],
+    n=500``), read by ``AnalysisOptions.from_dict`` over ``options``: an unknown one is an error.
+
     ``feature_model``: a model with an encoder (e.g. a trained ``e2e_cnn``) whose features FID uses instead of the
-    analysed model's own (Inception weights win); one with ``predict`` also labels the generated samples of a
+    packaged frozen network (Inception weights win); one with ``predict`` also labels the generated samples of a
     model without an encoder, whose arithmetic groups are then chosen from a predicted factor (``groups`` as
-    ``NAME>N``/``NAME<N``, default: its quartiles). ``scores_mode``: "reference" (disentanglement_lib's settings,
-    DCI with 100 boosting rounds: minutes for wide latents) or "fast" (10 rounds: seconds, inflates DCI on
-    entangled codes; recorded in the settings). ``labeller``: a model with ``predict`` that labels the generated
-    samples for arithmetic instead of ``feature_model``. ``sequence_groups``: how many groups of the sequence set
-    the interpolation probe reads (the first ones). ``images``: the shared image batch's size at most (FID's real
-    set and, disjoint from it, its floor's; the image metrics read its first 256)."""
+    ``NAME>N``/``NAME<N``, default: its quartiles). ``labeller``: a model with ``predict`` that labels the
+    generated samples for arithmetic instead of ``feature_model``.
+
+    Everything that can be checked is checked before any work: the options, ``dims`` against the model's latent,
+    the sequence set, the output directory."""
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     from latentds.analysis.report import write_report  # noqa: PLC0415
     from latentds.shardsets.lock import DirectoryLock  # noqa: PLC0415
 
+    options = options or AnalysisOptions()
+    if settings:
+        options = options.updated(**settings)
+    options.check_model(model)
     available = registered()
-    chosen = list(available) if probes is None else list(probes)
-    unknown = [p for p in chosen if p not in available]
-    if unknown:
-        raise InvalidParameterError(f"unknown probe {unknown[0]!r}; choose from: {', '.join(available)}")
-    if sequence_data:  # a path that does not exist is the user's mistake, not a probe to skip
+    chosen = list(available) if options.probes is None else list(options.probes)
+    if options.sequence_data:  # a path that does not exist is the user's mistake, not a probe to skip
         from latentds.datasets.shards import resolve_shards  # noqa: PLC0415
         from latentds.errors import ShardError  # noqa: PLC0415
 
         try:
-            resolve_shards(str(sequence_data))
+            resolve_shards(options.sequence_data)
         except ShardError as e:
             raise InvalidParameterError(f"--sequence-data: {e}") from None
     out = check_output_directory(out)
     with DirectoryLock(out, purpose="analyze"), disk_full_is_one_line(out):  # one writer per --out
-        ctx = Context(model, str(data), out, n, str(sequence_data) if sequence_data else None, None,
-                      inception_weights, dict(factorvae or {}), colour_by, tuple(groups) if groups else None,
-                      tuple(dims) if dims else None, feature_model, scores_mode, labeller, sequence_groups, images)
+        ctx = Context(model, str(data), out, options, feature_model=feature_model, labeller=labeller)
         ctx.codes = cached_codes(ctx, progress)
         metrics, figures, skipped, noted = {}, {}, {}, {}
         with tqdm(chosen, desc="probes", unit="probe", disable=not progress) as bar:
@@ -96,8 +89,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, *, probes: list[
             constant = constant_factors(ctx.codes)
             if constant:
                 metrics["data"]["constant_factors"] = {"names": constant, "reason": CONSTANT_REASON}
-        if ctx.sequence_data:
-            metrics["data"]["sequence_data"] = ctx.sequence_data
+        if options.sequence_data:
+            metrics["data"]["sequence_data"] = options.sequence_data
         write_atomic(out / "metrics.json", strict_json.dumps(metrics, default=_jsonable))
         write_report(out, metrics, figures)
         return metrics
@@ -129,9 +122,9 @@ def cached_codes(ctx: Context, progress: bool):
             codes = Codes.load(ctx.out)
         except CacheError:
             codes = None
-        if codes is not None and matches(codes, encoding_key(ctx.model, ctx.data, ctx.n)):
+        if codes is not None and matches(codes, encoding_key(ctx.model, ctx.data, ctx.options.n)):
             return codes
-    codes = encode_dataset(ctx.model, ctx.data, n=ctx.n, progress=progress)
+    codes = encode_dataset(ctx.model, ctx.data, n=ctx.options.n, progress=progress)
     codes.save(ctx.out)
     return codes
 

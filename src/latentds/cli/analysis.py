@@ -1,4 +1,5 @@
-"""``latentds analyze``."""
+"""``latentds analyze``: its flags are read into one AnalysisOptions (latentds.analysis.options) by the same
+``from_dict`` that reads a study's ``analyze`` table, before torch is imported."""
 
 from __future__ import annotations
 
@@ -78,22 +79,19 @@ def analyze(model, data, out, probes, n, sequence_data, inception_weights, featu
 
     Writes figures/, metrics.json, the encoded latents (reused by the next run) and a self-contained report.html.
     """
-    from latentds.errors import InvalidParameterError  # noqa: PLC0415
-    from latentds.registry import check_name  # noqa: PLC0415
+    from latentds.analysis.options import AnalysisOptions  # noqa: PLC0415  (imports nothing heavy)
 
-    if n < 2:
-        raise InvalidParameterError(f"--n must be at least 2 (got {n})")
-    chosen = [p.strip() for p in probes.split(",") if p.strip()] if probes else None
-    for name in chosen or ():  # before torch is imported: a typo is answered at once
-        check_name("probe", name, list(_registered()), where="--probes")
+    flags = {"probes": [p.strip() for p in probes.split(",") if p.strip()] if probes else None, "n": n,
+             "sequence_data": sequence_data, "inception_weights": inception_weights, "colour_by": colour_by,
+             "groups": groups or None, "dims": dims or None, "scores_mode": scores_mode}
+    # before torch is imported: a typo or a value out of range is answered at once
+    options = AnalysisOptions.from_dict({k: v for k, v in flags.items() if v is not None}, flags=True)
     from latentds.analysis.runner import run  # noqa: PLC0415
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
     from latentds.cli.stopping import interruptible  # noqa: PLC0415
 
     with interruptible(f"the encoded latents in {out} are kept; run the same command again to finish."):
-        metrics = run(load_pretrained(model), data, out, probes=chosen, n=n, sequence_data=sequence_data,
-                      inception_weights=inception_weights, colour_by=colour_by, groups=groups or None,
-                      dims=dims or None, scores_mode=scores_mode, progress=not quiet,
+        metrics = run(load_pretrained(model), data, out, options, progress=not quiet,
                       feature_model=load_pretrained(feature_model) if feature_model else None)
     for probe, reason in metrics["skipped"].items():
         click.echo(f"skipped {probe}: {reason}")

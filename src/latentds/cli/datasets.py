@@ -10,9 +10,9 @@ from latentds.cli import main
 def _registered() -> dict:
     """The registered public datasets {name: class}, read only when asked for (when `pack` runs, checks its
     argument or shows its help), so that importing the CLI imports no dataset module."""
-    from latentds.datasets.public import REGISTRY, dataset_names  # noqa: PLC0415
+    from latentds.datasets.public import REGISTRY  # noqa: PLC0415
 
-    return {name: REGISTRY[name] for name in dataset_names()}
+    return dict(REGISTRY.items())
 
 
 class _DatasetChoice(click.Choice):

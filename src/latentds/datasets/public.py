@@ -9,11 +9,11 @@ root directory (in its real on-disk layout) and a split, it has a length and ret
 
 Subclasses register themselves by ``name`` (``class UTKFace(PublicDataset, name="utkface")``) into ``REGISTRY`` (a
 latentds.registry.Registry) and declare ``root_help`` (what ROOT is for ``latentds pack``). There is no list of
-datasets to edit: on first use (``dataset_names``, ``dataset_class``, ``open_dataset``) the registry imports every
-module of ``latentds.datasets`` (found by pkgutil) whose source defines a dataset class -- a top-level class deriving
-from ``PublicDataset`` or passing ``name=`` -- and only those, so the stream, shard and pack modules (and torch) are
-never imported for it. An invalid name, or a second dataset with a taken name, is a RegistrationError (a TypeError)
-naming both classes.
+datasets to edit: on first use (``dataset_names``, ``dataset_class``, ``open_dataset``) the registry imports
+``DATASET_MODULES`` (a latentds.discovery.PackageModules): every module of ``latentds.datasets`` whose source defines
+a dataset class -- a top-level class deriving from ``PublicDataset`` or passing ``name=`` -- and only those, so the
+stream, shard and pack modules (and torch) are never imported for it. An invalid name, or a second dataset with a
+taken name, is a RegistrationError (a TypeError) naming both classes.
 """
 
 from __future__ import annotations
@@ -21,41 +21,32 @@ from __future__ import annotations
 import abc
 import ast
 import errno
-import importlib
-import importlib.util
 import os
-import pkgutil
 import re
 import stat
-import sys
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
 from latentds.datasets.transforms import to_rgb
+from latentds.discovery import PackageModules
 from latentds.errors import DatasetLayoutError, InvalidParameterError, RegistrationError
 from latentds.registry import Registry, qualified_name
 
-_SCANNED: dict[str, bool] = {}  # module name -> whether its source defines a dataset class (read once each)
+
+def defines_dataset(tree: ast.Module) -> bool:
+    """Whether a module's parsed source has a top-level class deriving from PublicDataset or passing ``name=``."""
+    return any(isinstance(node, ast.ClassDef) and (
+        any(keyword.arg == "name" for keyword in node.keywords)
+        or any(ast.unparse(base).split(".")[-1] == "PublicDataset" for base in node.bases)) for node in tree.body)
 
 
-def _load_all() -> None:
-    """Import every module of latentds.datasets that defines a dataset class (each registers itself)."""
-    package = importlib.import_module("latentds.datasets")
-    for module in pkgutil.iter_modules(package.__path__):
-        full = f"{package.__name__}.{module.name}"
-        if module.ispkg or full in sys.modules:
-            continue  # an imported module has registered what it defines
-        if full not in _SCANNED:
-            _SCANNED[full] = _defines_dataset(full)
-        if _SCANNED[full]:
-            importlib.import_module(full)
-
+DATASET_MODULES = PackageModules("latentds.datasets", declares=defines_dataset)
 
 # The registered datasets by name: a name is a CLI word, a file-name prefix and a sample-key prefix (lower-case
 # letters, digits and '_'), checked by the Registry.
-REGISTRY: Registry[type[PublicDataset]] = Registry("public dataset", discover=_load_all)
+REGISTRY: Registry[type[PublicDataset]] = Registry("public dataset", discover=DATASET_MODULES)
 
 
 class PublicDataset(abc.ABC):
@@ -178,17 +169,3 @@ def open_dataset(name: str, root: str | os.PathLike, split: str | None = None) -
     """The ``split`` of public dataset ``name`` (see ``dataset_names()``) read from ``root``."""
     return dataset_class(name)(root, split)
 
-
-def _defines_dataset(module: str) -> bool:
-    """Whether ``module``'s source has a top-level class deriving from PublicDataset or passing ``name=``; read
-    without importing it (the other modules of the package import torch)."""
-    spec = importlib.util.find_spec(module)
-    source = spec.loader.get_source(module) if spec is not None and spec.loader is not None else None
-    if not source:
-        return False
-    for node in ast.parse(source, filename=spec.origin or module).body:
-        if isinstance(node, ast.ClassDef) and (
-                any(keyword.arg == "name" for keyword in node.keywords)
-                or any(ast.unparse(base).split(".")[-1] == "PublicDataset" for base in node.bases)):
-            return True
-    return False

@@ -22,7 +22,7 @@ from pathlib import Path
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import write_atomic
 from latentds.shardsets.lock import LOCK, DirectoryLock
-from latentds.studies.study import Run, Study, load_study
+from latentds.studies.study import Run, Study, analysis_options, load_study
 
 FINISHED = ".finished"
 STUDY_FILE = "study.json"
@@ -160,26 +160,16 @@ def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress
     target = run_dir / "analysis"
     if (target / FINISHED).is_file():
         return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
-    probes = a.get("probes")
-    options = {"probes": None if probes is None else ["health"] + [p for p in probes if p != "health"],
-               "n": a.get("n", 1000), "progress": progress}
-    if a.get("sequence_data"):
-        options["sequence_data"] = paths[a["sequence_data"]]
-    if a.get("images"):
-        options["images"] = int(a["images"])
-    if a.get("sequence_groups"):
-        options["sequence_groups"] = int(a["sequence_groups"])
-    if a.get("scores_mode"):
-        options["scores_mode"] = a["scores_mode"]
-    if a.get("groups"):
-        options["groups"] = tuple(a["groups"])
-    if a.get("factorvae"):
-        options["factorvae"] = dict(a["factorvae"])
+    options = analysis_options(a)  # checked when the study was loaded
+    probes = None if options.probes is None else ("health",) + tuple(p for p in options.probes if p != "health")
+    sequence_data = paths[options.sequence_data] if options.sequence_data else None
+    options = replace(options, probes=probes, sequence_data=sequence_data)
+    models = {}
     if a.get("feature_run"):
-        options["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
+        models["feature_model"] = load_pretrained(out / "runs" / a["feature_run"] / "seed-0")
     if a.get("labeller_run"):
-        options["labeller"] = load_pretrained(out / "runs" / a["labeller_run"] / "seed-0")
-    metrics = analyze(model, paths[a.get("data", run.data)], target, **options)
+        models["labeller"] = load_pretrained(out / "runs" / a["labeller_run"] / "seed-0")
+    metrics = analyze(model, paths[a.get("data", run.data)], target, options, progress=progress, **models)
     (target / FINISHED).write_text("", encoding="utf-8")
     return metrics
 

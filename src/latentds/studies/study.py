@@ -8,9 +8,12 @@
     [data.NAME]                   # a render (RenderSpec fields), or external = true: a set the user gives (--data)
     [[run]]                       # recipe + overrides; matrix expands into one run per combination
     name, recipe, data, set = {key = value}, train = {field = value}, matrix = {key = [values]},
-    analyze = {data, probes, n, sequence_data, feature_run, labeller_run, groups, factorvae} (every analysis runs
-    the ``health`` probe first; ``labeller_run``: a run whose ``predict`` labels generated samples for arithmetic;
-    FID is measured in the packaged frozen feature network unless ``feature_run`` names another)
+    analyze = {data, feature_run, labeller_run, and any analysis option: probes, n, sequence_data, groups,
+    scores_mode, colour_by, dims, factorvae, sequence_groups, images, ...} (the options are those of
+    latentds.analysis.options, read by its strict ``from_dict`` as the CLI's flags are; ``sequence_data`` names a
+    [data] entry; n defaults to STUDY_N; every analysis runs the ``health`` probe first; ``labeller_run``: a run
+    whose ``predict`` labels generated samples for arithmetic; FID is measured in the packaged frozen feature
+    network unless ``feature_run`` names another)
     [[table]]                     # one metric per run, mean +- spread over seeds, beside the published number
     title, metric, runs, rows, columns, published = {"row" or "row,column" = number}, lower_is_better, note,
     published_features = "inception" (the feature network of published FIDs: where ours differ, results.md
@@ -42,8 +45,12 @@ import itertools
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from latentds.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from latentds.analysis.options import AnalysisOptions
 
 SCALES = ("smoke", "cpu", "full")
 _TOP = {"description", "paper", "differs", "published", "scales", "data", "run", "table", "finding"}
@@ -52,15 +59,15 @@ _TABLE = {"title", "metric", "runs", "rows", "columns", "published", "published_
           "not_comparable"}
 _FINDING = {"claim", "runs", "left", "op", "right", "right_run", "source", "quote", "reference", "min_effect",
             "gates"}
-_ANALYZE = {"data", "probes", "n", "sequence_data", "sequence_groups", "feature_run", "labeller_run", "groups",
-            "factorvae", "scores_mode", "images"}
+_ANALYZE = ("data", "feature_run", "labeller_run")  # beside the analysis options in a run's analyze table
+STUDY_N = 1000  # a study's analyses encode this many images unless their table says n (the CLI's default: 2000)
 EVAL_SEED = 1_000_003  # a rendered entry's held-out twin: the same settings with this added to the seed
 
 
 def eval_images(n: int, images: int | None = None) -> int:
     """Images of a held-out twin for probes encoding ``n``: n, and two disjoint sets of min(n, images) for FID
     and its floor (``images``: the analysis' image batch, IMAGES by default)."""
-    from latentds.analysis.context import IMAGES  # noqa: PLC0415  (imports nothing heavy)
+    from latentds.analysis.options import IMAGES  # noqa: PLC0415  (imports nothing heavy)
 
     return max(n, 2 * min(n, images or IMAGES))
 
@@ -83,7 +90,7 @@ class Run:
     data: str
     sets: dict  # recipe key -> value (per scale already picked)
     train: dict  # first-class train options: epochs, max_steps, batch_size
-    analyze: dict  # data, probes, n, sequence_data, feature_run
+    analyze: dict  # the analyze table as written (scale picked): data, feature_run, labeller_run, options
     axes: dict = field(default_factory=dict)  # the matrix values that made this run
     published: dict = field(default_factory=dict)  # the source document's settings for this run (see differs.py)
 
@@ -145,6 +152,11 @@ def load_study(name: str, scale: str) -> Study:
         for d in (r.data, r.analyze.get("data", r.data), r.analyze.get("sequence_data")):
             if d is not None and d not in data:
                 raise InvalidParameterError(f"study {name} run {r.name} uses data {d!r}, which is not in its [data]")
+        for key in ("feature_run", "labeller_run"):  # a run whose model this one's analysis uses
+            if r.analyze.get(key) is not None and r.analyze[key] not in names:
+                from latentds.registry import unknown_name  # noqa: PLC0415
+
+                raise unknown_name("run", r.analyze[key], names, where=f"study {name} run {r.name} analyze.{key}")
     runs, evaluation = _held_out(runs, data)
     tables = [dict(t) for t in raw.get("table", [])]
     findings = [dict(f) for f in raw.get("finding", [])]
@@ -176,7 +188,8 @@ def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
     for r in runs:
         if r.analyze:
             key = r.analyze.get("data", r.data)
-            needs[key] = max(needs.get(key, 0), eval_images(int(r.analyze.get("n", 1000)), r.analyze.get("images")))
+            options = analysis_options(r.analyze)
+            needs[key] = max(needs.get(key, 0), eval_images(options.n, options.images))
     said = []
     for key, n in needs.items():
         entry = data[key]
@@ -194,8 +207,16 @@ def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
     return runs, evaluation
 
 
+def analysis_options(table: dict, where: str = "") -> AnalysisOptions:
+    """The AnalysisOptions of a run's ``analyze`` table (its ``data``, ``feature_run`` and ``labeller_run`` left
+    aside; n is STUDY_N unless given), read strictly: an unknown key is an error with "did you mean", a bad value
+    names its key. ``sequence_data`` is still the name of a [data] entry."""
+    from latentds.analysis.options import AnalysisOptions  # noqa: PLC0415  (imports nothing heavy)
+
+    return AnalysisOptions.from_dict({"n": STUDY_N} | table, where=where, also=_ANALYZE)
+
+
 def _expand(entry: dict, scale: str, study: str) -> list[Run]:
-    _keys(entry.get("analyze", {}), _ANALYZE, f"study {study} run {entry.get('name')} analyze")
     matrix = entry.get("matrix", {})
     keys = list(matrix)
     combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
@@ -204,10 +225,11 @@ def _expand(entry: dict, scale: str, study: str) -> list[Run]:
         axes = dict(zip(keys, combo))
         suffix = "".join(f"-{v}" for v in combo)
         sets = {k: at(v, scale) for k, v in entry.get("set", {}).items()} | axes
+        analyze = {k: at(v, scale) for k, v in entry.get("analyze", {}).items()}
+        analysis_options(analyze, f"study {study} run {entry['name'] + suffix} analyze")  # checked before any work
         runs.append(Run(name=entry["name"] + suffix, recipe=entry["recipe"], data=entry["data"], sets=sets,
-                        train={k: at(v, scale) for k, v in entry.get("train", {}).items()},
-                        analyze={k: at(v, scale) for k, v in entry.get("analyze", {}).items()}, axes=axes,
-                        published=dict(entry.get("published", {}))))
+                        train={k: at(v, scale) for k, v in entry.get("train", {}).items()}, analyze=analyze,
+                        axes=axes, published=dict(entry.get("published", {}))))
     return runs
 
 

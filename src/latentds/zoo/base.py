@@ -13,7 +13,8 @@ A family is one file: a frozen config dataclass and a LatentModel subclass that 
 The interface a family implements (the batch it sees, ``parameter_groups`` / ``losses`` / ``choose_updates``, the
 capabilities it declares) and how saving and loading work are written once, in ARCHITECTURE.md, "Models".
 Families register in ``REGISTRY`` (a latentds.registry.Registry, filled on first use by importing every module of
-zoo/models); a Hub id is fetched by zoo/hub.py, which holds all Hub network I/O; the card is card.py's.
+zoo/models: zoo/names.py's ``FAMILY_MODULES``); a Hub id is fetched by zoo/hub.py, which holds all Hub network
+I/O; the card is card.py's.
 """
 
 from __future__ import annotations
@@ -38,20 +39,10 @@ from latentds.zoo.config import from_dict, to_dict
 from latentds.zoo.finite import nonfinite_tensors
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
 from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
+from latentds.zoo.names import FAMILY_MODULES
 
 
-def _import_families() -> None:
-    """Import every module of latentds.zoo.models (each registers the families it defines)."""
-    import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
-
-    from latentds.zoo import models as package  # noqa: PLC0415
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-
-
-REGISTRY: Registry[type[LatentModel]] = Registry("model family", discover=_import_families)
+REGISTRY: Registry[type[LatentModel]] = Registry("model family", discover=FAMILY_MODULES)
 
 
 @dataclass(frozen=True)

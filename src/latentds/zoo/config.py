@@ -2,7 +2,9 @@
 
 huggingface_hub's mixin drops unknown keys and turns tuples into lists when it rebuilds a dataclass; configs here
 are rebuilt by ``from_dict`` instead: an unknown or mistyped key is an error naming the key and the valid ones,
-and tuple fields come back as tuples.
+and tuple fields come back as tuples. The annotations understood: bool, int, float, str, ``X | None``,
+``tuple[X, ...]``, ``tuple[X, Y]`` (that many items), ``Literal[...]`` and a nested config dataclass (from a table).
+The analysis options (latentds.analysis.options) are read by the same function.
 """
 
 from __future__ import annotations
@@ -26,13 +28,20 @@ def _accepts(annotation, value) -> tuple[bool, Any]:
         return False, value
     if annotation is type(None):
         return value is None, value
+    if origin is typing.Literal:
+        return any(type(value) is type(choice) and value == choice for choice in typing.get_args(annotation)), value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             return False, value
         args = typing.get_args(annotation)
-        item = args[0] if args else Any
+        if len(args) == 2 and args[1] is Ellipsis or not args:
+            items = [args[0] if args else Any] * len(value)
+        elif len(args) == len(value):
+            items = list(args)
+        else:
+            return False, value
         converted = []
-        for v in value:
+        for item, v in zip(items, value):
             ok, c = _accepts(item, v)
             if not ok:
                 return False, value
@@ -58,9 +67,18 @@ def from_dict(cls, data: dict, where: str = "config"):
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise InvalidParameterError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(fields))}")
+        import difflib  # noqa: PLC0415
+
+        close = difflib.get_close_matches(unknown[0], list(fields), n=1) if isinstance(unknown[0], str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidParameterError(f"unknown key {unknown[0]!r} in {where}{hint}; valid keys: "
+                                    f"{', '.join(sorted(fields))}")
     values = {}
     for key, value in data.items():
+        nested = _dataclass_in(hints[key])
+        if nested is not None and isinstance(value, dict):  # a table: its own keys checked, named under ``key``
+            values[key] = from_dict(nested, value, f"{where}.{key}")
+            continue
         ok, converted = _accepts(hints[key], value)
         if not ok:
             raise InvalidParameterError(f"{where}.{key} must be {_type_name(hints[key])}, not {value!r}")
@@ -76,5 +94,23 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+def _dataclass_in(annotation):
+    """The dataclass an annotation is, or holds beside None (``X | None``); None if it holds none."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (
+        annotation,)
+    return next((a for a in options if dataclasses.is_dataclass(a)), None)
+
+
 def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(annotation)))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        return f"a list of {len(args)} ({', '.join(_type_name(a) for a in args)})"
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

@@ -1,10 +1,12 @@
 """The names ``latentds train`` takes from a user, checked before torch is imported: the recipe (``zoo/NAME``),
 the model family and every ``--set`` key. A typo is answered in a fraction of a second with "did you mean".
 
-The families and their config fields are read from the source of ``zoo/models/*.py`` with ``ast`` (classes
-declared ``class X(Base, family="NAME")``, their ``Config`` dataclass and its bases, up to ``base.ModelConfig``),
-so nothing here imports a model module. The full check (types, ranges) still happens when the recipe is loaded;
-this one only makes sure every name exists. A test asserts that it agrees with the imported registry.
+``FAMILY_MODULES`` (a latentds.discovery.PackageModules: every module of zoo/models) is what the family registry
+imports on first use (zoo/base.py). Here the families and their config fields are read from the same modules'
+source with ``ast`` (classes declared ``class X(Base, family="NAME")``, their ``Config`` dataclass and its bases,
+up to ``base.ModelConfig``), so nothing here imports a model module. The full check (types, ranges) still happens
+when the recipe is loaded; this one only makes sure every name exists. A test asserts that it agrees with the
+imported registry.
 """
 
 from __future__ import annotations
@@ -15,21 +17,21 @@ import functools
 import tomllib
 from importlib import resources
 
+from latentds.discovery import PackageModules
 from latentds.registry import unknown_name
 
 BASE_CONFIG = "ModelConfig"
+FAMILY_MODULES = PackageModules("latentds.zoo.models")  # each registers the families it defines
 
 
 @functools.cache
 def family_fields() -> dict[str, tuple[str, ...]]:
     """{family: its config field names}, from the source of zoo/base.py and zoo/models/*.py."""
-    package = resources.files("latentds.zoo")
-    sources = [package / "base.py"] + sorted((p for p in (package / "models").iterdir() if p.name.endswith(".py")),
-                                             key=lambda p: p.name)
+    base = ast.parse((resources.files("latentds.zoo") / "base.py").read_text(encoding="utf-8"))
     configs: dict[str, tuple[list[str], list[str]]] = {}  # class -> (bases, own annotated fields)
     models: dict[str, tuple[str | None, list[str], str | None]] = {}  # class -> (family, bases, Config name)
-    for source in sources:
-        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+    for tree in [base] + [tree for _, tree in FAMILY_MODULES.trees()]:
+        for node in tree.body:
             if not isinstance(node, ast.ClassDef):
                 continue
             bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
