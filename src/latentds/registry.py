@@ -64,7 +64,8 @@ def qualified_name(obj) -> str:
 
 
 class Registry(Generic[T]):
-    """Objects (classes) by name; ``kind`` (e.g. "model family") words the errors."""
+    """Objects by name (classes, or probes), in name order or ``order``; ``kind`` (e.g. "model family") words the
+    errors."""
 
     def __init__(self, kind: str, *, discover: Callable[[], object] | None = None,
                  order: Callable[[T], object] | None = None):
