@@ -356,6 +356,37 @@ def test_cycle_vae_reconstructs_each_image_from_its_partners_s_and_its_own_z():
     assert {id(p) for p in model.parameter_groups()["reverse_cycle"]} == {id(p) for p in model.encoder.parameters()}
 
 
+def test_cycle_vae_batch_norm_running_stats_are_the_data_passes_alone():
+    # the reverse cycle decodes prior codes and re-encodes drawn images: their statistics must not reach the running
+    # statistics eval mode uses (mixed in, eval-mode reconstructions drifted from training mode's, ever further)
+    model = create("cycle_vae", **TINY["cycle_vae"]).train()
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    reference = create("cycle_vae", **TINY["cycle_vae"]).train()
+    reference.load_state_dict(model.state_dict())
+    torch.manual_seed(0)
+    model.losses({"image": x, "group": torch.arange(8) // 2})
+    torch.manual_seed(0)  # the forward cycle alone, with the same noise: the data's passes
+    s, mu, logvar = reference.split(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    reference.decoder(torch.cat([s[[1, 0, 3, 2, 5, 4, 7, 6]], z], 1))
+    buffers = dict(reference.named_buffers())
+    norms = [name for name in buffers if "running_" in name or "num_batches" in name]
+    assert norms and all(torch.equal(buffer, buffers[name]) for name, buffer in model.named_buffers() if name in norms)
+
+
+def test_running_stats_frozen_normalises_by_the_batch_and_keeps_the_running_stats():
+    from latentds.zoo.nets import running_stats_frozen
+    norm = torch.nn.BatchNorm2d(3).train()
+    x = torch.randn(4, 3, 5, 5) * 3 + 2
+    before = {k: v.clone() for k, v in norm.state_dict().items()}
+    with running_stats_frozen(norm):
+        out = norm(x)
+    assert all(torch.equal(v, before[k]) for k, v in norm.state_dict().items())
+    assert norm.momentum == 0.1
+    assert torch.allclose(out.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)  # the batch's statistics
+    norm(x)
+    assert not torch.equal(norm.running_mean, before["running_mean"])  # outside the block, updated as usual
+
 def test_clamped_units_equal_the_group_mean_and_only_the_varying_factor_moves():
     model = create("clamped_vae", **TINY["clamped_vae"])  # phi_0 -> units 0-1, theta_0 -> 2-3, free 4-5
     z = torch.randn(8, 6)

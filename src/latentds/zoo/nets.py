@@ -8,6 +8,8 @@ LeakyReLU 0.2 in the encoder, ReLU in the decoder, tanh at the output).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -23,6 +25,28 @@ def stages(image_size: int) -> int:
         raise InvalidParameterError(f"image_size must be at least 8 and halve at least once to a side of at most 32 "
                                     f"(a power of two, or e.g. 60 -> 30 -> 15; got {image_size})")
     return n
+
+
+@contextmanager
+def running_stats_frozen(*modules: nn.Module):
+    """Batch norm inside ``modules`` still normalises with each batch's statistics (training mode) but leaves its
+    running statistics, the ones eval mode uses, as they were: for training passes over inputs that are not the
+    data's (an image the decoder drew, a code from the prior), whose statistics would otherwise be mixed into them.
+
+    PyTorch updates running = (1 - momentum) * running + momentum * batch, so momentum 0 keeps them (bit for
+    bit); the count of batches seen is restored too.
+    """
+    norms = [m for module in modules for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(norms, saved):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
 
 
 def base_side(image_size: int) -> int:

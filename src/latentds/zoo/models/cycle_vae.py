@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import LatentModel, ModelConfig, images
 from latentds.zoo.models.vae import reparameterise
-from latentds.zoo.nets import ConvDecoder, ConvEncoder
+from latentds.zoo.nets import ConvDecoder, ConvEncoder, running_stats_frozen
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,14 @@ class CycleVAE(LatentModel, family="cycle_vae"):
         recon = F.mse_loss(swapped, x)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean() / pixels
         # reverse cycle: one z from the prior, decoded with the s of two different pairs, must come back alike
+        # (batch norm's running statistics are the data's alone: a prior z and a drawn image are not data, and
+        # mixing their statistics in made eval-mode reconstructions drift from training mode's, ever further)
         first = s[0::2].detach()
         z_prior = torch.randn(len(first), c.style_dim, device=x.device, dtype=first.dtype)
-        a = self.decoder(torch.cat([first, z_prior], 1))
-        b = self.decoder(torch.cat([first.roll(1, 0), z_prior], 1))
-        reverse = F.l1_loss(self.split(a)[1], self.split(b)[1])
+        with running_stats_frozen(self.encoder, self.decoder):
+            a = self.decoder(torch.cat([first, z_prior], 1))
+            b = self.decoder(torch.cat([first.roll(1, 0), z_prior], 1))
+            reverse = F.l1_loss(self.split(a)[1], self.split(b)[1])
         return {"autoencoder": {"loss": c.reconstruction_weight * recon + c.kl_weight * kl, "recon": recon, "kl": kl},
                 "reverse_cycle": {"loss": c.reverse_cycle_weight * reverse, "reverse_cycle": reverse}}
 
