@@ -68,6 +68,27 @@ def test_identity_render_is_reproducible_and_labelled(tmp_path):
     assert labels == [sample_labels("varied", 0, i, 16, identities=4) for i in range(20, 40)]
 
 
+def test_identity_seed_renders_new_images_of_another_renders_identities(tmp_path):
+    train = [sample_labels("varied", 0, i, 16, identities=4) for i in range(60)]
+    twin = [sample_labels("varied", 9, i, 16, identities=4, identity_seed=0) for i in range(60)]
+    chains = {lab["identity"]: (lab["n_cuboids"], lab["colors"]) for lab in train}
+    assert {lab["identity"] for lab in twin} == set(chains)
+    assert all((lab["n_cuboids"], lab["colors"]) == chains[lab["identity"]] for lab in twin)  # the same identities
+    assert all(t["joints"] != s["joints"] for t, s in zip(twin, train))  # in new poses
+    assert all(lab["identity_seed"] == 0 for lab in twin) and "identity_seed" not in train[0]
+    other = [sample_labels("varied", 9, i, 16, identities=4) for i in range(60)]
+    assert any(lab["colors"] != chains[lab["identity"]][1] for lab in other)  # without it: seed 9's own identities
+    spec = RenderSpec("varied", n=20, size=16, shard_size=20, seed=9, identities=4, identity_seed=0)
+    render_shards(spec, tmp_path, workers=1, progress=False)
+    manifest = read_manifest(tmp_path)
+    assert manifest["params"]["identity_seed"] == 0 and "--identities 4 --identity-seed 0" in manifest["command"]
+    assert "seed 0 and the identity" in (tmp_path / "README.md").read_text()
+    with tarfile.open(tmp_path / "varied-000000.tar") as tar:
+        labels = [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
+    assert labels == twin[:20]
+    assert "identity_seed" not in RenderSpec("varied", n=20, identities=4).param_fields()  # old renders' bytes
+
+
 def test_multi_factor_sequence_render_groups_name_their_own_factor(tmp_path):
     spec = RenderSpec("varied", n=12, size=8, shard_size=5, sequence="phi_0,light_azimuth", steps=4)
     render_shards(spec, tmp_path, workers=1, progress=False)
@@ -91,6 +112,7 @@ def run(*args):
     (["--phi", "--identities", "4"], "--identities needs --varied"),
     (["--varied", "--identities", "1"], "--identities must be a whole number from 2 to 1,000,000"),
     (["--varied", "--sequence", "phi_0,elbow", "--steps", "4"], "unknown --sequence factor 'elbow'"),
+    (["--varied", "--identity-seed", "3"], "--identity-seed needs --identities K"),
     (["--varied", "--sequence", "phi_0,phi_0", "--steps", "4"], "names 'phi_0' twice"),
 ])
 def test_bad_identities_and_sequence_lists_are_one_line_and_exit_2(tmp_path, args, message):
@@ -104,3 +126,4 @@ def test_bad_identities_and_sequence_lists_are_one_line_and_exit_2(tmp_path, arg
 def test_cli_help_names_the_new_options():
     text = run("render", "--help").output
     assert "--identities" in text and "cycle-consistent VAE" in text and "FACTOR[,FACTOR...]" in text
+    assert "--identity-seed" in text

@@ -38,6 +38,9 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
               help="K identities: each fixes the chain's colours and cuboid count, from (seed, identity); pose and "
                    "lights vary per sample; labels carry identity. Pairs of same-identity samples train the "
                    "cycle-consistent VAE.")
+@click.option("--identity-seed", type=int, default=None, metavar="S",
+              help="With --identities: the identities of the render made with --seed S (their colours and cuboid "
+                   "counts), in new images from --seed: a held-out set of a training set's identities.")
 @click.option("--name", default=None, help="Shard name prefix [default: the preset name].")
 @click.option("--overwrite", is_flag=True,
               help="Replace a different (or damaged) shard set in --out; only its own files are deleted.")
@@ -46,8 +49,8 @@ def _extras(ctx, param, value: str | None) -> tuple[str, ...]:
                    "ray.init() joins (RAY_ADDRESS, a running local cluster, else a new one on this machine); --out "
                    "must then be on storage every node can write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, sweep, identities, name,
-           overwrite, engine, quiet):
+def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequence, steps, sweep, identities,
+           identity_seed, name, overwrite, engine, quiet):
     """Render articulated cuboid chains into labelled WebDataset shards.
 
     Each sample is KEY.png (RGB) and KEY.json (every factor, enough to re-render it exactly), in shards
@@ -71,7 +74,7 @@ def render(phi, varied, n, size, seed, out, shard_size, workers, extras, sequenc
 
     spec = RenderSpec(preset="varied" if varied else "phi", n=n, size=size, seed=seed, shard_size=shard_size,
                       sequence=sequence, steps=steps, extras=extras, name=name, identities=identities,
-                      sweep=sweep)
+                      sweep=sweep, identity_seed=identity_seed)
     with interruptible():
         report = render_shards(spec, out or f"data/{spec.name}", workers=workers, overwrite=overwrite,
                                engine=engine, progress=not quiet)

@@ -144,7 +144,8 @@ def _drawn_chain(labels: dict) -> tuple[list[dict], list[list[float]]]:
         raise InvalidParameterError("labels must come from sample_labels (with preset, seed, index and sequence) "
                                     "to lengthen their chain") from None
     chain = PRESETS[preset].sample(np.random.default_rng([seed, stream, draw]))
-    colors = identity_chain(seed, labels["identity"])[1] if "identity" in labels else chain["colors"]
+    colors = identity_chain(labels.get("identity_seed", seed), labels["identity"])[1] if "identity" in labels \
+        else chain["colors"]
     return chain["joints"], colors
 
 
@@ -291,8 +292,14 @@ def check_sweep(sequence: str | None, sweep: str | None) -> None:
         raise InvalidParameterError("--sweep needs --sequence FACTOR --steps K; add them or drop --sweep")
 
 
-def check_identities(preset: str, identities: int | None) -> None:
-    """Raise InvalidParameterError unless ``identities`` is None or a valid identity count for the preset."""
+def check_identities(preset: str, identities: int | None, identity_seed: int | None = None) -> None:
+    """Raise InvalidParameterError unless ``identities`` is None or a valid identity count for the preset (and
+    ``identity_seed``, if given, a seed with identities)."""
+    if identity_seed is not None:
+        if identities is None:
+            raise InvalidParameterError("--identity-seed needs --identities K; add it or drop --identity-seed")
+        if isinstance(identity_seed, bool) or not isinstance(identity_seed, int) or identity_seed < 0:
+            raise InvalidParameterError(f"--identity-seed must be a whole number of 0 or more (got {identity_seed})")
     if identities is None:
         return
     if preset != "varied":
@@ -313,7 +320,7 @@ def identity_chain(seed: int, identity: int) -> tuple[int, list[list[float]]]:
 
 def sample_labels(preset: str, seed: int, index: int, size: int,
                   sequence: str | None = None, steps: int | None = None, identities: int | None = None,
-                  sweep: str | None = None) -> dict:
+                  sweep: str | None = None, identity_seed: int | None = None) -> dict:
     """The labels (factors and settings) of sample ``index`` of a render; a plain JSON-able dict.
 
     With ``sequence`` (one factor or several, comma-separated), samples come in groups of ``steps``: within group
@@ -324,6 +331,8 @@ def sample_labels(preset: str, seed: int, index: int, size: int,
     With ``identities=K`` (varied preset) the sample shows identity k (0..K-1, drawn from ``(seed, index)``, or
     ``(seed, g)`` for a whole sequence group): the cuboid count and colours are identity k's (identity_chain),
     the rest is the sample's own. A sequence sweeping joint j still lengthens a shorter chain to j + 2 cuboids.
+    ``identity_seed`` draws the identities' chains from ``(identity_seed, k)`` instead of ``(seed, k)``: new
+    images (poses, lights, which identity) of another render's identities, e.g. a held-out twin of a training set.
     """
     p = PRESETS[preset]
     if sequence is None:
@@ -340,7 +349,8 @@ def sample_labels(preset: str, seed: int, index: int, size: int,
     if identities is not None:
         check_identities(preset, identities)
         identity = int(np.random.default_rng([seed, _IDENTITY_OF, stream, draw]).integers(identities))
-        labels["n_cuboids"], labels["colors"] = identity_chain(seed, identity)
+        labels["n_cuboids"], labels["colors"] = identity_chain(seed if identity_seed is None else identity_seed,
+                                                               identity)
     if seq is not None:
         if factor.startswith(tuple(ANGLES)):  # the swept joint must exist in this group's chain
             labels["n_cuboids"] = max(labels["n_cuboids"], int(factor.rsplit("_", 1)[1]) + 2)
@@ -360,6 +370,8 @@ def sample_labels(preset: str, seed: int, index: int, size: int,
            **labels, "cuboid": dict(CUBOID), "ambient": AMBIENT, "sequence": seq}
     if identity is not None:  # added only when used, so renders without identities keep their exact bytes
         out["identity"] = identity
+        if identity_seed is not None:
+            out["identity_seed"] = identity_seed
     return out
 
 

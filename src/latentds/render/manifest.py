@@ -27,6 +27,8 @@ def render_command(spec) -> str:
             parts.append(f"--sweep {spec.sweep}")
     if spec.identities:
         parts.append(f"--identities {spec.identities}")
+        if spec.identity_seed is not None:
+            parts.append(f"--identity-seed {spec.identity_seed}")
     if spec.extras:
         parts.append(f"--with {','.join(spec.extras)}")
     if spec.name != spec.preset:
@@ -59,8 +61,10 @@ def dataset_card(manifest: dict) -> str:
     pattern = brace_pattern(manifest)
     k = manifest.get("params", {}).get("identities")
     # Said only when used, so the cards of renders without identities keep their bytes.
+    own = manifest.get("params", {}).get("identity_seed")
+    drawn = "the seed and the identity" if own is None else f"seed {own} and the identity: the identities of that render"
     identities = (f"\n{k:,} identities: each sample's `identity` label (0..{k - 1}) fixes the chain's cuboid count "
-                  "and colours (drawn from the seed and the identity); pose and lights vary per sample.\n" if k else "")
+                  f"and colours (drawn from {drawn}); pose and lights vary per sample.\n" if k else "")
     return f"""# {manifest['name']}: articulated cuboid chains
 
 {manifest['count']:,} images of {manifest['image_size']}x{manifest['image_size']} pixels rendered with latentds

@@ -24,7 +24,8 @@ def render_samples(spec, indices, renderer) -> Iterator[dict]:
     depth, mask = "depth" in spec.extras, "mask" in spec.extras
     for start in range(0, len(indices), BATCH):
         labels = [sample_labels(spec.preset, spec.seed, index, spec.size, spec.sequence, spec.steps,
-                                identities=spec.identities, sweep=spec.sweep) for index in indices[start:start + BATCH]]
+                                identities=spec.identities, sweep=spec.sweep, identity_seed=spec.identity_seed)
+                  for index in indices[start:start + BATCH]]
         images = renderer.render_batch(labels, depth=depth, mask=mask)
         samples = [{"__key__": lab["key"], "png": encode_png(im["rgb"])} for lab, im in zip(labels, images)]
         for sample, lab in zip(samples, labels):

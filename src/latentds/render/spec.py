@@ -41,6 +41,7 @@ class RenderSpec(ShardSetSpec):
     name: str | None = None
     identities: int | None = None
     sweep: str | None = None  # "random": each sequence group sweeps between random end points
+    identity_seed: int | None = None  # identities' chains from (identity_seed, k): another render's identities
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -59,7 +60,7 @@ class RenderSpec(ShardSetSpec):
             raise InvalidParameterError(f"unknown --with item(s) {', '.join(map(repr, unknown))}; choose from: "
                                         f"{', '.join(EXTRAS)}")
         check_sequence(self.preset, self.sequence, self.steps)
-        check_identities(self.preset, self.identities)
+        check_identities(self.preset, self.identities, self.identity_seed)
         check_sweep(self.sequence, self.sweep)
         if self.sequence is not None and self.n % self.steps:
             raise InvalidParameterError(f"--n {self.n} is not a whole number of sequences of --steps {self.steps}; "
@@ -75,6 +76,8 @@ class RenderSpec(ShardSetSpec):
             del fields["identities"]
         if self.sweep is None:  # likewise renders with whole-range sweeps
             del fields["sweep"]
+        if self.identity_seed is None:  # and renders whose identities are their own seed's
+            del fields["identity_seed"]
         return fields
 
     def command(self) -> str:

@@ -30,7 +30,9 @@
 
 Held-out evaluation: every run is analysed on data it never trained on. A rendered data entry NAME that a run
 analyses gets a twin ``NAME-eval``: the same settings with seed ``seed + EVAL_SEED`` and enough images for the
-probes (EVAL_IMAGES(n)); the run's probes read the twin. An external entry NAME gets an optional external twin
+probes (EVAL_IMAGES(n)); the run's probes read the twin. A render with identities keeps its identities in the
+twin (``identity_seed`` = the training seed: new poses, lights and draws of the same colour/count identities,
+as the source document's probes classify the characters the model trained on). An external entry NAME gets an optional external twin
 ``NAME-eval`` (``--data NAME-eval=DIR``, e.g. a pack of the dataset's test split); without it the run is analysed
 on its training images and results.md says so. ``study`` may also be the path of a TOML file in this format.
 
@@ -199,8 +201,12 @@ def _held_out(runs: list[Run], data: dict) -> tuple[list[Run], str]:
             said.append(f"`{key}` (external): on `--data {key}-eval=DIR` when given, else on its training images")
             continue
         seed = int(entry.get("seed", 0)) + EVAL_SEED
-        data[f"{key}-eval"] = {**entry, "n": n, "seed": seed, "name": f"{entry.get('name', key)}-eval"}
-        said.append(f"`{key}`: on `{key}-eval`, the same render settings with seed {seed} ({n:,} images)")
+        twin = {**entry, "n": n, "seed": seed, "name": f"{entry.get('name', key)}-eval"}
+        if entry.get("identities"):  # new images of the same identities (those the model was trained on)
+            twin["identity_seed"] = int(entry.get("seed", 0))
+        data[f"{key}-eval"] = twin
+        said.append(f"`{key}`: on `{key}-eval`, the same render settings with seed {seed} ({n:,} images"
+                    + (", of the training set's identities" if entry.get("identities") else "") + ")")
     runs = [replace(r, analyze={**r.analyze, "data": f"{r.analyze.get('data', r.data)}-eval"}) if r.analyze else r
             for r in runs]
     evaluation = ("Every probe reads data the model never trained on. " + "; ".join(said) + ".") if said else ""
