@@ -27,6 +27,14 @@ def test_every_study_reads_at_every_scale(name, scale):
         assert run.data in study.data and not any(isinstance(v, dict) and "smoke" in v for v in run.sets.values())
 
 
+def test_a_twin_of_a_render_with_identities_keeps_the_training_identities():
+    study = load_study("cycle-identity", "cpu")
+    train, twin = study.data["cuboids"], study.data["cuboids-eval"]
+    assert twin["identity_seed"] == train.get("seed", 0) and twin["seed"] != train.get("seed", 0)
+    assert twin["identities"] == train["identities"] and "of the training set's identities" in study.evaluation
+    assert "identity_seed" not in load_study("beta-sweep", "cpu").data["varied-eval"]  # renders without identities
+
+
 def test_a_matrix_expands_into_one_run_per_combination():
     study = load_study("disc-strategies", "smoke")
     grid = study.runs_matching("vae_disc-*-*")
