@@ -62,7 +62,8 @@ def dataset_card(manifest: dict) -> str:
     k = manifest.get("params", {}).get("identities")
     # Said only when used, so the cards of renders without identities keep their bytes.
     own = manifest.get("params", {}).get("identity_seed")
-    drawn = "the seed and the identity" if own is None else f"seed {own} and the identity: the identities of that render"
+    drawn = ("the seed and the identity" if own is None
+             else f"seed {own} and the identity: the identities of that render")
     identities = (f"\n{k:,} identities: each sample's `identity` label (0..{k - 1}) fixes the chain's cuboid count "
                   f"and colours (drawn from {drawn}); pose and lights vary per sample.\n" if k else "")
     return f"""# {manifest['name']}: articulated cuboid chains

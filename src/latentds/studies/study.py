@@ -32,9 +32,9 @@ Held-out evaluation: every run is analysed on data it never trained on. A render
 analyses gets a twin ``NAME-eval``: the same settings with seed ``seed + EVAL_SEED`` and enough images for the
 probes (EVAL_IMAGES(n)); the run's probes read the twin. A render with identities keeps its identities in the
 twin (``identity_seed`` = the training seed: new poses, lights and draws of the same colour/count identities,
-as the source document's probes classify the characters the model trained on). An external entry NAME gets an optional external twin
-``NAME-eval`` (``--data NAME-eval=DIR``, e.g. a pack of the dataset's test split); without it the run is analysed
-on its training images and results.md says so. ``study`` may also be the path of a TOML file in this format.
+as the source document's probes classify the characters the model trained on). An external entry NAME gets an
+optional external twin ``NAME-eval`` (``--data NAME-eval=DIR``, e.g. a pack of the dataset's test split); without
+it the run is analysed on its training images and results.md says so. ``study`` may also be the path of a TOML file in this format.
 
 Any value may be a table keyed by scale, ``n = {smoke = 96, cpu = 10000, full = 10000}``: ``at(value, scale)``
 picks the scale's entry.
