@@ -86,14 +86,14 @@ def test_a_run_that_diverges_before_its_first_checkpoint_leaves_nothing(shards, 
 def test_a_non_finite_gradient_of_a_finite_loss_stops_the_run(shards, tmp_path, monkeypatch):
     from latentds.zoo.models.vae import VAE
 
-    original = VAE.loss
+    original = VAE.losses
 
-    def loss(self, batch, group="model", step=0):  # sqrt at 0: value 0, gradient 0 * inf = NaN
-        terms = dict(original(self, batch, group, step))
+    def losses(self, batch, step=0):  # sqrt at 0: value 0, gradient 0 * inf = NaN
+        terms = dict(original(self, batch, step)["model"])
         terms["loss"] = terms["loss"] + torch.sqrt((next(self.parameters()) * 0).sum())
-        return terms
+        return {"model": terms}
 
-    monkeypatch.setattr(VAE, "loss", loss)
+    monkeypatch.setattr(VAE, "losses", losses)
     result = CliRunner().invoke(main, train_args(shards, tmp_path / "run", "--max-steps", "4"))
     one_line_error(result, "training diverged at step 1: the gradient of group 'model' is not finite")
 

@@ -21,6 +21,7 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,6 +35,8 @@ from latentds.shardsets.lock import LOCK, DirectoryLock
 from latentds.shardsets.processes import DieWithParent, quiet_worker
 from latentds.zoo.agreement import StepAgreement
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, create, factor_list, first_line, plan
+from latentds.zoo.capabilities import capabilities_of
+from latentds.zoo.card import CardInfo
 from latentds.zoo.finite import gradient_norm, nonfinite_tensors, nonfinite_term
 from latentds.zoo.recipe import OptimConfig, Recipe, check, recipe_from_dict
 from latentds.zoo.sizes import training_memory
@@ -101,7 +104,7 @@ def _run(recipe, model, out, device, rank, world, data, validation, per_epoch, h
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     groups = model.parameter_groups()
-    settings = {g: t.optim(g, model.group_defaults.get(g)) for g in groups}
+    settings = {g: t.optim(g, capabilities_of(model).group_defaults.get(g)) for g in groups}
     optimizers = {g: _optimizer(settings[g], params) for g, params in groups.items()}
     amp_dtype = _amp_dtype(t.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -271,7 +274,8 @@ def _streams(recipe: Recipe, model: LatentModel):
     """The training stream and, with data.holdout, the validation stream."""
     d, t = recipe.data, recipe.train
     options = dict(batch_size=t.batch_size, seed=t.seed, value_range=d.value_range,
-                   size=resize_for(d.shards, model.config.image_size), batches=d.batches or model.batches,
+                   size=resize_for(d.shards, model.config.image_size),
+                   batches=d.batches or capabilities_of(model).batches,
                    pair_label=d.pair_label, holdout=d.holdout)
     data = load_shards(d.shards, shuffle=d.shuffle, flip=d.flip, split="train", **options)
     validation = load_shards(d.shards, shuffle=0, split="validation", **options) if d.holdout else None
@@ -485,7 +489,8 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
                    "no samples")
         raise InvalidParameterError(f"--data {d.shards} holds no readable image ({first_line(why, 200)}): give a "
                                     "shard set written by latentds render or latentds pack")
-    check_batches(model.family, d.batches or model.batches, d.pair_label, first.get("labels") or {}, d.shards)
+    check_batches(model.family, d.batches or capabilities_of(model).batches, d.pair_label, first.get("labels") or {},
+                  d.shards)
     names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
     if names:
         try:
@@ -582,8 +587,8 @@ class _RunWriter:
         self.out, self.recipe = out, recipe
         with self.writing("recipe"):
             (out / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
-        model.card_info = {"title": f"{model.family} trained with latentds recipe {recipe.name}",
-                           "recipe": recipe.to_toml(), "data": f"`{recipe.data.shards}`"}
+        self.card = CardInfo(title=f"{model.family} trained with latentds recipe {recipe.name}",
+                             recipe=recipe.to_toml(), data=f"`{recipe.data.shards}`")
         self.last = {}
         self.board = None
         # What figures() needs, imported now, before training: a Ctrl-C that lands inside a C extension's import
@@ -648,12 +653,11 @@ class _RunWriter:
             torch.save(state, f)
 
     def save_model(self, model, step: int) -> None:
-        model.card_info["metrics"] = {k: v for k, v in self.last.items() if k not in ("epoch",)
-                                      and not k.startswith("lr")}
+        metrics = {k: v for k, v in self.last.items() if k not in ("epoch",) and not k.startswith("lr")}
         tmp = self.out / ".model.partial"
         try:
             with self.writing(f"model of step {step}"):
-                model.save_pretrained(tmp)
+                model.save_pretrained(tmp, model_card_kwargs={"card": replace(self.card, metrics=metrics)})
                 for f in tmp.iterdir():
                     os.replace(f, self.out / f.name)
         finally:
@@ -675,10 +679,11 @@ class _RunWriter:
         figures.mkdir(exist_ok=True)
         model.eval()
         grids = {}
-        if model.has_encoder and model.has_decoder:
+        declared = capabilities_of(model)
+        if declared.encoder and declared.decoder:
             real = x[:8]
             grids["recon"] = torch.cat([real, model.reconstruct(real)]).float().cpu() * 0.5 + 0.5
-        if model.has_decoder:
+        if declared.decoder:
             grids["samples"] = model.decode(fixed_z.to(x.device)).float().cpu() * 0.5 + 0.5
         for name, grid in grids.items():
             save_image(grid, figures / f"epoch-{epoch:03d}-{name}.png", nrow=8)
