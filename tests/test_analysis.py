@@ -133,6 +133,7 @@ def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
     assert (tmp_path / "figures" / "arithmetic.png").is_file()
 
 
+@pytest.mark.slow
 def test_umap_view_with_interpolation_paths(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["interpolation", "umap"], n=48,
@@ -177,6 +178,7 @@ def test_swap_grid_takes_s_from_rows_and_z_from_columns():
     assert torch.equal(z_shown, torch.tensor([[5.0, 6.0, 7.0]] * 3))
 
 
+@pytest.mark.slow
 def test_classifier_probe_finds_the_label_in_s_not_in_z():
     from latentds.analysis.partition import classifier_probe, predictor_probe
 
@@ -373,6 +375,7 @@ def test_walks_rows_are_linear_then_spherical_per_pair():
     assert torch.allclose(result["images"][9:12], row3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_partition_probe_on_a_cycle_vae(sets, tmp_path):
     base, _ = sets
     torch.manual_seed(0)
@@ -409,6 +412,7 @@ def test_encoding_follows_the_declared_posterior(sets):
         assert np.allclose(codes.latents[0], model.encode(first).numpy()[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path):
     from latentds.analysis import run
     from latentds.render import RenderSpec, render_shards
@@ -424,6 +428,7 @@ def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path
         assert metrics[f"factors_{part}"]["phi_0"]["kind"] == "r2"
 
 
+@pytest.mark.slow
 def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_factor(sets, tmp_path):
     from latentds.analysis.arithmetic import (CONTROL_DRAWS, LABELLED, MEASURED, apply_vector, label_generated,
                                               predict)
@@ -469,6 +474,7 @@ def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_fa
     assert "the labeller predicts" in bad["skipped"]["arithmetic"]
 
 
+@pytest.mark.slow
 def test_umap_layout_warns_nothing_about_choices_we_made():
     import warnings
 

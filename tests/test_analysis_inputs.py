@@ -134,6 +134,7 @@ def test_factor_names_come_from_the_encoded_data(sets, tmp_path, monkeypatch):
     assert metrics["data"]["factor_names"][0].startswith("y_")
 
 
+@pytest.mark.slow
 def test_the_umap_draws_the_interpolation_paths_whatever_the_probe_order(sets, tmp_path):
     base, model = sets
     for order in (["umap"], ["umap", "interpolation"], ["interpolation", "umap"]):
@@ -144,6 +145,7 @@ def test_the_umap_draws_the_interpolation_paths_whatever_the_probe_order(sets, t
     assert plain["umap"]["overlaid_paths"] == [] and plain["skipped"] == {}
 
 
+@pytest.mark.slow
 def test_a_model_without_a_decoder_gets_its_umap_paths_by_encoding_alone(sets, tmp_path):
     """The overlay needs only the encoder: an e2e_cnn (no decoder) with a sequence set draws the paths, and the
     interpolation probe, which decodes, is skipped with its reason rather than ending the run."""

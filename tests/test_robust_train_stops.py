@@ -392,6 +392,7 @@ def _descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_workers_leave_at_once_on_sigterm_and_leave_ctrl_c_to_the_main_process():
     """A worker that took SIGTERM as Ctrl-C ended its loop, then waited at exit to flush batches nobody read."""
     code = textwrap.dedent("""

@@ -168,6 +168,7 @@ def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(damage, shards, ru
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_says_how_to_resume_and_resumes(name, shards, tmp_path):
     out = tmp_path / "run"

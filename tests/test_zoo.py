@@ -190,6 +190,7 @@ def _rows(run):
     return [json.loads(line) for line in open(run / "metrics.jsonl")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family, tiny_data, tmp_path):
     term, ratio, *overrides = FALLING[family]
@@ -208,6 +209,7 @@ def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family,
     assert model.family == family and "## Recipe" in (run / "README.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_resume_continues_as_if_never_stopped(family, tiny_data, tmp_path):
     data = data_for(family, tiny_data)
@@ -398,6 +400,7 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert missing.exit_code == 2 and "nope" in missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,extra", [(f, ["--set", 'model.update_strategy="inferior"'] if f == "vae_disc" else [])
                                           for f in FAMILIES])
 def test_ddp_under_torchrun_splits_each_epoch_between_ranks(family, extra, tiny_data, tmp_path):
@@ -471,6 +474,7 @@ def test_latentds_sample_draws_from_every_family(family, tmp_path):
         assert grid.size[0] > 2 * 16  # a 2 x 2 grid of 16 px samples
 
 
+@pytest.mark.slow
 def test_held_out_loss_each_epoch_and_tensorboard_logs(tiny_shards, tmp_path):
     recipe = tiny_recipe("vae_disc", tiny_shards, epochs=2)
     recipe = replace(recipe, data=replace(recipe.data, holdout=0.25), train=replace(recipe.train, log="tensorboard"))
@@ -505,6 +509,7 @@ def test_bad_training_settings_are_one_line_errors_and_write_nothing(option, mes
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_analyze_runs_on_a_trained_model_of_every_family(family, tiny_data, tmp_path):
     from latentds.analysis import run as analyze
@@ -544,6 +549,7 @@ def _all_images(shards):
     return next(iter(load_shards(shards, batch_size=96, partial=True)))
 
 
+@pytest.mark.slow
 def test_a_trained_e2e_cnn_predicts_phi_0_on_held_in_data(trained_e2e, tiny_shards):
     from latentds.datasets.cuboids import FACTOR_NAMES
 
