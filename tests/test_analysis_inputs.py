@@ -16,7 +16,7 @@ from latentds.analysis.context import Context
 from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.labels import values_of, varying_factors
-from latentds.analysis.registry import probe, unregister
+from latentds.analysis.registry import PROBES, probe
 from latentds.analysis.runner import run
 from latentds.analysis.select import select
 from latentds.errors import InvalidParameterError
@@ -107,7 +107,7 @@ def test_probes_get_the_model_in_eval_mode_and_its_device(sets, tmp_path):
     try:
         run(training, base / "varied", tmp_path, probes=["test_sees_mode"], n=8, progress=False)
     finally:
-        unregister("test_sees_mode")
+        PROBES.pop("test_sees_mode")
     assert seen == {"training": False, "device": torch.device("cpu")}
 
 

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
 from latentds.render import RenderSpec, render_shards
-from latentds.zoo.base import HubError, check_hub_reachable, create, load_pretrained, save_sample_grid
+from latentds.zoo.base import HubError, create, load_pretrained, save_sample_grid
+from latentds.zoo.hub import check_hub_reachable
 from latentds.zoo.recipe import load_recipe
 from latentds.zoo.trainer import _device  # before any rendering: triton's LLVM loaded after Mesa's crashes
 

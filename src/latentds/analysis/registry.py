@@ -143,11 +143,6 @@ def probe(name: str, *, order: float | None = None, needs: tuple[str, ...] | lis
     return register
 
 
-def unregister(name: str) -> None:
-    """Remove probe ``name`` (for a probe registered for a while, as tests do)."""
-    PROBES.pop(name)
-
-
 def explanation(name: str) -> str:
     """The report's line for probe ``name`` ("" for a table that is no registered probe)."""
     probes = registered()

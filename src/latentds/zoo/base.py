@@ -43,7 +43,6 @@ from latentds.zoo.capabilities import FORMER_NAMES, Capabilities, capabilities_o
 from latentds.zoo.config import from_dict, to_dict
 from latentds.zoo.finite import nonfinite_tensors
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
-from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
 from latentds.zoo.names import FAMILY_MODULES
 
 
