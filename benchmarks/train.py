@@ -135,7 +135,7 @@ def main() -> None:
     from latentds.zoo.base import REGISTRY, families
     from latentds.zoo.capabilities import capabilities_of
     from latentds.zoo.recipe import load_recipe, with_options
-    from latentds.zoo.trainer import _device
+    from latentds.zoo.train_settings import training_device
 
     scratch = Path(tempfile.mkdtemp(prefix="latentds-train-"))
     rows = []
@@ -150,7 +150,7 @@ def main() -> None:
             recipe = with_options(recipe, max_steps=args.steps + 5, device=args.device)
             kind = recipe.data.batches or capabilities_of(REGISTRY.get(family)).batches
             recipe = replace(recipe, data=replace(recipe.data, shards=str(sets[kind])))
-            device = _device(recipe.train.device, 0)
+            device = training_device(recipe.train.device, 0)
             bare, per_cpu = bare_loop(recipe, args.steps, device)
             ours = trainer_rate(recipe, scratch)
             rows.append((family, kind, recipe.train.batch_size, ours, bare, per_cpu))

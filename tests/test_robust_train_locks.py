@@ -78,10 +78,10 @@ def test_a_failed_fresh_run_leaves_no_directory_or_lock_behind(shards, tmp_path)
 @pytest.mark.slow
 def test_train_dataloader_workers_die_with_their_parent():
     from latentds.shardsets.processes import DieWithParent
-    from latentds.zoo.trainer import _loader
+    from latentds.zoo.loop import loader
 
-    assert isinstance(_loader([], 2, torch.device("cpu")).worker_init_fn, DieWithParent)
-    assert _loader([], 0, torch.device("cpu")).worker_init_fn is None
+    assert isinstance(loader([], 2, torch.device("cpu")).worker_init_fn, DieWithParent)
+    assert loader([], 0, torch.device("cpu")).worker_init_fn is None
 
 
 @pytest.mark.slow

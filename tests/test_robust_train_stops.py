@@ -206,7 +206,7 @@ def test_impossible_batch_sizes_are_refused_when_the_stream_is_made(shards):
 # --- the progress bar ----------------------------------------------------------------------------------------------
 
 def test_the_progress_bar_shows_the_discriminators_loss_and_accuracy():
-    from latentds.zoo.trainer import postfix
+    from latentds.zoo.loop import postfix
 
     row = {"step": 10, "epoch": 0, "vae/loss": 5.0, "vae/recon": 4.0, "vae/kl": 1.0, "vae/adversarial": 0.7,
            "discriminator/loss": 0.69, "discriminator/accuracy": 0.5, "updates/vae": 1.0,

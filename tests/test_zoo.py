@@ -665,7 +665,7 @@ def test_subpackages_are_reachable_from_the_package():
 def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
     """The reference (StepLR(step_size=80, gamma=0.1) over the document's 150 epochs): both groups keep 1e-4 up to
     the last step of epoch 79 and run at 1e-5 from the first step of epoch 80, however many steps an epoch has."""
-    from latentds.zoo.trainer import _lr
+    from latentds.zoo.train_settings import learning_rate
 
     recipe = load_recipe("zoo/cycle_vae")
     model = create("cycle_vae", **TINY["cycle_vae"])
@@ -674,9 +674,9 @@ def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
         settings = recipe.train.optim(group, model.capabilities.group_defaults.get(group))
         for per_epoch in (1, 7, 703, 1390, 4999):
             horizon = 150 * per_epoch
-            assert _lr(settings, 80 * per_epoch - 1, horizon) == 1e-4
-            assert _lr(settings, 80 * per_epoch, horizon) == pytest.approx(1e-5)
-            assert _lr(settings, horizon - 1, horizon) == pytest.approx(1e-5)
+            assert learning_rate(settings, 80 * per_epoch - 1, horizon) == 1e-4
+            assert learning_rate(settings, 80 * per_epoch, horizon) == pytest.approx(1e-5)
+            assert learning_rate(settings, horizon - 1, horizon) == pytest.approx(1e-5)
 
 
 def test_cycle_vae_training_steps_its_lr_at_the_configured_point(tiny_data, tmp_path):

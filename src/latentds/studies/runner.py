@@ -134,7 +134,8 @@ def _ordered(study: Study) -> list[Run]:
 
 def train_run(run: Run, seed: int, out: Path, paths: dict, device: str | None, progress: bool) -> Path:
     from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
-    from latentds.zoo.trainer import CHECKPOINT, train  # noqa: PLC0415
+    from latentds.zoo.run_directory import CHECKPOINT  # noqa: PLC0415
+    from latentds.zoo.trainer import train  # noqa: PLC0415
 
     run_dir = out / "runs" / run.name / f"seed-{seed}"
     if (run_dir / FINISHED).is_file():
