@@ -230,7 +230,7 @@ def scripted_family():
     with REGISTRY.scope():  # the family leaves the registry afterwards
         class Scripted(LatentModel, family="test_scripted"):
             Config = ModelConfig
-            capabilities = Capabilities(group_defaults={"second": {"lr": 0.05}})
+            capabilities = Capabilities(groups=("first", "second"), group_defaults={"second": {"lr": 0.05}})
 
             def __init__(self, config=None):
                 super().__init__(config)

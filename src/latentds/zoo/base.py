@@ -136,7 +136,8 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         training method: the trainer, validation and tests all call it."""
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters per optimiser, in update order (one group, "model", unless a family needs more)."""
+        """Parameters per optimiser, in update order (one group, "model", unless a family needs more): the groups
+        its ``Capabilities.groups`` declares, in that order (the trainer checks)."""
         return {"model": list(self.parameters())}
 
     def choose_updates(self, values: dict[str, dict[str, float]], step: int) -> list[str]:
@@ -366,7 +367,7 @@ def create(name: str, **overrides) -> LatentModel:
     parameters would not fit in the memory free here is refused before anything is allocated (zoo/sizes.py)."""
     from latentds.zoo.sizes import model_memory  # noqa: PLC0415
 
-    cls, config = _family_config(name, overrides)
+    cls, config = family_config(name, **overrides)
     model_memory(cls, config)
     return cls(config)
 
@@ -376,10 +377,12 @@ def plan(name: str, **overrides) -> LatentModel:
     config, its parameter groups and the memory it implies."""
     from latentds.zoo.sizes import meta_model  # noqa: PLC0415
 
-    return meta_model(*_family_config(name, overrides))
+    return meta_model(*family_config(name, **overrides))
 
 
-def _family_config(name: str, overrides: dict):
+def family_config(name: str, **overrides) -> tuple[type[LatentModel], ModelConfig]:
+    """Family ``name``'s class and its config with ``overrides``, strictly checked (unknown keys, wrong types,
+    out-of-range values); nothing is built: what a recipe check needs."""
     cls = REGISTRY.get(name)
     return cls, from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})")
 

@@ -30,12 +30,19 @@ class Capabilities:
     decoder: bool = True  # ``decode``, and so ``sample`` and ``reconstruct``, work
     posterior: bool = False  # ``posterior(x) -> (mu, logvar)``: analysis encodes with the posterior means
     partitioned: bool = False  # ``partition() -> {"s": slice, "z": slice}`` over the latent
+    groups: tuple[str, ...] = ("model",)  # the names ``parameter_groups`` returns, in update order: declared, so a
+    #                         recipe's [train.groups] is checked without building the model
     batches: str = "plain"  # what it trains on: "plain", "pairs" (two samples sharing a label) or "groups" (one
     #                         factor moves); a recipe's data.batches overrides it
     group_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # optimiser settings per group
     #                         over the recipe's [train] (and under its [train.groups.GROUP])
 
     def __post_init__(self):
+        if not self.groups or not all(isinstance(g, str) and g for g in self.groups):
+            raise ValueError(f"Capabilities.groups must name at least one parameter group (got {self.groups!r})")
+        unknown = sorted(set(self.group_defaults) - set(self.groups))
+        if unknown:
+            raise ValueError(f"Capabilities.group_defaults names {unknown[0]!r}, not one of groups {self.groups}")
         if self.batches not in BATCHES:
             raise ValueError(f"Capabilities.batches must be one of {', '.join(BATCHES)} (got {self.batches!r})")
         frozen = MappingProxyType({g: MappingProxyType(dict(s)) for g, s in dict(self.group_defaults).items()})

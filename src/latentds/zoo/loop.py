@@ -81,6 +81,10 @@ class Loop:
         if p.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if p.device.type == "cuda" else "gloo")
         self.groups = self.model.parameter_groups()
+        declared = capabilities_of(self.model).groups
+        if tuple(self.groups) != tuple(declared):  # a family's own mistake: the recipe was checked against these
+            raise TypeError(f"{self.model.family}.parameter_groups() gives {tuple(self.groups)}, but its "
+                            f"Capabilities declare groups={tuple(declared)}")
         defaults = capabilities_of(self.model).group_defaults
         self.settings = {g: t.optim(g, defaults.get(g)) for g in self.groups}
         self.optimizers = {g: make_optimizer(self.settings[g], params) for g, params in self.groups.items()}

@@ -55,7 +55,8 @@ class CycleVAEConfig(ModelConfig):
 class CycleVAE(LatentModel, family="cycle_vae"):
     Config = CycleVAEConfig
     summary = "cycle-consistent VAE (Jha et al. 2018): s (identity) / z (style) split, trained on same-identity pairs"
-    capabilities = Capabilities(posterior=True, partitioned=True, batches="pairs")
+    capabilities = Capabilities(posterior=True, partitioned=True, batches="pairs",
+                                groups=("autoencoder", "reverse_cycle"))
 
     def __init__(self, config: CycleVAEConfig | None = None):
         super().__init__(config)

@@ -130,7 +130,7 @@ def keras_init(module: nn.Module) -> None:
 class DCGAN(LatentModel, family="dcgan"):
     Config = DCGANConfig
     summary = "DCGAN (Radford et al. 2016), 128 px, latent 100: generator + discriminator, no encoder"
-    capabilities = Capabilities(encoder=False)
+    capabilities = Capabilities(encoder=False, groups=("generator", "discriminator"))
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__(config)

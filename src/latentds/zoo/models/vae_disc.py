@@ -63,7 +63,7 @@ class VAEDisc(VAE, family="vae_disc"):
 
     Config = VAEDiscConfig
     summary = "VAE + adversarial discriminator (update strategies both/inferior/probabilistic/accuracy, triplet loss)"
-    capabilities = Capabilities(posterior=True,
+    capabilities = Capabilities(posterior=True, groups=("vae", "discriminator"),
                                 group_defaults={"discriminator": {"lr": 2e-4, "betas": (0.5, 0.999)}})
 
     def __init__(self, config: VAEDiscConfig | None = None):
