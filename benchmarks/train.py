@@ -46,6 +46,7 @@ def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
     """(images/s of wall time, images per CPU-second) of the plainest loop with the family's own update rule."""
     from latentds.datasets.shards import load_shards, resize_for
     from latentds.zoo.base import create
+    from latentds.zoo.capabilities import capabilities_of
 
     t, d = recipe.train, recipe.data
     torch.manual_seed(t.seed)
@@ -53,11 +54,12 @@ def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
     groups = model.parameter_groups()
     optimizers = {}
     for g, params in groups.items():
-        s = t.optim(g, model.group_defaults.get(g))
+        s = t.optim(g, capabilities_of(model).group_defaults.get(g))
         kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
         optimizers[g] = kind(params, lr=s.lr, betas=tuple(s.betas), weight_decay=s.weight_decay)
     data = load_shards(d.shards, batch_size=t.batch_size, shuffle=d.shuffle, seed=t.seed,
-                       size=resize_for(d.shards, model.config.image_size), batches=d.batches or model.batches,
+                       size=resize_for(d.shards, model.config.image_size),
+                       batches=d.batches or capabilities_of(model).batches,
                        pair_label=d.pair_label)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=d.num_workers,
                                          pin_memory=device.type == "cuda")
@@ -130,9 +132,10 @@ def main() -> None:
         parser.add_argument(f"--{kind}", type=Path, default=None, help=f"a {kind}-batch shard set to use")
     args = parser.parse_args()
 
-    from latentds.zoo.base import create, families
+    from latentds.zoo.base import REGISTRY, families
+    from latentds.zoo.capabilities import capabilities_of
     from latentds.zoo.recipe import load_recipe, with_options
-    from latentds.zoo.trainer import _device
+    from latentds.zoo.train_settings import training_device
 
     scratch = Path(tempfile.mkdtemp(prefix="latentds-train-"))
     rows = []
@@ -145,9 +148,9 @@ def main() -> None:
             recipe = load_recipe(f"zoo/{family}", [f"model.image_size={args.size}", "train.log_every=5",
                                                    f"data.num_workers={args.workers}"])
             recipe = with_options(recipe, max_steps=args.steps + 5, device=args.device)
-            kind = recipe.data.batches or create(family, **recipe.model).batches
+            kind = recipe.data.batches or capabilities_of(REGISTRY.get(family)).batches
             recipe = replace(recipe, data=replace(recipe.data, shards=str(sets[kind])))
-            device = _device(recipe.train.device, 0)
+            device = training_device(recipe.train.device, 0)
             bare, per_cpu = bare_loop(recipe, args.steps, device)
             ours = trainer_rate(recipe, scratch)
             rows.append((family, kind, recipe.train.batch_size, ours, bare, per_cpu))

@@ -51,17 +51,7 @@ def tree_bytes(directory) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".")}
 
 
-# Tests that start processes (renders, torchrun, Ray, kills and signals), train several families, or run whole
-# studies: `pytest -m "not slow"` skips them for a quick loop; CI and README's test command run everything.
-SLOW_MODULES = ("test_studies.py", "test_reference_scores.py")
-SLOW_NAMES = ("ddp", "ray", "killed", "sigterm", "interrupted", "dead_worker", "same_bytes", "partition",
-              "classifier_probe", "analyze_runs_on_a_trained_model", "a_few_steps_of_training", "resume_continues",
-              "held_out_loss", "fresh_processes", "rendering_then_training", "workers_die", "flipped", "fuzz",
-              "no_headless_gl", "labeller", "umap", "second_render", "lock", "seeds", "e2e_cnn_predicts")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.name.lower()
-        if item.path.name in SLOW_MODULES or any(part in name for part in SLOW_NAMES):
-            item.add_marker(pytest.mark.slow)
+# Slow tests (they start processes: renders, torchrun, Ray, kills and signals; train several families; run whole
+# studies) carry an explicit mark: `@pytest.mark.slow` on the function, or `pytestmark = pytest.mark.slow` for a
+# whole module (test_studies.py, test_reference_scores.py). `pytest -m "not slow"` skips them for a quick loop;
+# CI and README's test command run everything.

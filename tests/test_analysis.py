@@ -15,6 +15,7 @@ from latentds.analysis.probes import run
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.models.e2e_cnn import feature_network_name
 
 
@@ -132,6 +133,7 @@ def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
     assert (tmp_path / "figures" / "arithmetic.png").is_file()
 
 
+@pytest.mark.slow
 def test_umap_view_with_interpolation_paths(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["interpolation", "umap"], n=48,
@@ -149,7 +151,7 @@ class _Halves(torch.nn.Module):
     """A stand-in partitioned model: s is the first half of the latent, z the second; decode draws both."""
 
     family = "halves"
-    is_partitioned = True
+    capabilities = Capabilities(partitioned=True)
 
     def __init__(self):
         super().__init__()
@@ -176,6 +178,7 @@ def test_swap_grid_takes_s_from_rows_and_z_from_columns():
     assert torch.equal(z_shown, torch.tensor([[5.0, 6.0, 7.0]] * 3))
 
 
+@pytest.mark.slow
 def test_classifier_probe_finds_the_label_in_s_not_in_z():
     from latentds.analysis.partition import classifier_probe, predictor_probe
 
@@ -255,7 +258,7 @@ def test_models_without_encoder_and_data_without_factors_are_skipped_with_reason
 
     class DecoderOnly(LatentModel, family="test_decoder_only"):
         Config = ModelConfig
-        has_encoder = False
+        capabilities = Capabilities(encoder=False)
 
         def __init__(self, config=None):
             super().__init__(config)
@@ -264,8 +267,8 @@ def test_models_without_encoder_and_data_without_factors_are_skipped_with_reason
         def decode(self, z):
             return torch.tanh(self.net(z)).view(-1, 3, 16, 16)
 
-        def loss(self, x, group="model"):
-            return {"loss": self.decode(torch.zeros(len(x), self.config.latent_dim)).pow(2).mean()}
+        def losses(self, x, step=0):
+            return {"model": {"loss": self.decode(torch.zeros(len(x), self.config.latent_dim)).pow(2).mean()}}
 
     base, model = sets
     generator = DecoderOnly(ModelConfig(image_size=16, latent_dim=4))
@@ -295,7 +298,7 @@ def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(
     base, _ = sets
     torch.manual_seed(0)
     dcgan = create("dcgan", image_size=16, width=8, latent_dim=4)
-    assert not dcgan.has_encoder
+    assert not dcgan.capabilities.encoder
     metrics = run(dcgan, base / "varied", tmp_path / "all", n=16, progress=False)
     skipped = metrics["skipped"]
     # FID runs on its samples, in the packaged feature network (not skipped for want of an encoder)
@@ -372,11 +375,12 @@ def test_walks_rows_are_linear_then_spherical_per_pair():
     assert torch.allclose(result["images"][9:12], row3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_partition_probe_on_a_cycle_vae(sets, tmp_path):
     base, _ = sets
     torch.manual_seed(0)
     cycle = create("cycle_vae", image_size=16, width=8, class_dim=2, style_dim=3, latent_dim=5).eval()
-    assert cycle.is_partitioned
+    assert cycle.capabilities.partitioned
     metrics = run(cycle, base / "varied", tmp_path, probes=["partition"], n=48, progress=False)
     assert metrics["skipped"] == {}
     partition = metrics["partition"]
@@ -390,10 +394,10 @@ def test_encoding_follows_the_declared_posterior(sets):
     from latentds.zoo.models.vae import VAE, VAEConfig
 
     class EncodeOnly(VAE):  # a posterior method, but not declared: encoding must use `encode`
-        is_posterior = False
+        capabilities = Capabilities(posterior=False)
 
         def posterior(self, x):
-            raise AssertionError("posterior() called on a model that does not declare is_posterior")
+            raise AssertionError("posterior() called on a model that does not declare a posterior")
 
         def encode(self, x):
             return self.encoder(x).chunk(2, dim=1)[0]
@@ -408,6 +412,7 @@ def test_encoding_follows_the_declared_posterior(sets):
         assert np.allclose(codes.latents[0], model.encode(first).numpy()[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path):
     from latentds.analysis import run
     from latentds.render import RenderSpec, render_shards
@@ -423,6 +428,7 @@ def test_the_partition_probe_says_how_much_of_each_factor_s_and_z_carry(tmp_path
         assert metrics[f"factors_{part}"]["phi_0"]["kind"] == "r2"
 
 
+@pytest.mark.slow
 def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_factor(sets, tmp_path):
     from latentds.analysis.arithmetic import (CONTROL_DRAWS, LABELLED, MEASURED, apply_vector, label_generated,
                                               predict)
@@ -468,6 +474,7 @@ def test_a_labeller_chooses_the_arithmetic_groups_of_generated_samples_from_a_fa
     assert "the labeller predicts" in bad["skipped"]["arithmetic"]
 
 
+@pytest.mark.slow
 def test_umap_layout_warns_nothing_about_choices_we_made():
     import warnings
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from latentds.analysis import strict_json
-from latentds.analysis.baselines import sentence, trivial_baselines, verdict
+from latentds.analysis.baselines import sentence, verdict
 from latentds.analysis.encode import Codes
+from latentds.analysis.health import image_baselines
 from latentds.analysis.labels import constant_factors, is_constant, varying_factors
 from latentds.analysis.library_warnings import library_warnings
 
@@ -63,7 +64,7 @@ def test_baselines_tell_a_working_model_from_a_blob():
     images = -torch.ones(16, 3, 32, 32)
     for i in range(16):  # a bright square at a different place in each image
         images[i, :, 2 + i: 10 + i, 4 + i: 12 + i] = 0.8
-    baselines = trivial_baselines(images)
+    baselines = image_baselines(images)
     assert {"background", "mean_image"} <= set(baselines)
     good = (images + 0.02 * torch.randn_like(images)).clamp(-1, 1)
     from latentds.analysis.image_metrics import per_image_mse, per_image_ssim

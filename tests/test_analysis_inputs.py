@@ -16,7 +16,7 @@ from latentds.analysis.context import Context
 from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.labels import values_of, varying_factors
-from latentds.analysis.registry import probe, unregister
+from latentds.analysis.registry import PROBES, probe
 from latentds.analysis.runner import run
 from latentds.analysis.select import select
 from latentds.errors import InvalidParameterError
@@ -107,7 +107,7 @@ def test_probes_get_the_model_in_eval_mode_and_its_device(sets, tmp_path):
     try:
         run(training, base / "varied", tmp_path, probes=["test_sees_mode"], n=8, progress=False)
     finally:
-        unregister("test_sees_mode")
+        PROBES.pop("test_sees_mode")
     assert seen == {"training": False, "device": torch.device("cpu")}
 
 
@@ -134,6 +134,7 @@ def test_factor_names_come_from_the_encoded_data(sets, tmp_path, monkeypatch):
     assert metrics["data"]["factor_names"][0].startswith("y_")
 
 
+@pytest.mark.slow
 def test_the_umap_draws_the_interpolation_paths_whatever_the_probe_order(sets, tmp_path):
     base, model = sets
     for order in (["umap"], ["umap", "interpolation"], ["interpolation", "umap"]):
@@ -144,6 +145,7 @@ def test_the_umap_draws_the_interpolation_paths_whatever_the_probe_order(sets, t
     assert plain["umap"]["overlaid_paths"] == [] and plain["skipped"] == {}
 
 
+@pytest.mark.slow
 def test_a_model_without_a_decoder_gets_its_umap_paths_by_encoding_alone(sets, tmp_path):
     """The overlay needs only the encoder: an e2e_cnn (no decoder) with a sequence set draws the paths, and the
     interpolation probe, which decodes, is skipped with its reason rather than ending the run."""

@@ -78,6 +78,7 @@ def _clean_env(**extra):
     return {**env, **extra}
 
 
+@pytest.mark.slow
 def test_no_headless_gl_is_a_clear_error(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "latentds.cli", "render", "--n", "4", "--out", str(out)],
@@ -88,6 +89,7 @@ def test_no_headless_gl_is_a_clear_error(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_killed_render_resumes_to_identical_bytes(tmp_path):
     args = ["render", "--phi", "--n", "1200", "--size", "16", "--shard-size", "100", "--workers", "1", "--quiet"]
     cmd = [sys.executable, "-m", "latentds.cli", *args]

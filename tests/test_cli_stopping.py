@@ -76,6 +76,7 @@ def test_a_save_cut_short_leaves_no_partial_model_and_no_checkpoint_without_its_
     assert ".model.partial" not in left and "checkpoint.pt" not in left, left
 
 
+@pytest.mark.slow
 def test_sighup_stops_a_real_training_run_and_releases_its_lock(shards, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "latentds.cli", "train", "zoo/vae", "--data", str(shards), "--out", str(run),

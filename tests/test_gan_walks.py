@@ -174,9 +174,9 @@ def test_e2e_cnn_attributes_are_unbound_until_the_data_names_them():
     batch = {"image": torch.zeros(2, 3, 16, 16), "factors": torch.zeros(2, 40), "factor_mask": torch.ones(2, 40,
                                                                                                           dtype=bool)}
     with pytest.raises(InvalidParameterError, match="not bound to the data's factors"):
-        model.loss(batch)
+        model.losses(batch)
     model.bind_factors([f"a{i}" for i in range(15)] + ["Eyeglasses"] + [f"b{i}" for i in range(5)] + ["Smiling"])
-    assert model.factors_read == {"Eyeglasses": 15, "Smiling": 21} and torch.isfinite(model.loss(batch)["loss"])
+    assert model.factors_read == {"Eyeglasses": 15, "Smiling": 21} and torch.isfinite(model.losses(batch)["model"]["loss"])
     with pytest.raises(InvalidParameterError, match="'phi_0' is a cuboid factor"):
         create("e2e_cnn", attributes=["phi_0"])
     with pytest.raises(InvalidParameterError, match="names 'Smiling' twice"):

@@ -120,12 +120,12 @@ def test_a_deliberately_collapsed_model_is_not_trained_and_its_findings_are_not_
             def decode(self, z):
                 return self.decoder(z * 0)
 
-            def loss(self, batch, group="model", step=0):
+            def losses(self, batch, step=0):
                 from latentds.zoo.base import images
 
                 x = images(batch)
                 recon = (self.decode(self.encode(x)) - x).pow(2).flatten(1).sum(1).mean()
-                return {"loss": recon, "recon": recon}
+                return {"model": {"loss": recon, "recon": recon}}
 
         recipe = tmp_path / "blind.toml"
         recipe.write_text('[model]\nfamily = "test_blind_vae"\nimage_size = 16\nlatent_dim = 4\nwidth = 8\n'

@@ -11,6 +11,7 @@ import torch
 import latentds
 from latentds.errors import HubError, InvalidParameterError
 from latentds.zoo.base import LatentModel, create
+from latentds.zoo.card import CardInfo
 from latentds.zoo.config import to_dict
 
 TINY = {"image_size": 16, "width": 8, "latent_dim": 4}
@@ -39,8 +40,7 @@ def test_config_json_is_the_models_config_with_its_family(tmp_path):
 def test_saving_again_replaces_the_card_and_config(tmp_path):
     model = create("vae", **TINY)
     model.save_pretrained(tmp_path)
-    model.card_info = {"title": "A second save", "metrics": {"loss": 0.5}}
-    model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path, model_card_kwargs={"card": CardInfo(title="A second save", metrics={"loss": 0.5})})
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\n") and "# A second save" in card and "| loss | 0.5 |" in card
     assert "library_name: latentds" in card and "pytorch_model_hub_mixin" not in card  # card.py's, not the mixin's

@@ -60,6 +60,7 @@ def test_webdataset_reads_the_shards_with_its_own_decoders(phi_set):
     assert labels["index"] == 17 and -135 <= labels["joints"][0]["phi"] <= 135
 
 
+@pytest.mark.slow
 def test_same_bytes_whatever_the_worker_count(phi_set, tmp_path):
     spec, out = phi_set
     render_shards(spec, tmp_path / "two", workers=2, progress=False)
@@ -172,6 +173,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_engine_writes_the_same_bytes(phi_set, tmp_path, ray_cluster):
     spec, out = phi_set
     report = render_shards(spec, tmp_path, engine="ray", progress=False)
@@ -179,6 +181,7 @@ def test_ray_engine_writes_the_same_bytes(phi_set, tmp_path, ray_cluster):
     assert tree_bytes(tmp_path) == tree_bytes(out)
 
 
+@pytest.mark.slow
 def test_ray_data_reads_the_shards_without_latentds(phi_set, ray_cluster):
     spec, out = phi_set
     ds = ray_cluster.data.read_webdataset(sorted(str(p) for p in out.glob("*.tar")))
@@ -202,6 +205,7 @@ def crashes_once(spec, shard, out, on_samples):
     return write_shard(spec, shard, out, on_samples)
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_replaced_and_the_result_is_unchanged(phi_set, tmp_path, monkeypatch):
     import os
 

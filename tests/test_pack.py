@@ -70,6 +70,7 @@ def test_greyscale_and_cmyk_sources_come_out_rgb(roots, tmp_path):
         assert image.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_same_bytes_for_any_worker_count_and_resume_keeps_finished_shards(roots, tmp_path):
     one = tmp_path / "one"
     pack_dataset("celeba", roots["celeba"], one, split="all", size=8, shard_size=2, workers=1, progress=False)

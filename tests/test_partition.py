@@ -8,6 +8,7 @@ from torch import nn
 
 from latentds.analysis.partition import (classifier_net, derangement, predictor_net, predictor_probe,
                                          regeneration_error)
+from latentds.zoo.capabilities import Capabilities
 
 
 def _layers(net):
@@ -39,7 +40,7 @@ def test_the_predictor_is_the_documents_512_256_256_512_with_batch_norm_and_no_a
 class _Loud(nn.Module):
     """A stand-in partitioned model whose image shows s ten times louder than z, nonlinearly."""
 
-    is_partitioned = True
+    capabilities = Capabilities(partitioned=True)
 
     def __init__(self):
         super().__init__()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from markupsafe import escape
 
 from latentds.analysis.probes import run
-from latentds.analysis.registry import NEEDS, PROBE_MODULES, PROBES, Skip, probe, unregister
+from latentds.analysis.registry import NEEDS, PROBE_MODULES, PROBES, Skip, probe
 from latentds.analysis.registry import registered as registered_probes
 from latentds.analysis.report import write_report
 from latentds.cli import main
@@ -45,7 +45,7 @@ def registered():
 
     yield register
     for name in names:
-        unregister(name)
+        PROBES.pop(name)
     assert tuple(PROBES) == BUILT_IN
 
 

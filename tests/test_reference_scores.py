@@ -21,6 +21,8 @@ import latentds
 from latentds.analysis.disentanglement import scores
 from latentds.errors import InvalidParameterError
 
+pytestmark = pytest.mark.slow  # every test here fits the reference implementation's scores
+
 N = 600  # points; scores() trains DCI and SAP on a seeded 80 % of them, as the reference does on its train set
 VALUES = (3, 4, 2)  # discrete factors and their number of values, as in dSprites-like data
 

@@ -81,8 +81,8 @@ def test_a_test_family_and_a_test_dataset_do_not_leak_into_the_global_registries
                 super().__init__(config)
                 self.w = torch.nn.Parameter(torch.zeros(1))
 
-            def loss(self, batch, group="model", step=0):
-                return {"loss": self.w.sum()}
+            def losses(self, batch, step=0):
+                return {"model": {"loss": self.w.sum()}}
 
         class Throwaway(PublicDataset, name="test_throwaway_scoped"):
             root_help = "anywhere"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from latentds.render.factors import sample_labels
 
@@ -52,6 +53,7 @@ def _hashes(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_fresh_processes_with_different_memory_layouts_render_the_same_bytes():
     """Both render paths, in two processes that differ in hash seed, memory layout, llvmpipe threads and
     LATENTDS_RENDER_PATH: the same bytes everywhere."""

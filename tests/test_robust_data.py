@@ -70,6 +70,7 @@ def _lost(text: str) -> dict[str, int]:
 
 # --- 1. a flipped byte in a PNG or a JSON member --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_flipped_png_byte_costs_only_its_sample_and_never_crashes(phi_set, tmp_path, capfd):
     """torchvision's decoder segfaulted on this (the worker died; with num_workers=0 the whole process)."""
     _, out = phi_set
@@ -86,6 +87,7 @@ def test_a_flipped_png_byte_costs_only_its_sample_and_never_crashes(phi_set, tmp
         list(_loader(load_shards(damaged, strict=True), 1))
 
 
+@pytest.mark.slow
 def test_a_flipped_json_byte_costs_only_its_sample(phi_set, tmp_path):
     """It used to end the stream with a JSONDecodeError."""
     _, out = phi_set
@@ -237,6 +239,7 @@ def fuzz_set(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_fuzz_flipped_bytes_never_crash_and_every_loss_is_reported(fuzz_set, tmp_path, capfd):
     rng = random.Random(20240909)
     damaged = _copy(fuzz_set, tmp_path / "fuzzed")

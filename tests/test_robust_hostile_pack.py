@@ -201,6 +201,7 @@ def test_sprites_declaring_absurd_frame_counts_are_refused_before_allocating(tmp
 
 # --- the lock file -------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_symlink_planted_as_the_lock_file_is_refused_and_its_target_untouched(tmp_path):
     victim = tmp_path / "precious.txt"
     victim.write_text("a user's file\n")

@@ -108,6 +108,7 @@ HOLD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_held_lock_refuses_a_second_producer_and_a_dead_holders_lock_is_taken_over(phi_set, tmp_path):
     from latentds.errors import DirectoryBusyError
     from latentds.shardsets.lock import read_holder
@@ -134,6 +135,7 @@ def test_a_held_lock_refuses_a_second_producer_and_a_dead_holders_lock_is_taken_
     assert report.done == 0 and not (out / LOCK).exists() and tree_bytes(out) == before
 
 
+@pytest.mark.slow
 def test_a_stale_lock_file_is_taken_over_and_locks_nest(tmp_path):
     from latentds.shardsets.lock import DirectoryLock, read_holder
 
@@ -147,6 +149,7 @@ def test_a_stale_lock_file_is_taken_over_and_locks_nest(tmp_path):
     assert not (tmp_path / LOCK).exists()
 
 
+@pytest.mark.slow
 def test_a_forked_child_does_not_keep_the_lock(tmp_path):
     import multiprocessing as mp
 
@@ -204,6 +207,7 @@ SLOW = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_workers_die_when_the_producer_is_killed(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW)
     pids = tmp_path / "pids"
@@ -249,6 +253,7 @@ def test_die_with_parent_as_a_dataloader_worker_init_fn(tmp_path):
         proc.wait()
 
 
+@pytest.mark.slow
 def test_a_second_render_is_refused_and_sigterm_stops_the_first_like_ctrl_c(tmp_path):
     out = tmp_path / "r"
     args = ["render", "--phi", "--n", "6000", "--size", "16", "--shard-size", "100", "--workers", "2", "--quiet",

@@ -66,6 +66,7 @@ def test_train_and_analyze_refuse_a_directory_another_process_writes(shards, tmp
         holder.communicate("")
 
 
+@pytest.mark.slow
 def test_a_failed_fresh_run_leaves_no_directory_or_lock_behind(shards, tmp_path):
     run = tmp_path / "new" / "run"
     result = CliRunner().invoke(main, ["train", "zoo/vae", "--data", str(shards), "--out", str(run), *TRAIN,
@@ -74,14 +75,16 @@ def test_a_failed_fresh_run_leaves_no_directory_or_lock_behind(shards, tmp_path)
     assert not run.exists()
 
 
+@pytest.mark.slow
 def test_train_dataloader_workers_die_with_their_parent():
     from latentds.shardsets.processes import DieWithParent
-    from latentds.zoo.trainer import _loader
+    from latentds.zoo.loop import loader
 
-    assert isinstance(_loader([], 2, torch.device("cpu")).worker_init_fn, DieWithParent)
-    assert _loader([], 0, torch.device("cpu")).worker_init_fn is None
+    assert isinstance(loader([], 2, torch.device("cpu")).worker_init_fn, DieWithParent)
+    assert loader([], 0, torch.device("cpu")).worker_init_fn is None
 
 
+@pytest.mark.slow
 def test_ddp_with_a_truncated_shard_ends_every_epoch_together(shards, tmp_path):
     """Rank 1's shard is cut short, so it has fewer batches than rank 0: without agreement rank 0 waits forever in
     its next all-reduce."""
@@ -105,6 +108,7 @@ def test_ddp_with_a_truncated_shard_ends_every_epoch_together(shards, tmp_path):
     assert 0 < steps < 12  # fewer than the 6 steps per epoch of the intact set, and no hang
 
 
+@pytest.mark.slow
 def test_rendering_then_training_in_one_process_does_not_crash(tmp_path):
     """Mesa's llvmpipe and triton (imported by torchvision) each load an LLVM; triton after Mesa segfaulted."""
     code = textwrap.dedent(f"""
@@ -117,6 +121,7 @@ def test_rendering_then_training_in_one_process_does_not_crash(tmp_path):
     assert proc.returncode == 0 and "trained after rendering" in proc.stdout, proc.stderr[-1500:]
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_stops_train_cleanly(shards, tmp_path):
     """timeout(1) and job schedulers signal the whole group, DataLoader workers included: the run stops with the
     resume hint and no worker-death traceback."""

@@ -86,14 +86,14 @@ def test_a_run_that_diverges_before_its_first_checkpoint_leaves_nothing(shards, 
 def test_a_non_finite_gradient_of_a_finite_loss_stops_the_run(shards, tmp_path, monkeypatch):
     from latentds.zoo.models.vae import VAE
 
-    original = VAE.loss
+    original = VAE.losses
 
-    def loss(self, batch, group="model", step=0):  # sqrt at 0: value 0, gradient 0 * inf = NaN
-        terms = dict(original(self, batch, group, step))
+    def losses(self, batch, step=0):  # sqrt at 0: value 0, gradient 0 * inf = NaN
+        terms = dict(original(self, batch, step)["model"])
         terms["loss"] = terms["loss"] + torch.sqrt((next(self.parameters()) * 0).sum())
-        return terms
+        return {"model": terms}
 
-    monkeypatch.setattr(VAE, "loss", loss)
+    monkeypatch.setattr(VAE, "losses", losses)
     result = CliRunner().invoke(main, train_args(shards, tmp_path / "run", "--max-steps", "4"))
     one_line_error(result, "training diverged at step 1: the gradient of group 'model' is not finite")
 
@@ -206,7 +206,7 @@ def test_impossible_batch_sizes_are_refused_when_the_stream_is_made(shards):
 # --- the progress bar ----------------------------------------------------------------------------------------------
 
 def test_the_progress_bar_shows_the_discriminators_loss_and_accuracy():
-    from latentds.zoo.trainer import postfix
+    from latentds.zoo.loop import postfix
 
     row = {"step": 10, "epoch": 0, "vae/loss": 5.0, "vae/recon": 4.0, "vae/kl": 1.0, "vae/adversarial": 0.7,
            "discriminator/loss": 0.69, "discriminator/accuracy": 0.5, "updates/vae": 1.0,
@@ -392,6 +392,7 @@ def _descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_workers_leave_at_once_on_sigterm_and_leave_ctrl_c_to_the_main_process():
     """A worker that took SIGTERM as Ctrl-C ended its loop, then waited at exit to flush batches nobody read."""
     code = textwrap.dedent("""

@@ -18,9 +18,11 @@ from click.testing import CliRunner
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
 from latentds.render import RenderSpec, render_shards
-from latentds.zoo.base import HubError, check_hub_reachable, create, load_pretrained, save_sample_grid
+from latentds.zoo.base import HubError, create, load_pretrained, save_sample_grid
+from latentds.zoo.hub import check_hub_reachable
 from latentds.zoo.recipe import load_recipe
-from latentds.zoo.trainer import _device  # before any rendering: triton's LLVM loaded after Mesa's crashes
+from latentds.zoo import trainer  # noqa: F401  (before any rendering: triton's LLVM loaded after Mesa's crashes)
+from latentds.zoo.train_settings import training_device
 
 TINY = ["--set", "model.image_size=16", "--set", "model.width=8", "--set", "model.latent_dim=4",
         "--set", "data.num_workers=0", "--quiet"]
@@ -79,8 +81,8 @@ def test_a_device_index_beyond_the_machine_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(InvalidParameterError, match="has 2 CUDA devices .cuda:0 to cuda:1"):
-        _device("cuda:2", 0)
-    assert _device("cuda:1", 0) == torch.device("cuda", 1)
+        training_device("cuda:2", 0)
+    assert training_device("cuda:1", 0) == torch.device("cuda", 1)
 
 
 @pytest.mark.parametrize("kind", ["text file", "junk tars", "empty tar"])
@@ -168,6 +170,7 @@ def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(damage, shards, ru
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_says_how_to_resume_and_resumes(name, shards, tmp_path):
     out = tmp_path / "run"

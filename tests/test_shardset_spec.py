@@ -89,6 +89,7 @@ def test_a_third_kind_of_shard_set_is_one_class(tmp_path):
         producer.produce_shards(Noise(seed=1), tmp_path, workers=1, progress=False)
 
 
+@pytest.mark.slow
 def test_the_same_bytes_from_worker_processes_for_a_third_kind(tmp_path):
     producer.produce_shards(Noise(n=24), tmp_path / "one", workers=1, progress=False)
     producer.produce_shards(Noise(n=24), tmp_path / "two", workers=2, progress=False)

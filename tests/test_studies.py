@@ -10,6 +10,8 @@ from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.studies import SCALES, load_study, run_study, study_names
 from latentds.zoo.base import load_pretrained
 
+pytestmark = pytest.mark.slow  # every test here runs whole studies (training and analysis)
+
 STUDIES = study_names()
 VERDICTS = ("confirmed", "contradicted", "no measurable difference", "mixed", "not measured", "indicative (1 seed)")
 

@@ -29,6 +29,7 @@ def _samples(seed: int, n: int) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,n", [(0, 0), (1, 1), (2, 7), (3, 120)])
 def test_same_bytes_as_webdataset(seed, n):
     samples = _samples(seed, n)

@@ -14,6 +14,7 @@ from latentds.cli import main
 from latentds.errors import InvalidParameterError
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import HubError, LatentModel, ModelConfig, create, families, load_pretrained
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.recipe import load_recipe, recipe_from_dict
 from latentds.zoo.trainer import train
 
@@ -66,7 +67,7 @@ def tiny_recipe(name, shards, model=None, **train):
 
 
 def data_for(family, tiny_data):
-    return tiny_data[create(family, **TINY[family]).batches]
+    return tiny_data[create(family, **TINY[family]).capabilities.batches]
 
 
 def test_every_family_has_a_tiny_configuration_and_a_recipe():
@@ -82,7 +83,7 @@ def _batch(model, n=8):
 
     x = torch.rand(n, 3, 16, 16) * 2 - 1
     labels = [{"sequence": {"factor": "phi_0" if i < n // 2 else "theta_0"}} for i in range(n)]
-    group = torch.arange(n) // 2 if model.batches == "pairs" else torch.arange(n) // (n // 2)
+    group = torch.arange(n) // 2 if model.capabilities.batches == "pairs" else torch.arange(n) // (n // 2)
     factors = torch.rand(n, len(FACTOR_NAMES)) * 90  # as a cuboid shard set's batches carry them
     return {"image": x, "labels": labels, "group": group, "factors": factors,
             "factor_mask": torch.rand(n, len(FACTOR_NAMES)) < 0.8}
@@ -96,22 +97,22 @@ def test_every_family_decodes_samples_and_has_finite_losses_for_every_group(fami
     x = batch["image"]
     z = model.prior(5)
     assert z.shape == (5, model.config.latent_dim)
-    if model.has_decoder:
+    if model.capabilities.decoder:
         assert model.decode(z).shape == (5, 3, 16, 16) and model.sample(3).shape == (3, 3, 16, 16)
         assert model.decode(z).abs().max() <= 1
     else:
         for attempt in (lambda: model.decode(z), lambda: model.sample(3), lambda: model.reconstruct(x)):
             with pytest.raises(InvalidParameterError, match=f"{family} has no decoder"):
                 attempt()
-    if model.has_encoder:
+    if model.capabilities.encoder:
         assert model.encode(x).shape == (8, model.config.latent_dim)
     else:
         with pytest.raises(InvalidParameterError, match="no encoder"):
             model.encode(x)
-    if model.is_posterior:
+    if model.capabilities.posterior:
         mu, logvar = model.posterior(x)
         assert torch.equal(mu, model.encode(x)) and logvar.shape == mu.shape
-    if model.is_partitioned:
+    if model.capabilities.partitioned:
         parts = model.partition()
         assert parts["s"].stop == parts["z"].start and parts["z"].stop == model.config.latent_dim
     groups = model.parameter_groups()
@@ -189,6 +190,7 @@ def _rows(run):
     return [json.loads(line) for line in open(run / "metrics.jsonl")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family, tiny_data, tmp_path):
     term, ratio, *overrides = FALLING[family]
@@ -202,11 +204,12 @@ def test_a_few_steps_of_training_lower_the_loss_and_leave_a_loadable_run(family,
     if len(groups) > 1:  # how often each group stepped, per logging window
         assert all(0 <= last[f"updates/{g}"] <= 1 for g in groups) and {f"lr/{g}" for g in groups} <= set(last)
     figures = {p.name for p in (run / "figures").iterdir()}
-    assert "loss.png" in figures and ("epoch-003-samples.png" in figures) == model.has_decoder
-    assert ("epoch-003-recon.png" in figures) == (model.has_encoder and model.has_decoder)
+    assert "loss.png" in figures and ("epoch-003-samples.png" in figures) == model.capabilities.decoder
+    assert ("epoch-003-recon.png" in figures) == (model.capabilities.encoder and model.capabilities.decoder)
     assert model.family == family and "## Recipe" in (run / "README.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_resume_continues_as_if_never_stopped(family, tiny_data, tmp_path):
     data = data_for(family, tiny_data)
@@ -227,7 +230,7 @@ def scripted_family():
     with REGISTRY.scope():  # the family leaves the registry afterwards
         class Scripted(LatentModel, family="test_scripted"):
             Config = ModelConfig
-            group_defaults = {"second": {"lr": 0.05}}
+            capabilities = Capabilities(groups=("first", "second"), group_defaults={"second": {"lr": 0.05}})
 
             def __init__(self, config=None):
                 super().__init__(config)
@@ -242,10 +245,10 @@ def scripted_family():
             def parameter_groups(self):
                 return {"first": [self.a], "second": [self.b]}
 
-            def loss(self, batch, group="first", step=0):
-                p = self.a if group == "first" else self.b
+            def losses(self, batch, step=0):
                 # both groups' losses touch `shared` and the other group's parameter: only the group's own may move
-                return {"loss": (p - 1).pow(2).sum() + (self.a * self.b * self.shared).sum() + 0 * self.shared.sum()}
+                return {group: {"loss": (p - 1).pow(2).sum() + (self.a * self.b * self.shared).sum()
+                                + 0 * self.shared.sum()} for group, p in (("first", self.a), ("second", self.b))}
 
             def choose_updates(self, values, step):
                 self.seen.append((step, sorted(values)))
@@ -404,7 +407,7 @@ def test_clamped_units_equal_the_group_mean_and_only_the_varying_factor_moves():
     torch.manual_seed(0)
     batch = {"image": torch.rand(8, 3, 16, 16) * 2 - 1, "group": group,
              "labels": [{"sequence": {"factor": "theta_0"}}] * 4 + [{"sequence": {"factor": "light_azimuth"}}] * 4}
-    assert model.loss(batch)["clamp"] > 0
+    assert model.losses(batch)["model"]["clamp"] > 0
 
 
 def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
@@ -428,6 +431,7 @@ def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     assert missing.exit_code == 2 and "nope" in missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,extra", [(f, ["--set", 'model.update_strategy="inferior"'] if f == "vae_disc" else [])
                                           for f in FAMILIES])
 def test_ddp_under_torchrun_splits_each_epoch_between_ranks(family, extra, tiny_data, tmp_path):
@@ -490,7 +494,7 @@ def test_latentds_sample_draws_from_every_family(family, tmp_path):
     model = create(family, **TINY[family])
     model.save_pretrained(tmp_path / "m")
     result = CliRunner().invoke(main, ["sample", str(tmp_path / "m"), "--n", "4", "--out", str(tmp_path / "s.png")])
-    if not model.has_decoder:  # nothing to sample from: a one-line error, exit code 2, no file
+    if not model.capabilities.decoder:  # nothing to sample from: a one-line error, exit code 2, no file
         assert result.exit_code == 2 and f"{family} has no decoder" in result.stderr, result.output
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.png").exists()
         return
@@ -501,6 +505,7 @@ def test_latentds_sample_draws_from_every_family(family, tmp_path):
         assert grid.size[0] > 2 * 16  # a 2 x 2 grid of 16 px samples
 
 
+@pytest.mark.slow
 def test_held_out_loss_each_epoch_and_tensorboard_logs(tiny_shards, tmp_path):
     recipe = tiny_recipe("vae_disc", tiny_shards, epochs=2)
     recipe = replace(recipe, data=replace(recipe.data, holdout=0.25), train=replace(recipe.train, log="tensorboard"))
@@ -535,6 +540,7 @@ def test_bad_training_settings_are_one_line_errors_and_write_nothing(option, mes
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_analyze_runs_on_a_trained_model_of_every_family(family, tiny_data, tmp_path):
     from latentds.analysis import run as analyze
@@ -543,16 +549,16 @@ def test_analyze_runs_on_a_trained_model_of_every_family(family, tiny_data, tmp_
     trained = train(tiny_recipe(family, data, epochs=1, max_steps=3), tmp_path / "run", progress=False)
     model = latentds.from_pretrained(trained)
     metrics = analyze(model, data, tmp_path / "analysis", probes=["walks", "metrics", "partition", "arithmetic"],
-                      n=32, groups=("ids:0,1,2", "ids:3,4") if not model.has_encoder else None, progress=False)
-    assert ("walks" in metrics) == model.has_decoder and (tmp_path / "analysis" / "report.html").is_file()
-    assert ("metrics" in metrics) == (model.has_encoder and model.has_decoder)
-    assert ("partition" in metrics) == model.is_partitioned
+                      n=32, groups=("ids:0,1,2", "ids:3,4") if not model.capabilities.encoder else None, progress=False)
+    assert ("walks" in metrics) == model.capabilities.decoder and (tmp_path / "analysis" / "report.html").is_file()
+    assert ("metrics" in metrics) == (model.capabilities.encoder and model.capabilities.decoder)
+    assert ("partition" in metrics) == model.capabilities.partitioned
     # from encoded data, or from generated samples chosen by id; nothing to decode without a decoder
-    assert ("arithmetic" in metrics) == model.has_decoder
-    if not model.has_decoder:
+    assert ("arithmetic" in metrics) == model.capabilities.decoder
+    if not model.capabilities.decoder:
         assert set(metrics["skipped"]) == {"walks", "metrics", "partition", "arithmetic"}
         assert all(why == f"{family} has no decoder" for why in metrics["skipped"].values())
-    if model.is_partitioned:
+    if model.capabilities.partitioned:
         assert (tmp_path / "analysis" / "figures" / "swap_grid.png").is_file()
 
 
@@ -574,6 +580,7 @@ def _all_images(shards):
     return next(iter(load_shards(shards, batch_size=96, partial=True)))
 
 
+@pytest.mark.slow
 def test_a_trained_e2e_cnn_predicts_phi_0_on_held_in_data(trained_e2e, tiny_shards):
     from latentds.datasets.cuboids import FACTOR_NAMES
 
@@ -622,13 +629,13 @@ def test_e2e_cnn_masks_absent_factors_and_reports_its_mistakes():
     batch = _batch(model)
     batch["factor_mask"][:] = True
     batch["factor_mask"][:4, FACTOR_NAMES.index("phi_2")] = False  # two-joint chains: no joint 2
-    before = model.loss(batch)
+    before = model.losses(batch)["model"]
     batch["factors"][:4, FACTOR_NAMES.index("phi_2")] = 1e6  # an absent joint's value does not count
-    after = model.loss(batch)
+    after = model.losses(batch)["model"]
     assert set(after) == {"loss", "mse"} and torch.equal(before["mse"], after["mse"])
     assert model.predict(batch["image"]).shape == (8, 2) and model.output_names == ["phi_0", "phi_2"]
     with pytest.raises(InvalidParameterError, match="no cuboid factors.*set model.label") as error:
-        model.loss({"image": batch["image"], "labels": batch["labels"]})
+        model.losses({"image": batch["image"], "labels": batch["labels"]})
     assert len(str(error.value).splitlines()) == 1
     with pytest.raises(InvalidParameterError, match="'phi_9', 'size' are not cuboid factors"):
         create("e2e_cnn", **TINY["e2e_cnn"], targets=["phi_0", "phi_9", "size"])
@@ -641,16 +648,16 @@ def test_e2e_cnn_masks_absent_factors_and_reports_its_mistakes():
 def test_e2e_cnn_classifies_a_label_and_its_card_says_what_its_features_are_for(tiny_data, tmp_path):
     model = create("e2e_cnn", **TINY["e2e_cnn"], label="identity", n_classes=6, targets=["phi_0"])
     batch = _all_images(tiny_data["pairs"])  # a --identities 6 render
-    terms = model.loss(batch)
+    terms = model.losses(batch)["model"]
     assert set(terms) == {"loss", "accuracy"} and torch.isfinite(terms["loss"]) and 0 <= terms["accuracy"] <= 1
     with torch.no_grad():
         probabilities = model.eval().predict(batch["image"])
     assert probabilities.shape == (96, 6) and torch.allclose(probabilities.sum(1), torch.ones(96))
     assert model.output_names[0] == "identity=0"
     with pytest.raises(InvalidParameterError, match="must be an integer 0..2"):
-        create("e2e_cnn", **TINY["e2e_cnn"], label="identity", n_classes=3).loss(batch)
+        create("e2e_cnn", **TINY["e2e_cnn"], label="identity", n_classes=3).losses(batch)
     with pytest.raises(InvalidParameterError, match="no label 'gender'"):
-        create("e2e_cnn", **TINY["e2e_cnn"], label="gender", n_classes=2).loss(batch)
+        create("e2e_cnn", **TINY["e2e_cnn"], label="gender", n_classes=2).losses(batch)
     model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     assert "no decoder" in card and "FID" in card and "feature_network_name" in card and "predict" in card
@@ -689,18 +696,18 @@ def test_subpackages_are_reachable_from_the_package():
 def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
     """The reference (StepLR(step_size=80, gamma=0.1) over the document's 150 epochs): both groups keep 1e-4 up to
     the last step of epoch 79 and run at 1e-5 from the first step of epoch 80, however many steps an epoch has."""
-    from latentds.zoo.trainer import _lr
+    from latentds.zoo.train_settings import learning_rate
 
     recipe = load_recipe("zoo/cycle_vae")
     model = create("cycle_vae", **TINY["cycle_vae"])
     assert recipe.train.epochs == 150 and recipe.train.schedule == "step"
     for group in model.parameter_groups():
-        settings = recipe.train.optim(group, model.group_defaults.get(group))
+        settings = recipe.train.optim(group, model.capabilities.group_defaults.get(group))
         for per_epoch in (1, 7, 703, 1390, 4999):
             horizon = 150 * per_epoch
-            assert _lr(settings, 80 * per_epoch - 1, horizon) == 1e-4
-            assert _lr(settings, 80 * per_epoch, horizon) == pytest.approx(1e-5)
-            assert _lr(settings, horizon - 1, horizon) == pytest.approx(1e-5)
+            assert learning_rate(settings, 80 * per_epoch - 1, horizon) == 1e-4
+            assert learning_rate(settings, 80 * per_epoch, horizon) == pytest.approx(1e-5)
+            assert learning_rate(settings, horizon - 1, horizon) == pytest.approx(1e-5)
 
 
 def test_cycle_vae_training_steps_its_lr_at_the_configured_point(tiny_data, tmp_path):

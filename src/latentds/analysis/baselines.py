@@ -4,17 +4,7 @@ A model that does not beat both has learned no more than the background or the a
 
 from __future__ import annotations
 
-import torch
-
 TRIVIAL = ("background", "mean_image")  # the baselines a model must beat (health.trivial_reconstructions)
-
-
-def trivial_baselines(images: torch.Tensor) -> dict[str, dict]:
-    """{"background" | "mean_image" | "blurred": {"mse", "ssim", "pcc", "foreground_mse", "foreground_ssim"},
-    "foreground_share": float}: each trivial reconstruction of every image (health.image_baselines)."""
-    from latentds.analysis.health import image_baselines  # noqa: PLC0415
-
-    return image_baselines(images.detach().float())
 
 
 def verdict(mse: float, ssim: float, baselines: dict) -> dict:

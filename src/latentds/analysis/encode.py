@@ -1,8 +1,8 @@
 """Encode a dataset once: latents (posterior means) with labels and factors, saved and reused.
 
     codes = encode_dataset(model, "data/varied", n=10_000)
-    codes.latents      # (N, D) float32 posterior means (model.posterior for a model declaring is_posterior,
-                       # else model.encode)
+    codes.latents      # (N, D) float32 posterior means (model.posterior for a model declaring
+                       # Capabilities(posterior=True), else model.encode)
     codes.factors      # (N, K) factor vectors or None; codes.factor_mask alike
     codes.factor_names # the K names of those columns, from the encoded set's factor table (None without factors)
     codes.labels       # N label dicts; codes.keys: N sample keys
@@ -33,6 +33,7 @@ from latentds.analysis.context import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 from latentds.shardsets.atomic import default_mode, partial_name
+from latentds.zoo.capabilities import capabilities_of
 
 MARKER = ".latentds-analysis"  # in every directory analyze (or Codes.save) writes: its files there may be rewritten
 
@@ -161,13 +162,14 @@ def matches(codes: Codes, key: dict) -> bool:
 def encode_dataset(model, data, *, n: int | None = None, batch_size: int = 256, progress: bool = True) -> Codes:
     """Encode the first ``n`` images (all by default) of shard set ``data`` in order with ``model``.
 
-    Uses the capabilities the model declares: a model without ``has_encoder`` is refused; one with
-    ``is_posterior`` gives its posterior means, any other its ``encode``. The factor columns are named by the
+    Uses the capabilities the model declares (``capabilities_of``): a model without an encoder is refused; one
+    with a posterior gives its posterior means, any other its ``encode``. The factor columns are named by the
     stream's factor table (``ShardStream.factor_table``), so analysis names what this data holds."""
-    if not getattr(model, "has_encoder", True):
+    declared = capabilities_of(model)
+    if not declared.encoder:
         raise InvalidParameterError(f"{model.family} has no encoder: encoding probes do not apply to it")
     key = encoding_key(model, data, n)
-    posterior = getattr(model, "is_posterior", False)
+    posterior = declared.posterior
     device = ready(model)
     stream = load_shards(data, batch_size=batch_size, partial=True, size=resize_for(data, model.config.image_size))
     latents, factors, masks, labels, keys = [], [], [], [], []

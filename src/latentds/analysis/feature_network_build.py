@@ -38,7 +38,8 @@ def build(out: Path, *, train_n: int | None = None, epochs: int | None = None, w
     from latentds.render import RenderSpec, render_shards  # noqa: PLC0415
     from latentds.zoo.base import CONFIG, WEIGHTS  # noqa: PLC0415
     from latentds.zoo.recipe import load_recipe  # noqa: PLC0415
-    from latentds.zoo.trainer import CHECKPOINT, train  # noqa: PLC0415
+    from latentds.zoo.run_directory import CHECKPOINT  # noqa: PLC0415
+    from latentds.zoo.trainer import train  # noqa: PLC0415
 
     out = Path(out)
     specs = {"train": RenderSpec("varied", n=train_n or TRAIN_N, size=SIZE, seed=TRAIN_SEED),

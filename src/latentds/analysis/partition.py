@@ -1,7 +1,7 @@
 """Probes for models whose latent splits into a shared part s and a private part z (e.g. the cycle-consistent VAE).
 
-A partitioned model declares ``is_partitioned = True`` and exposes ``partition() -> {"s": slice, "z": slice}`` over
-its latent vector. Probes, as the source document of the cycle-VAE study (a re-implementation of Jha et al. 2018
+A partitioned model declares ``Capabilities(partitioned=True)`` and exposes ``partition() -> {"s": slice, "z":
+slice}`` over its latent vector. Probes, as the source document of the cycle-VAE study (a re-implementation of Jha et al. 2018
 on 2D Sprites) defines and trains them:
 - swap grid: image (i, j) decodes s of row image i with z of column image j;
 - the classifier (``classifier_net``: part width -> 256 -> 256 -> classes, batch norm and LeakyReLU 0.2 after the
@@ -30,11 +30,6 @@ LR, BETAS = 1e-3, (0.9, 0.999)
 EPOCHS, DECAY_AFTER = 100, 0.8  # the reference: 100 epochs, StepLR(step_size=80, gamma=0.1)
 CLASSIFIER_BATCH, PREDICTOR_BATCH = 256, 128
 BOOTSTRAP = 200
-
-
-def is_partitioned(model) -> bool:
-    """Whether the model declares an s/z partition (``LatentModel.is_partitioned``; stand-ins declare it too)."""
-    return bool(getattr(model, "is_partitioned", False))
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from latentds.analysis.context import Context
 from latentds.analysis.labels import most_spread, varying_factors
 from latentds.analysis.registry import Skip, probe
 from latentds.analysis.select import select
+from latentds.zoo.capabilities import capabilities_of
 
 GENERATED = 64  # samples in generated.png, ids 0..63 row-major, for arithmetic on a model without an encoder
 
@@ -26,7 +27,7 @@ def probe_arithmetic(ctx: Context):
 
     from latentds.analysis.arithmetic import apply_vector, attribute_vector  # noqa: PLC0415
 
-    if not ctx.model.has_encoder:
+    if not capabilities_of(ctx.model).encoder:
         return _generated_arithmetic(ctx)
     codes, groups = ctx.need_codes(), ctx.options.groups
     if groups:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from latentds.analysis.context import METRIC_IMAGES, Context
 from latentds.analysis.registry import probe
+from latentds.zoo.capabilities import capabilities_of
 
 
 @probe("health", order=10,
@@ -20,17 +21,18 @@ def probe_health(ctx: Context):
     from latentds.analysis import health  # noqa: PLC0415
 
     model, gates, numbers = ctx.model, {}, {}
+    declared = capabilities_of(model)
     real = ctx.images()[:health.PAIRS]
     data_pairwise, data_spread = health.mean_pairwise_mse(real), health.spread(real)
     numbers["data"] = {"pairwise_mse": data_pairwise, "spread": data_spread, "images": len(real)}
-    if model.has_decoder:
+    if declared.decoder:
         with torch.no_grad():
             samples = model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
         pairwise = health.mean_pairwise_mse(samples)
         numbers["samples"] = {"pairwise_mse": pairwise}
         gates["sample_diversity"] = health.gate("sample_diversity", pairwise / data_pairwise,
                                                 samples=pairwise, data=data_pairwise)
-    if model.has_decoder and ctx.codes is not None:
+    if declared.decoder and ctx.codes is not None:
         metric_real = ctx.images()[:METRIC_IMAGES]
         recon = ctx.reconstructions()[:METRIC_IMAGES]
         baselines = ctx.baselines()
@@ -42,7 +44,7 @@ def probe_health(ctx: Context):
         gates["decoder_sensitivity"] = health.gate("decoder_sensitivity", health.spread(recon) /
                                                    health.spread(metric_real), reconstructions=health.spread(recon),
                                                    data=health.spread(metric_real))
-        if model.is_partitioned:
+        if declared.partitioned:
             gates["swap_grid"] = health.swap_grid_gate(model, real, data_spread, ctx.device)
     if ctx.codes is not None:
         gates["active_units"] = health.active_units(ctx.codes.latents)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from latentds.analysis.context import METRIC_IMAGES, Context, resized
 from latentds.analysis.registry import probe
+from latentds.zoo.capabilities import capabilities_of
 
 WALK_PAIRS, WALK_STEPS, WALK_SEED = 4, 6, 0
 FLOOR_SEED = 0
@@ -64,7 +65,7 @@ def probe_fid(ctx: Context):
 
     real = ctx.images()
     # a model without an encoder (a GAN) has samples but no reconstructions
-    recon = ctx.reconstructions() if ctx.model.has_encoder else None
+    recon = ctx.reconstructions() if capabilities_of(ctx.model).encoder else None
     with torch.no_grad():
         samples = ctx.model.sample(len(real), generator=torch.Generator().manual_seed(0)).float().cpu()
     network, name, prepare, size = _fid_network(ctx)

@@ -24,10 +24,11 @@ declared needs (encoder, decoder, partition, factors, sequences) the model or da
 with the need's reason in the report; one that finds it cannot apply for a reason of its own raises ``Skip`` (a
 skipped probe may still leave figures: ``Skip(reason, figures)``).
 
-The probes follow the capabilities the model declares (``has_encoder``, ``is_posterior``, ``is_partitioned``; see
-latentds.zoo.base). A model without an encoder (e.g. DCGAN) is studied through codes from its prior: ``walks``
-(linear and spherical walks between random codes, as for every model) and ``arithmetic`` on groups of generated
-samples chosen by id from ``generated.png``; the probes that need latents of the data are skipped, saying so.
+The probes follow the capabilities the model declares (its ``Capabilities``: encoder, decoder, posterior,
+partitioned; read through ``latentds.zoo.capabilities.capabilities_of``). A model without an encoder (e.g. DCGAN)
+is studied through codes from its prior: ``walks`` (linear and spherical walks between random codes, as for every
+model) and ``arithmetic`` on groups of generated samples chosen by id from ``generated.png``; the probes that need
+latents of the data are skipped, saying so.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Callable
 
 from latentds.discovery import PackageModules
 from latentds.registry import Registry, qualified_name
+from latentds.zoo.capabilities import capabilities_of
 
 
 class Skip(Exception):
@@ -35,7 +36,7 @@ class Skip(Exception):
 
 
 def _has_decoder(ctx) -> bool:
-    return bool(getattr(ctx.model, "has_decoder", True))
+    return capabilities_of(ctx.model).decoder
 
 
 def _has_encoder(ctx) -> bool:
@@ -43,7 +44,7 @@ def _has_encoder(ctx) -> bool:
 
 
 def _has_partition(ctx) -> bool:
-    return bool(getattr(ctx.model, "is_partitioned", False))
+    return capabilities_of(ctx.model).partitioned
 
 
 def _has_factors(ctx) -> bool:
@@ -75,7 +76,7 @@ NEEDS: dict[str, Need] = {
     "decoder": Need("a decoder (codes -> images)", _has_decoder, "{family} has no decoder"),
     "encoder": Need("an encoder (latents of the data)", _has_encoder,
                     "{family} has no encoder: this probe needs latents of the data"),
-    "partition": Need("an s/z partition of the latent (is_partitioned)", _has_partition,
+    "partition": Need("an s/z partition of the latent (capabilities.partitioned)", _has_partition,
                       "{family} has no s/z partition of its latent"),
     "factors": Need("ground-truth factors (a set whose manifest has a factor table: every render)", _has_factors,
                     "needs ground-truth factors (a shard set whose manifest has a factor table, e.g. any render)"),
@@ -140,11 +141,6 @@ def probe(name: str, *, order: float | None = None, needs: tuple[str, ...] | lis
         return function
 
     return register
-
-
-def unregister(name: str) -> None:
-    """Remove probe ``name`` (for a probe registered for a while, as tests do)."""
-    PROBES.pop(name)
 
 
 def explanation(name: str) -> str:

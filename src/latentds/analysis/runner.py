@@ -23,6 +23,7 @@ from latentds.analysis.context import Context
 from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.registry import Skip, registered
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.zoo.capabilities import capabilities_of
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, options: AnalysisOptions | None = None, *,
@@ -80,7 +81,7 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, options: Analysi
         if noted:  # in the report, not on the terminal
             metrics["warnings"] = noted
         metrics["model"] = {"family": model.family, "latent_dim": model.config.latent_dim,
-                            "has_encoder": bool(model.has_encoder)}
+                            "has_encoder": capabilities_of(model).encoder}
         metrics["data"] = {"source": str(data), "n_encoded": 0 if ctx.codes is None else len(ctx.codes.keys)}
         if ctx.codes is not None and ctx.codes.factor_names:
             from latentds.analysis.labels import CONSTANT_REASON, constant_factors  # noqa: PLC0415
@@ -115,7 +116,7 @@ def cached_codes(ctx: Context, progress: bool):
     from latentds.analysis.encode import LATENTS, Codes, encode_dataset, encoding_key, matches  # noqa: PLC0415
     from latentds.errors import CacheError  # noqa: PLC0415
 
-    if not ctx.model.has_encoder:
+    if not capabilities_of(ctx.model).encoder:
         return None
     if (ctx.out / LATENTS).is_file():
         try:

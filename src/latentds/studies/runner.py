@@ -134,7 +134,8 @@ def _ordered(study: Study) -> list[Run]:
 
 def train_run(run: Run, seed: int, out: Path, paths: dict, device: str | None, progress: bool) -> Path:
     from latentds.zoo.recipe import load_recipe, with_options  # noqa: PLC0415
-    from latentds.zoo.trainer import CHECKPOINT, train  # noqa: PLC0415
+    from latentds.zoo.run_directory import CHECKPOINT  # noqa: PLC0415
+    from latentds.zoo.trainer import train  # noqa: PLC0415
 
     run_dir = out / "runs" / run.name / f"seed-{seed}"
     if (run_dir / FINISHED).is_file():
@@ -181,22 +182,22 @@ def write_card(study: Study, scale: str, run: Run, seed: int, model, run_dir: Pa
     import hashlib  # noqa: PLC0415
 
     from latentds.studies.results import metric  # noqa: PLC0415
-    from latentds.zoo.card import model_card  # noqa: PLC0415
+    from latentds.zoo.card import CardInfo, model_card  # noqa: PLC0415
 
     manifest = Path(paths[run.data]) / "manifest.json"
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "no manifest"
     numbers = {t["metric"]: metric(metrics, t["metric"]) for t in study.tables if run in study.runs_matching(t["runs"])}
-    model.card_info = {
-        "title": f"{model.family}: study {study.name}, run {run.name}, scale {scale}, seed {seed}",
-        "recipe": (run_dir / "recipe.toml").read_text(encoding="utf-8"),
-        "data": f"`{paths[run.data]}` (manifest sha256 {digest}); study `{study.name}` at scale `{scale}`: "
-                f"{study.scales.get(scale, '')}",
-        "metrics": {k: v for k, v in numbers.items() if v is not None},
-        "evaluation": {"task": f"latentds study {study.name} ({scale} scale)", "dataset_type": f"latentds/{run.data}",
-                       "dataset_name": f"{run.data} of study {study.name}, {scale} scale (manifest sha256 {digest})",
-                       "configs": _metric_configs(metrics, numbers)},
-    }
-    write_atomic(run_dir / "README.md", model_card(model))
+    card = CardInfo(
+        title=f"{model.family}: study {study.name}, run {run.name}, scale {scale}, seed {seed}",
+        recipe=(run_dir / "recipe.toml").read_text(encoding="utf-8"),
+        data=f"`{paths[run.data]}` (manifest sha256 {digest}); study `{study.name}` at scale `{scale}`: "
+             f"{study.scales.get(scale, '')}",
+        metrics={k: v for k, v in numbers.items() if v is not None},
+        evaluation={"task": f"latentds study {study.name} ({scale} scale)", "dataset_type": f"latentds/{run.data}",
+                    "dataset_name": f"{run.data} of study {study.name}, {scale} scale (manifest sha256 {digest})",
+                    "configs": _metric_configs(metrics, numbers)},
+    )
+    write_atomic(run_dir / "README.md", model_card(model, card))
 
 
 def _metric_configs(metrics: dict, numbers: dict) -> dict:

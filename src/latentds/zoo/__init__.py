@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {
     "LatentModel": "base", "create": "base", "families": "base", "load_pretrained": "base",
-    "train": "trainer", "load_recipe": "recipe",
+    "train": "trainer", "load_recipe": "recipe", "Capabilities": "capabilities", "CardInfo": "card",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,8 +10,12 @@ A family is one file: a frozen config dataclass and a LatentModel subclass that 
     class VAE(LatentModel, family="vae"):
         Config = VAEConfig
 
-The interface a family implements (the batch it sees, ``parameter_groups`` / ``losses`` / ``choose_updates``, the
-capabilities it declares) and how saving and loading work are written once, in ARCHITECTURE.md, "Models".
+and declares what it can do and trains on as one ``capabilities = Capabilities(...)`` (zoo/capabilities.py; read
+through ``capabilities_of``). The interface a family implements (the batch it sees, ``parameter_groups``, the one
+abstract training method ``losses(batch, step) -> {group: {"loss": ..., other terms}}``, ``choose_updates``) and
+how saving and loading work are written once, in ARCHITECTURE.md, "Models". What the model card says beyond the
+model itself (title, recipe, data, metrics) is passed explicitly, as a card.py ``CardInfo``:
+``save_pretrained(path, model_card_kwargs={"card": CardInfo(...)})`` (the mixin's channel for card arguments).
 Families register in ``REGISTRY`` (a latentds.registry.Registry, filled on first use by importing every module of
 zoo/models: zoo/names.py's ``FAMILY_MODULES``); a Hub id is fetched by zoo/hub.py, which holds all Hub network
 I/O; the card is card.py's.
@@ -26,7 +30,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
@@ -35,12 +39,15 @@ from torch import nn
 from latentds.errors import HubError, InvalidParameterError, OutputDirectoryError, first_line
 from latentds.registry import Registry
 from latentds.shardsets.atomic import atomic_path, default_mode
+from latentds.zoo.capabilities import FORMER_NAMES, Capabilities, capabilities_of
 from latentds.zoo.config import from_dict, to_dict
 from latentds.zoo.finite import nonfinite_tensors
 from latentds.zoo.hub import CONFIG, WEIGHTS, download_model
-from latentds.zoo.hub import check_hub_reachable  # noqa: F401  (importable from here, as before zoo/hub.py had it)
 from latentds.zoo.names import FAMILY_MODULES
 
+
+if TYPE_CHECKING:
+    from latentds.zoo.card import CardInfo
 
 REGISTRY: Registry[type[LatentModel]] = Registry("model family", discover=FAMILY_MODULES)
 
@@ -74,15 +81,9 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
 
     family: ClassVar[str] = ""
     Config: ClassVar[type] = ModelConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()  # what it can do and trains on: zoo/capabilities.py
     summary: ClassVar[str] = ""  # one line for `latentds zoo` and the model card
-    has_encoder: ClassVar[bool] = True
-    has_decoder: ClassVar[bool] = True
-    is_posterior: ClassVar[bool] = False
-    is_partitioned: ClassVar[bool] = False
-    batches: ClassVar[str] = "plain"  # "plain", "pairs" (two samples sharing a label) or "groups" (one factor moves)
-    group_defaults: ClassVar[dict[str, dict]] = {}  # optimiser settings per group over the recipe's [train]
     card_usage: ClassVar[str] = ""  # Markdown for a "## Use" section of the model card, where a family needs one
-    card_info: dict[str, Any]  # recipe, data, metrics: written into the model card by save_pretrained
 
     @property
     def factors_read(self) -> dict[str, int]:
@@ -99,6 +100,13 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
 
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
+        former = sorted(set(FORMER_NAMES) & set(vars(cls)))
+        if former:  # a declaration that would otherwise be ignored without a word
+            raise TypeError(f"{cls.__name__} declares {', '.join(former)} as class attributes: declare capabilities "
+                            f"as capabilities = Capabilities({', '.join(FORMER_NAMES[n] + '=...' for n in former)})")
+        if not isinstance(cls.capabilities, Capabilities):
+            raise TypeError(f"{cls.__name__}.capabilities must be a Capabilities, not "
+                            f"{type(cls.capabilities).__name__}")
         if family:
             REGISTRY.add(family, cls)  # RegistrationError (a TypeError) on an invalid or taken name
             cls.family = family
@@ -110,7 +118,6 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
             raise InvalidParameterError(f"{type(self).__name__} needs a {self.Config.__name__}, "
                                         f"not {type(config).__name__}")
         self.config = replace(config, family=self.family)  # config.json: see _save_pretrained
-        self.card_info = {}
 
     # --- the interface every family implements -----------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,20 +129,15 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
         raise InvalidParameterError(f"{self.family} has no decoder")
 
     @abc.abstractmethod
-    def loss(self, batch: dict | torch.Tensor, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
-        """Named loss terms for a batch (a collated batch dict or an image tensor); ``"loss"`` is the total that
-        ``group``'s optimiser minimises."""
-
     def losses(self, batch: dict | torch.Tensor, step: int = 0) -> dict[str, dict[str, torch.Tensor]]:
-        """The loss terms of every group for one batch: {group: terms}. Families with several groups override
-        this to share one forward pass between them."""
-        return {group: self.loss(batch, group, step) for group in self.parameter_groups()}
-
-    def forward(self, batch: dict | torch.Tensor, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
-        return self.loss(batch, group, step)
+        """The loss terms of every parameter group for one batch (a collated batch dict or an image tensor) at
+        training step ``step``, from one forward pass: {group: {"loss": the total that group's optimiser minimises,
+        other named terms}}, one entry per group of ``parameter_groups`` ({"model": {...}} for one group). The one
+        training method: the trainer, validation and tests all call it."""
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters per optimiser, in update order (one group, "model", unless a family needs more)."""
+        """Parameters per optimiser, in update order (one group, "model", unless a family needs more): the groups
+        its ``Capabilities.groups`` declares, in that order (the trainer checks)."""
         return {"model": list(self.parameters())}
 
     def choose_updates(self, values: dict[str, dict[str, float]], step: int) -> list[str]:
@@ -160,34 +162,40 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
 
     # --- saving and loading: huggingface_hub's ModelHubMixin hooks -------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        """The mixin's save hook (``save_pretrained`` and ``push_to_hub`` call it): model.safetensors (the mixin's
-        PyTorch writer), config.json (``self.config``, family included, as the mixin writes a config: sorted keys,
-        indent 2) and the README.md model card, each replacing an older file. The mixin writes neither a config nor
-        a card where this has written one."""
+        """The mixin's save hook (its ``save_pretrained`` calls it): model.safetensors (the mixin's PyTorch writer)
+        and config.json (``self.config``, family included, as the mixin writes a config: sorted keys, indent 2),
+        each replacing an older file; an older README.md is removed, so that the mixin then writes no config of its
+        own and the card anew from ``generate_model_card``. What the card says beyond the model itself (title,
+        recipe, data, metrics) is passed explicitly, through the mixin's own channel for card arguments:
+        ``model.save_pretrained(path, model_card_kwargs={"card": CardInfo(...)})``."""
         super()._save_pretrained(save_directory)
         default_mode(save_directory / WEIGHTS)
         (save_directory / CONFIG).write_text(json.dumps(to_dict(self.config), sort_keys=True, indent=2),
                                              encoding="utf-8")
-        self.generate_model_card().save(save_directory / "README.md")
+        (save_directory / "README.md").unlink(missing_ok=True)
 
-    def generate_model_card(self, *args, **kwargs) -> ModelCard:
-        """The mixin's card hook: latentds's card (card.py; its metadata is a ModelCardData), whatever template
-        arguments are passed."""
+    def generate_model_card(self, card: CardInfo | None = None, **kwargs) -> ModelCard:
+        """The mixin's card hook (``save_pretrained`` calls it with its ``model_card_kwargs``): latentds's card
+        (card.py; its metadata is a ModelCardData) with what ``card`` (a CardInfo) says; without one the card
+        describes the model alone. Other template arguments are ignored."""
         from latentds.zoo.card import model_card  # noqa: PLC0415
 
-        return ModelCard(model_card(self))
+        return ModelCard(model_card(self, card))
 
-    def push_to_hub(self, repo_id: str, *, private: bool = False, config=None, model_card_kwargs=None) -> str:
-        """Save this model (``save_pretrained``) into a temporary directory and upload it to Hub repo ``repo_id``
-        with zoo/hub.py's ``push_model`` (token and reachability checked first, one-line errors); return the repo
-        URL. ``config`` and ``model_card_kwargs`` (which the mixin's ``save_pretrained(push_to_hub=True)`` passes)
-        are ignored: config.json is always ``self.config``, the card always card.py's."""
+    def push_to_hub(self, repo_id: str, *, private: bool = False, card: CardInfo | None = None, config=None,
+                    model_card_kwargs=None) -> str:
+        """Save this model (``save_pretrained``, its card saying what ``card`` says) into a temporary directory and
+        upload it to Hub repo ``repo_id`` with zoo/hub.py's ``push_model`` (token and reachability checked first,
+        one-line errors); return the repo URL. The mixin's ``save_pretrained(push_to_hub=True)`` passes its
+        ``model_card_kwargs`` (and so their ``card``) on; ``config`` is ignored: config.json is always
+        ``self.config``."""
         import tempfile  # noqa: PLC0415
 
         from latentds.zoo.hub import push_model  # noqa: PLC0415
 
+        card = card if card is not None else (model_card_kwargs or {}).get("card")
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp)
+            self.save_pretrained(tmp, model_card_kwargs={"card": card})
             return push_model(tmp, repo_id, private=private)
 
     @classmethod
@@ -319,7 +327,7 @@ def save_sample_grid(model: LatentModel, n: int, path: str | os.PathLike, *, see
     path, kind = check_grid_file(path)
     if n < 1:
         raise InvalidParameterError(f"--n must be at least 1 (got {n})")
-    if not model.has_decoder:
+    if not capabilities_of(model).decoder:
         raise InvalidParameterError(f"{model.family} has no decoder: it cannot draw samples")
     size, pad = model.config.image_size, GRID_PADDING
     columns = min(n, max(1, math.isqrt(n)))
@@ -359,7 +367,7 @@ def create(name: str, **overrides) -> LatentModel:
     parameters would not fit in the memory free here is refused before anything is allocated (zoo/sizes.py)."""
     from latentds.zoo.sizes import model_memory  # noqa: PLC0415
 
-    cls, config = _family_config(name, overrides)
+    cls, config = family_config(name, **overrides)
     model_memory(cls, config)
     return cls(config)
 
@@ -369,10 +377,12 @@ def plan(name: str, **overrides) -> LatentModel:
     config, its parameter groups and the memory it implies."""
     from latentds.zoo.sizes import meta_model  # noqa: PLC0415
 
-    return meta_model(*_family_config(name, overrides))
+    return meta_model(*family_config(name, **overrides))
 
 
-def _family_config(name: str, overrides: dict):
+def family_config(name: str, **overrides) -> tuple[type[LatentModel], ModelConfig]:
+    """Family ``name``'s class and its config with ``overrides``, strictly checked (unknown keys, wrong types,
+    out-of-range values); nothing is built: what a recipe check needs."""
     cls = REGISTRY.get(name)
     return cls, from_dict(cls.Config, {k: v for k, v in overrides.items() if k != "family"}, where=f"model ({name})")
 

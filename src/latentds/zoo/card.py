@@ -2,28 +2,45 @@
 
 The metadata header is huggingface_hub's ``ModelCardData`` (library, tags and, for a study's run, its measured
 numbers as ``model-index`` eval results, each naming the study, the data and -- for FID -- the feature network), so
-the Hub shows and indexes them; the body is plain Markdown.
+the Hub shows and indexes them; the body is plain Markdown. What the card says beyond the model itself is one
+``CardInfo``, passed explicitly: ``model.save_pretrained(path, model_card_kwargs={"card": CardInfo(...)})`` (the
+trainer's: recipe, data, end-of-training metrics) or ``model_card(model, CardInfo(...))`` (a study's run: its
+measured numbers).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
+from latentds.zoo.capabilities import capabilities_of
 from latentds.zoo.config import to_dict
 
 
-def card_data(model):
-    """The card's ``ModelCardData``. ``model.card_info["evaluation"]`` (a study's run) turns ``metrics`` into
-    model-index results: {"task": ..., "dataset_type": ..., "dataset_name": ...,
+@dataclass(frozen=True)
+class CardInfo:
+    """What a model card says beyond the model itself; every field optional."""
+
+    title: str = ""  # the card's heading (default: the family)
+    recipe: str = ""  # the recipe's TOML
+    data: str = ""  # Markdown naming the data it was trained on
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # {name: value}: a table of the card
+    evaluation: Mapping[str, Any] | None = None  # a study's run: turns ``metrics`` into model-index results (card_data)
+
+
+def card_data(model, card: CardInfo | None = None):
+    """The card's ``ModelCardData``. ``card.evaluation`` (a study's run) turns ``card.metrics`` into model-index
+    results: {"task": ..., "dataset_type": ..., "dataset_name": ...,
     "configs": {metric: config, e.g. the FID feature network}}."""
     from huggingface_hub import EvalResult, ModelCardData  # noqa: PLC0415
 
-    info = model.card_info
-    evaluation = info.get("evaluation")
+    info = card if card is not None else CardInfo()
+    evaluation = info.evaluation
     results = []
     if evaluation:
-        for name, value in (info.get("metrics") or {}).items():
+        for name, value in (info.metrics or {}).items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
             results.append(EvalResult(
@@ -32,19 +49,20 @@ def card_data(model):
                 metric_type=name, metric_name=name, metric_value=float(value),
                 metric_config=(evaluation.get("configs") or {}).get(name)))
     return ModelCardData(library_name="latentds", tags=["latentds", model.family, "latent-space"],
-                         model_name=info.get("title", model.family) if results else None,
+                         model_name=(info.title or model.family) if results else None,
                          eval_results=results or None)
 
 
-def model_card(model) -> str:
-    """Markdown with Hub metadata: family, config, and what ``model.card_info`` says of recipe, data, metrics."""
+def model_card(model, card: CardInfo | None = None) -> str:
+    """Markdown with Hub metadata: family, config, capabilities, and what ``card`` says of recipe, data, metrics."""
     from huggingface_hub import ModelCard  # noqa: PLC0415
 
-    info = model.card_info
+    info = card if card is not None else CardInfo()
+    declared = capabilities_of(model)
     config = json.dumps(to_dict(model.config), indent=2)
     n_params = sum(p.numel() for p in model.parameters())
     parts = [
-        f"# {info.get('title', model.family)}",
+        f"# {info.title or model.family}",
         "",
         f"A `{model.family}` model of [latentds](https://github.com/latentds/latentds) "
         f"({n_params:,} parameters, {model.config.image_size}x{model.config.image_size} RGB images in [-1, 1], "
@@ -52,7 +70,7 @@ def model_card(model) -> str:
         "",
         f"{model.summary}." if model.summary else "",
         "",
-        f"Capabilities: {_capabilities(model)}; trained on {model.batches} batches.",
+        f"Capabilities: {_capabilities(declared)}; trained on {declared.batches} batches.",
         "",
         *(["## Use", "", model.card_usage, ""] if model.card_usage else []),
         "## Loading",
@@ -60,9 +78,9 @@ def model_card(model) -> str:
         "```python",
         "import latentds",
         'model = latentds.from_pretrained("THIS_REPO_OR_DIRECTORY")  # config.json + model.safetensors, no pickle',
-        "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]" if model.has_encoder else
+        "z = model.encode(images)        # images: (N, 3, H, W) in [-1, 1]" if declared.encoder else
         "z = model.prior(16)             # codes from the prior",
-        "x = model.decode(z); samples = model.sample(16)" if model.has_decoder else
+        "x = model.decode(z); samples = model.sample(16)" if declared.decoder else
         "# no decoder: decode, sample and reconstruct raise an error",
         "```",
         "",
@@ -72,22 +90,22 @@ def model_card(model) -> str:
         config,
         "```",
     ]
-    if info.get("data"):
-        parts += ["", "## Data", "", str(info["data"])]
-    if info.get("recipe"):
-        parts += ["", "## Recipe", "", "```toml", str(info["recipe"]).strip(), "```"]
-    if info.get("metrics"):
+    if info.data:
+        parts += ["", "## Data", "", str(info.data)]
+    if info.recipe:
+        parts += ["", "## Recipe", "", "```toml", str(info.recipe).strip(), "```"]
+    if info.metrics:
         rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                         for k, v in info["metrics"].items())
-        heading = "## Metrics (measured by the study)" if info.get("evaluation") else "## Metrics (end of training)"
+                         for k, v in info.metrics.items())
+        heading = "## Metrics (measured by the study)" if info.evaluation else "## Metrics (end of training)"
         parts += ["", heading, "", "| metric | value |", "|---|---|", rows]
     body = "\n".join(parts) + "\n"
-    return str(ModelCard(f"---\n{card_data(model).to_yaml()}\n---\n\n{body}"))
+    return str(ModelCard(f"---\n{card_data(model, info).to_yaml()}\n---\n\n{body}"))
 
 
-def _capabilities(model) -> str:
-    names = [name for name, has in (("encoder", model.has_encoder), ("posterior", model.is_posterior),
-                                    ("s/z partition", model.is_partitioned)) if has]
-    if not model.has_decoder:
+def _capabilities(declared) -> str:
+    names = [name for name, has in (("encoder", declared.encoder), ("posterior", declared.posterior),
+                                    ("s/z partition", declared.partitioned)) if has]
+    if not declared.decoder:
         return ", ".join(names + ["no decoder"])
     return ", ".join(names) if names else "decoder only (no encoder)"

@@ -11,7 +11,9 @@
 
 ``zoo/NAME`` names the packaged ``latentds/zoo/recipes/NAME.toml``; any path to a TOML file works too.
 ``--set section.key=value`` overrides a field (the value is read as TOML, else taken as a string); nested tables
-too: ``--set train.groups.discriminator.lr=1e-4``.
+too: ``--set train.groups.discriminator.lr=1e-4``. A recipe is checked when it is loaded, without building its
+model: the model section against the family's config (``zoo.base.family_config``), every range, and
+[train.groups] against the parameter groups the family declares (``Capabilities.groups``).
 """
 
 from __future__ import annotations
@@ -197,25 +199,27 @@ def recipe_from_dict(name: str, raw: dict, where: str = "recipe") -> Recipe:
     model = dict(raw.get("model", {}))
     if "family" not in model:
         raise InvalidParameterError(f"{where} has no model.family; add one, e.g. family = \"vae\"")
-    from latentds.zoo.base import plan  # noqa: PLC0415  (validates the model section against its config)
+    from latentds.zoo.base import family_config  # noqa: PLC0415  (validates the model section against its config)
 
-    net = plan(model["family"], **model)  # shapes only: nothing allocated for a check
+    family, _ = family_config(model["family"], **model)  # the config checked; no model built
     recipe = Recipe(name=name, description=str(raw.get("description", "")), model=model,
                     data=from_dict(DataConfig, raw.get("data", {}), where=f"{where} [data]"),
                     train=from_dict(TrainConfig, raw.get("train", {}), where=f"{where} [train]"))
-    check(recipe, net)
+    check(recipe, family)
     return recipe
 
 
-def check(recipe: Recipe, model) -> None:
-    """Every value of the recipe in range, and its groups the model's: InvalidParameterError naming the first
-    that is not."""
+def check(recipe: Recipe, family) -> None:
+    """Every value of the recipe in range, and its [train.groups] the parameter groups ``family`` (a model or its
+    class) declares: InvalidParameterError naming the first that is not."""
+    from latentds.zoo.capabilities import capabilities_of  # noqa: PLC0415
+
     recipe.data.check()
     recipe.train.check()
-    groups = list(model.parameter_groups())
+    groups = list(capabilities_of(family).groups)
     unknown = [g for g in recipe.train.groups if g not in groups]
     if unknown:
-        raise InvalidParameterError(f"train.groups.{unknown[0]}: {model.family} has no parameter group "
+        raise InvalidParameterError(f"train.groups.{unknown[0]}: {family.family} has no parameter group "
                                     f"{unknown[0]!r}; its groups: {', '.join(groups)}")
 
 

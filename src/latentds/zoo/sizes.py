@@ -18,6 +18,7 @@ import dataclasses
 import torch
 
 from latentds.errors import InvalidParameterError, first_line
+from latentds.zoo.capabilities import capabilities_of
 
 GB = 1e9
 # bytes per parameter while training: the weight, its gradient and Adam's two moments (fp32)
@@ -96,9 +97,9 @@ def activation_elements(meta: torch.nn.Module, batch_size: int) -> int | None:
     c = meta.config
     try:
         with torch.no_grad():
-            if meta.has_encoder:
+            if capabilities_of(meta).encoder:
                 meta.encode(torch.empty(batch_size, c.channels, c.image_size, c.image_size, device="meta"))
-            if meta.has_decoder:
+            if capabilities_of(meta).decoder:
                 meta.decode(torch.empty(batch_size, c.latent_dim, device="meta"))
     except Exception:  # noqa: BLE001  (an estimate only: a family that cannot run on meta is checked by size alone)
         return None

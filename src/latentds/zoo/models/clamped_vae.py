@@ -3,7 +3,7 @@ which one factor moves.
 
 The recipe assigns ``units_per_factor`` latent units to each name of ``factors`` in order (factor k owns units
 k*u .. k*u+u-1); the remaining units are free. Batches are groups of a ``latentds render --sequence`` set
-(``batches = "groups"``): within a group only one factor varies. Every unit not owned by that factor -- the other
+(``Capabilities(batches="groups")``): within a group only one factor varies. Every unit not owned by that factor -- the other
 factors' and the free ones -- is replaced by its mean over the group before decoding, so only the varying factor's
 units can explain the differences between the group's images, and clamp_weight x the squared distance of those
 units to their group mean pulls the encoder's codes together (DC-IGN's "clamped" gradient, as a loss).
@@ -19,6 +19,7 @@ import torch
 
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import images
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
 
 
@@ -44,8 +45,7 @@ class ClampedVAE(VAE, family="clamped_vae"):
 
     Config = ClampedVAEConfig
     summary = "clamped VAE (DC-IGN, Kulkarni et al. 2015): units per factor, trained on one-factor sequence groups"
-    is_posterior = True
-    batches = "groups"
+    capabilities = Capabilities(posterior=True, batches="groups")
 
     def units(self, factor: str) -> slice | None:
         """The latent units owned by ``factor`` (None if the model has none for it)."""
@@ -69,7 +69,7 @@ class ClampedVAE(VAE, family="clamped_vae"):
         mask = clamped[group]
         return torch.where(mask, means[group], z), mask
 
-    def loss(self, batch, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+    def losses(self, batch, step: int = 0) -> dict[str, dict[str, torch.Tensor]]:
         c = self.config
         x = images(batch)
         mu, logvar = self.posterior(x)
@@ -84,7 +84,8 @@ class ClampedVAE(VAE, family="clamped_vae"):
             clamp = torch.zeros((), device=x.device)
         recon = (self.decoder(z) - x).pow(2).flatten(1).sum(1).mean()
         kl = kl_normal(mu, logvar)
-        return {"loss": recon + c.beta * kl + c.clamp_weight * clamp, "recon": recon, "kl": kl, "clamp": clamp}
+        return {"model": {"loss": recon + c.beta * kl + c.clamp_weight * clamp, "recon": recon, "kl": kl,
+                          "clamp": clamp}}
 
 
 def _group_factors(labels, ids: torch.Tensor) -> list[str]:

@@ -2,7 +2,7 @@
 
 The encoder gives s (the specified factor, e.g. identity; deterministic, ``class_dim``) and q(z | x) (everything
 else, ``style_dim``); the decoder takes (s, z). The latent vector is [s, z]: ``partition()`` says where each lies.
-It trains on pairs of images sharing the specified label (``batches = "pairs"``), in two parameter groups as the
+It trains on pairs of images sharing the specified label (``Capabilities(batches="pairs")``), in two parameter groups as the
 reference implementation (github.com/ananyahjha93/cycle-consistent-vae) does:
 - ``autoencoder`` (encoder + decoder), the forward cycle: each image of a pair is reconstructed from its own z and
   its partner's s (s must carry what the pair shares), reconstruction_weight x mean squared error, plus
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import LatentModel, ModelConfig, images
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.models.vae import reparameterise
 from latentds.zoo.nets import ConvDecoder, ConvEncoder, running_stats_frozen
 
@@ -54,9 +55,8 @@ class CycleVAEConfig(ModelConfig):
 class CycleVAE(LatentModel, family="cycle_vae"):
     Config = CycleVAEConfig
     summary = "cycle-consistent VAE (Jha et al. 2018): s (identity) / z (style) split, trained on same-identity pairs"
-    is_posterior = True
-    is_partitioned = True
-    batches = "pairs"
+    capabilities = Capabilities(posterior=True, partitioned=True, batches="pairs",
+                                groups=("autoencoder", "reverse_cycle"))
 
     def __init__(self, config: CycleVAEConfig | None = None):
         super().__init__(config)
@@ -124,9 +124,6 @@ class CycleVAE(LatentModel, family="cycle_vae"):
             reverse = F.l1_loss(self.split(a)[1], self.split(b)[1])
         return {"autoencoder": {"loss": c.reconstruction_weight * recon + c.kl_weight * kl, "recon": recon, "kl": kl},
                 "reverse_cycle": {"loss": c.reverse_cycle_weight * reverse, "reverse_cycle": reverse}}
-
-    def loss(self, batch, group: str = "autoencoder", step: int = 0) -> dict[str, torch.Tensor]:
-        return self.losses(batch, step)["autoencoder" if group == "model" else group]
 
     @torch.no_grad()
     def _track(self, s: torch.Tensor, momentum: float = 0.01) -> None:

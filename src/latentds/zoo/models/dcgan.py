@@ -39,6 +39,7 @@ from torch import nn
 
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import LatentModel, ModelConfig, images
+from latentds.zoo.capabilities import Capabilities
 
 UPSAMPLINGS = 4  # the compact networks' stride-2 stages
 START = 8  # the document's networks: the generator's first and the discriminator's last side
@@ -129,7 +130,7 @@ def keras_init(module: nn.Module) -> None:
 class DCGAN(LatentModel, family="dcgan"):
     Config = DCGANConfig
     summary = "DCGAN (Radford et al. 2016), 128 px, latent 100: generator + discriminator, no encoder"
-    has_encoder = False
+    capabilities = Capabilities(encoder=False, groups=("generator", "discriminator"))
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__(config)
@@ -156,6 +157,3 @@ class DCGAN(LatentModel, family="dcgan"):
                    + F.binary_cross_entropy_with_logits(detached_logits, torch.zeros_like(detached_logits)))
         accuracy = torch.cat([(real_logits > 0).float(), (detached_logits < 0).float()]).mean()
         return {"generator": {"loss": g}, "discriminator": {"loss": d, "accuracy": accuracy}}
-
-    def loss(self, batch, group: str = "generator", step: int = 0) -> dict[str, torch.Tensor]:
-        return self.losses(batch, step)["generator" if group == "model" else group]

@@ -45,6 +45,7 @@ from latentds.errors import InvalidParameterError
 from latentds.render.factors import FACTORS
 from latentds.shardsets.manifest import file_sha256
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, ModelConfig, factor_list, images
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.nets import ConvEncoder
 
 HASH_DIGITS = 12
@@ -101,7 +102,7 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
     Config = E2ECNNConfig
     summary = ("end-to-end CNN: regresses cuboid factors (or classifies a label) from images; the FID feature "
                "network and the probes' ceiling")
-    has_decoder = False
+    capabilities = Capabilities(decoder=False)
     card_usage: ClassVar[str] = (
         "An end-to-end CNN trained directly on the images, with no decoder (`decode` and `sample` raise). "
         "`model.predict(images)` gives its predictions in the targets' units (class probabilities with "
@@ -162,7 +163,11 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         out = self.logits(x).float()
         return out.softmax(1) if self.config.label else out * self.span + self.low
 
-    def loss(self, batch, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+    def losses(self, batch, step: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+        return {"model": self._terms(batch)}
+
+    def _terms(self, batch) -> dict[str, torch.Tensor]:
+        """The one group's terms: cross-entropy and accuracy (``label``) or the masked regression MSE."""
         c = self.config
         x = images(batch)
         if c.label:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from latentds.zoo.base import LatentModel, ModelConfig, images
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.nets import ConvDecoder, ConvEncoder
 
 
@@ -23,7 +24,7 @@ class VAEConfig(ModelConfig):
 class VAE(LatentModel, family="vae"):
     Config = VAEConfig
     summary = "VAE (Kingma & Welling 2014): conv encoder/decoder, latent 128, summed squared error + KL"
-    is_posterior = True
+    capabilities = Capabilities(posterior=True)
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config)
@@ -42,13 +43,13 @@ class VAE(LatentModel, family="vae"):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def loss(self, batch, group: str = "model", step: int = 0) -> dict[str, torch.Tensor]:
+    def losses(self, batch, step: int = 0) -> dict[str, dict[str, torch.Tensor]]:
         x = images(batch)
         mu, logvar = self.posterior(x)
         z = reparameterise(mu, logvar)
         recon = (self.decoder(z) - x).pow(2).flatten(1).sum(1).mean()
         kl = kl_normal(mu, logvar)
-        return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}
+        return {"model": {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}}
 
 
 def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import factor_list, images
+from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
 from latentds.zoo.nets import ConvEncoder
 
@@ -62,8 +63,8 @@ class VAEDisc(VAE, family="vae_disc"):
 
     Config = VAEDiscConfig
     summary = "VAE + adversarial discriminator (update strategies both/inferior/probabilistic/accuracy, triplet loss)"
-    is_posterior = True
-    group_defaults = {"discriminator": {"lr": 2e-4, "betas": (0.5, 0.999)}}
+    capabilities = Capabilities(posterior=True, groups=("vae", "discriminator"),
+                                group_defaults={"discriminator": {"lr": 2e-4, "betas": (0.5, 0.999)}})
 
     def __init__(self, config: VAEDiscConfig | None = None):
         super().__init__(config)
@@ -114,9 +115,6 @@ class VAEDisc(VAE, family="vae_disc"):
                         + F.binary_cross_entropy_with_logits(detached_logits, torch.zeros_like(detached_logits)))
         accuracy = torch.cat([(real_logits > 0).float(), (detached_logits < 0).float()]).mean()
         return {"vae": vae, "discriminator": {"loss": d_loss, "accuracy": accuracy}}
-
-    def loss(self, batch, group: str = "vae", step: int = 0) -> dict[str, torch.Tensor]:
-        return self.losses(batch, step)["vae" if group == "model" else group]
 
     def choose_updates(self, values: dict[str, dict[str, float]], step: int) -> list[str]:
         strategy = self.config.update_strategy
