@@ -3,9 +3,9 @@ which one factor moves.
 
 The recipe assigns ``units_per_factor`` latent units to each name of ``factors`` in order (factor k owns units
 k*u .. k*u+u-1); the remaining units are free. Batches are groups of a ``latentds render --sequence`` set
-(``Capabilities(batches="groups")``): within a group only one factor varies. Every unit not owned by that factor -- the other
-factors' and the free ones -- is replaced by its mean over the group before decoding, so only the varying factor's
-units can explain the differences between the group's images, and clamp_weight x the squared distance of those
+(``Capabilities(batches="groups")``): within a group only one factor varies. Every unit not owned by that
+factor -- the other factors' and the free ones -- is replaced by its mean over the group before decoding, so only
+the varying factor's units can explain the differences between the group's images, and clamp_weight x the squared distance of those
 units to their group mean pulls the encoder's codes together (DC-IGN's "clamped" gradient, as a loss).
 A group whose factor the model does not own clamps every unit (like DC-IGN's batches of a factor left free).
 Loss: summed squared error + beta * KL + clamp_weight * clamp term.

@@ -2,8 +2,8 @@
 
 The encoder gives s (the specified factor, e.g. identity; deterministic, ``class_dim``) and q(z | x) (everything
 else, ``style_dim``); the decoder takes (s, z). The latent vector is [s, z]: ``partition()`` says where each lies.
-It trains on pairs of images sharing the specified label (``Capabilities(batches="pairs")``), in two parameter groups as the
-reference implementation (github.com/ananyahjha93/cycle-consistent-vae) does:
+It trains on pairs of images sharing the specified label (``Capabilities(batches="pairs")``), in two parameter
+groups as the reference implementation (github.com/ananyahjha93/cycle-consistent-vae) does:
 - ``autoencoder`` (encoder + decoder), the forward cycle: each image of a pair is reconstructed from its own z and
   its partner's s (s must carry what the pair shares), reconstruction_weight x mean squared error, plus
   kl_weight x KL(q(z | x) || N(0, I)) per pixel;
