@@ -407,3 +407,31 @@ def test_workers_leave_at_once_on_sigterm_and_leave_ctrl_c_to_the_main_process()
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0 and proc.stdout.strip() == "after SIGINT" and not proc.stderr, proc.stderr
+
+
+def test_a_signal_inside_a_finaliser_or_weakref_callback_is_recorded_and_raised_at_the_next_step():
+    # Python swallows an exception raised in a weakref callback or a __del__ and prints "Exception ignored" with a
+    # traceback: a signal landing there (seen mid-epoch) must stop the run at the next step instead
+    import weakref
+
+    from latentds.shardsets.processes import Terminated
+    from latentds.zoo.agreement import StepAgreement
+
+    class Finalised:
+        def __del__(self):
+            deliver()
+
+    def deliver():  # what the signal handler is given: the frame the signal interrupted
+        try:
+            agree._record(signal.SIGTERM, sys._getframe())
+        except BaseException as e:  # noqa: BLE001
+            raised.append(e)
+
+    for collect in (lambda: Finalised(), lambda: weakref.finalize(type("Key", (), {})(), deliver)):
+        raised = []
+        with pytest.raises(Terminated), StepAgreement(1) as agree:
+            collect()  # collected at once: the "signal" arrives inside its __del__ / weakref callback
+            assert raised == [] and agree.signum == signal.SIGTERM  # recorded, not raised where it is swallowed
+            agree.go(True)  # the next step raises it
+    with pytest.raises(Terminated), StepAgreement(1) as agree:  # anywhere else it raises at once
+        agree._record(signal.SIGTERM, sys._getframe())

@@ -13,7 +13,8 @@ rank then raises what that signal raises in one process (``Terminated``, or Keyb
 next step yet raises at once. The group's timeout bounds a wait for a rank that stopped answering, and a lost rank
 is one line, not a hang or a gloo traceback. In one process (``world == 1``) a signal raises at once, as outside
 the loop, except while DataLoader workers start (``deferred``: an exception raised in an at-fork hook is swallowed
-and printed as "Exception ignored"); it is recorded too, and the next step raises it where Python swallowed it.
+and printed as "Exception ignored") or when it interrupts a weakref callback or a finaliser (the same); it is
+recorded too, and the next step raises it where Python would have swallowed it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import datetime
 import signal
 import threading
+import weakref
 
 import torch
 
@@ -35,6 +37,17 @@ TIMEOUT = datetime.timedelta(minutes=5)  # the longest a rank waits at a step fo
 def stop_error(signum: int) -> KeyboardInterrupt:
     """What a signal raises in a latentds process: KeyboardInterrupt for Ctrl-C, else Terminated(signum)."""
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _swallowing(frame) -> bool:
+    """True when ``frame`` (where a signal arrived) runs inside a weakref callback or a ``__del__``: Python ignores an
+    exception raised there (it prints it and goes on)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename == weakref.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StepAgreement:
@@ -55,7 +68,10 @@ class StepAgreement:
     def _record(self, signum, frame) -> None:
         first = not self.signum
         self.signum = self.signum or signum
-        if not first or (self.group is None and not self.deferring):  # one process, or a second signal: stop now
+        # one process, or a second signal: stop now -- unless the signal interrupted a weakref callback or a
+        # finaliser, where Python swallows the exception and prints it ("Exception ignored ... Traceback"):
+        # there it is only recorded, and the next step raises it
+        if (not first or (self.group is None and not self.deferring)) and not _swallowing(frame):
             raise stop_error(signum)
 
     @contextlib.contextmanager
