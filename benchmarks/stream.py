@@ -48,20 +48,35 @@ def _pngs(data: Path, limit: int | None = None) -> list[bytes]:
     return out
 
 
-def timed_epochs(loader, epochs: int, set_epoch=None) -> list[float]:
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user + system) of this process and of its live children (the DataLoader workers), from /proc:
+    on a shared machine wall-clock rates say more about the neighbours than about the loader."""
+    tick, me, children = os.sysconf("SC_CLK_TCK"), os.getpid(), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12th), stime (13th)
+            children += (int(fields[11]) + int(fields[12])) / tick
+    return time.process_time(), children
+
+
+def timed_epochs(loader, epochs: int, set_epoch=None) -> dict:
+    """The last epoch's images/s (wall) and CPU µs per image, all processes and the workers alone."""
     import torch
 
-    rates = []
     for epoch in range(epochs):
         if set_epoch:
             set_epoch(epoch)
-        t, n = time.perf_counter(), 0
+        t, n, (own, workers) = time.perf_counter(), 0, cpu_seconds()
         for batch in loader:
             images = batch["image"] if isinstance(batch, dict) else batch[0]
             assert images.dtype == torch.float32 and images.shape[1:] == (3, 64, 64)
             n += images.shape[0]
-        rates.append(n / (time.perf_counter() - t))
-    return rates
+        wall, (own2, workers2) = time.perf_counter() - t, cpu_seconds()
+    return {"images_per_s": n / wall, "cpu_us": (own2 - own + workers2 - workers) / n * 1e6,
+            "worker_cpu_us": (workers2 - workers) / n * 1e6}
 
 
 def _minus_one_to_one(images):
@@ -75,7 +90,7 @@ def task_ours(data: Path, workers: int, epochs: int) -> dict:
 
     ds = load_shards(data, batch_size=BATCH, shuffle=SHUFFLE)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-    return {"images_per_s": timed_epochs(loader, epochs, ds.set_epoch)[-1]}
+    return timed_epochs(loader, epochs, ds.set_epoch)
 
 
 def task_webdataset(data: Path, workers: int, epochs: int) -> dict:
@@ -85,7 +100,7 @@ def task_webdataset(data: Path, workers: int, epochs: int) -> dict:
     ds = (wds.WebDataset(_shards(data), shardshuffle=False, empty_check=False).shuffle(SHUFFLE)
           .decode("torchrgb").to_tuple("png", "json").batched(BATCH).map_tuple(_minus_one_to_one, None))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-    return {"images_per_s": timed_epochs(loader, epochs)[-1]}
+    return timed_epochs(loader, epochs)
 
 
 def task_ceiling(data: Path, workers: int, epochs: int) -> dict:
@@ -95,13 +110,14 @@ def task_ceiling(data: Path, workers: int, epochs: int) -> dict:
 
     torch.set_num_threads(1)
     pngs = [torch.frombuffer(bytearray(p), dtype=torch.uint8) for p in _pngs(data)]
-    best = 0.0
+    best, cpu = 0.0, float("inf")
     for _ in range(max(epochs, 2)):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for p in pngs:
             decode_png(p)
         best = max(best, len(pngs) / (time.perf_counter() - t))
-    return {"images_per_s": best}
+        cpu = min(cpu, (time.process_time() - c) / len(pngs) * 1e6)
+    return {"images_per_s": best, "cpu_us": cpu, "worker_cpu_us": cpu}
 
 
 def task_stages(data: Path, workers: int, epochs: int, n: int = 3000) -> dict:
@@ -188,28 +204,37 @@ def measure(data: Path, workers: int, epochs: int, rounds: int, baseline: str | 
     runs = {k: [] for k in kinds}
     for _ in range(rounds):
         for kind, (task, w, src) in kinds.items():
-            runs[kind].append(_run(task, data, w, epochs, src)["images_per_s"])
+            runs[kind].append(_run(task, data, w, epochs, src))
     return {"runs": runs, "stages": _run("stages", data, 0, epochs)}
 
 
 def report(figures: dict, workers: int, n: int, epochs: int, rounds: int) -> None:
+    """images/s (wall, best round) and CPU µs per image (least of the rounds); ratios of both."""
     runs = figures["runs"]
-    best = {k: max(v) for k, v in runs.items()}
+    best = {k: max(r["images_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: min(r["cpu_us"] for r in v) for k, v in runs.items()}
+    worker = {k: min(r["worker_cpu_us"] for r in v) for k, v in runs.items()}
     load = os.getloadavg()[0]
     print(f"{n:,} images of 64x64, batches of {BATCH} float [-1, 1], shuffle {SHUFFLE}, last of {epochs} epochs, "
-          f"best of {rounds} rounds [slowest-fastest]; load average now {load:.1f} on {os.cpu_count()} cores")
-    wds_key, ceiling = f"webdataset, {workers} workers", best["ceiling"]
-    for kind, rates in runs.items():
+          f"{rounds} rounds; load average now {load:.1f} on {os.cpu_count()} cores")
+    print("images/s: wall clock, best round [slowest-fastest]; CPU: µs per image of all processes (least of the "
+          "rounds); ratios: wall (CPU)")
+    wds_key = f"webdataset, {workers} workers"
+    for kind, rs in runs.items():
+        rates = [r["images_per_s"] for r in rs]
         tail = ""
         if kind.endswith(f"{workers} workers") and kind != wds_key:
-            tail = f"  {best[kind] / best[wds_key]:.2f}x plain webdataset"
+            tail = f"  {best[kind] / best[wds_key]:.2f}x ({cpu[wds_key] / cpu[kind]:.2f}x) plain webdataset"
         if kind.endswith("1 worker"):
-            tail = f"  {best[kind] / ceiling:.2f} of the decode-only ceiling"
-        print(f"{kind:28s} {best[kind]:8,.0f} images/s [{min(rates):,.0f}-{max(rates):,.0f}]{tail}")
+            tail = (f"  {best[kind] / best['ceiling']:.2f} ({cpu['ceiling'] / worker[kind]:.2f}, the worker's CPU) "
+                    "of the decode-only ceiling")
+        print(f"{kind:28s} {best[kind]:8,.0f} images/s [{min(rates):,.0f}-{max(rates):,.0f}], CPU {cpu[kind]:4.0f} µs"
+              f" (workers {worker[kind]:.0f}){tail}")
     st = figures["stages"]
     print("1 process, 1 thread, CPU µs per image, each stage in a loop of its own: "
           + ", ".join(f"{k} {v:.0f}" for k, v in st["stages"].items()) + f"; sum {sum(st['stages'].values()):.0f}; "
           f"the whole stream without workers {st['whole']:.0f}; torchvision decode_png alone {st['torchvision_decode']:.0f}")
+    print(json.dumps(figures))
 
 
 def main() -> None:

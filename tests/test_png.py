@@ -157,7 +157,7 @@ def test_the_float_conversion_is_the_old_one_bit_for_bit(value_range):
     every = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16)
     assert torch.equal(to_float(every, value_range), _three_passes(every, value_range))
     hwc = torch.randint(0, 256, (37, 20, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    images = hwc.permute(0, 3, 1, 2)  # what collate hands over; 37 images are several chunks
+    images = hwc.permute(0, 3, 1, 2)  # what collate hands over
     ours = to_float(images, value_range)
     assert ours.is_contiguous() and ours.shape == (37, 3, 20, 24)
     assert torch.equal(ours, _three_passes(images.contiguous(), value_range))

@@ -10,9 +10,10 @@
 What the stream guarantees (the factor vector read along the manifest's factor table, how an epoch is split into
 equal slots across DataLoader workers and DDP ranks, the plain / pairs / groups layouts, the held-out split,
 damaged samples and untrusted shard names) is written once, in ARCHITECTURE.md, "Shard sets" and "Streaming and
-batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG reaches
-torchvision's decoder only when ``png_is_plain`` passed it, anything else goes to PIL; local shards are opened as
-files, never through a URL scheme.
+batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG is inflated and
+checked once and unfiltered by PIL (``shardsets/png.py``; torchvision's crash-prone decoder is not used), an
+unusual one goes to PIL's own decoder; samples are numpy arrays until ``collate`` makes one tensor per batch;
+local shards are opened as files, never through a URL scheme.
 """
 
 from __future__ import annotations
