@@ -171,3 +171,20 @@ def test_a_stream_yields_contiguous_floats_equal_to_the_old_conversion(phi_set):
     for value_range in ("-1,1", "0,1"):
         batch = next(iter(load_shards(out, batch_size=8, value_range=value_range)))["image"]
         assert batch.is_contiguous() and torch.equal(batch, _three_passes(uint8, value_range))
+
+
+def test_batches_cross_from_workers_as_uint8_and_arrive_as_the_same_floats(phi_set):
+    import pickle
+
+    from latentds.datasets.shards import FloatOnArrival
+
+    _, out = phi_set
+    images = torch.randint(0, 256, (4, 5, 6, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+    arrived = pickle.loads(pickle.dumps(FloatOnArrival(images, "-1,1")))
+    assert arrived.dtype == torch.float32 and torch.equal(arrived, _three_passes(images.contiguous(), "-1,1"))
+    ds = load_shards(out, batch_size=4, value_range="0,1")
+    direct = {k: img for b in ds for k, img in zip(b["__key__"], b["image"])}
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    batches = list(loader)
+    assert batches and all(b["image"].dtype == torch.float32 and b["image"].is_contiguous() for b in batches)
+    assert all(torch.equal(img, direct[k]) for b in batches for k, img in zip(b["__key__"], b["image"]))
