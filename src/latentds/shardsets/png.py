@@ -8,16 +8,18 @@ damaged deflate block ("invalid distance too far back"), a damaged zlib header, 
 ("Not enough image data") and a row filter byte of 9 ("bad adaptive filter value") each end in a segmentation
 fault; only too much data passes (a libpng warning). So a check that only verifies chunk CRCs is not enough:
 CRCs catch damage (any flipped byte), but bytes built to carry valid CRCs around a malformed zlib stream would
-still crash libpng. Only inflating the stream proves it sound. Before 0.2 the stream was inflated twice, once to
-check it and again inside libpng, and the check cost as much as the decode.
+still crash libpng. Only inflating the stream proves it sound. Until issue #23 the stream was inflated twice, once
+to check it and again inside libpng, and the check cost as much as the decode.
 
 Now ``plain_png`` inflates it once (``zlib.decompressobj``, bounded by the size the header implies) and checks
 everything libpng would: chunk layout and CRCs, the header, the complete zlib stream with its checksum, the exact
 size, every row filter byte. ``decode_plain_png`` then hands the inflated rows to PIL's C unfilter, wrapped as an
 uncompressed ("stored") zlib stream, so nothing is inflated twice, and PIL raises (never crashes) on anything it
 dislikes. The pixels are the ones libpng gives, byte for byte (tests/test_png.py compares them on every colour
-type). Measured on 64x64 renders, CPU µs per image (benchmarks/stream.py prints them): check + unfilter ~60
-against ~100 for the old check + torchvision decode, and ~60 for torchvision's decode alone with no check at all.
+type). Measured on 64x64 renders, CPU µs per image (benchmarks/stream.py's profile, 2026-12-07, a shared 2-core
+machine): check 57 + unfilter 33 = ~90, against ~130 for the same check + torchvision's decode (77 alone).
+Not chosen: a CRC-only check with PIL inflating and unfiltering the original stream in one go (~55 µs): PIL
+stops after the last row and never reads the Adler-32, so crafted image data could decode to unchecked pixels.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def stored_zlib(rows: bytes, adler: bytes) -> bytes:
 def decode_plain_png(data: bytes) -> np.ndarray | None:
     """A plain PNG (``plain_png``) as a uint8 (H, W, 3) array of its RGB pixels, else None: grey replicated to
     three channels, alpha dropped (not composited), exactly as torchvision's ``decode_image(mode=RGB)`` does.
+    A damaged PNG raises DamagedSampleError (see ``plain_png``).
 
     An array, not a tensor: a batch becomes one tensor when it is collated (a few torch calls per image cost
     more than the rest of this decode's Python; measured ~20 µs an image).
