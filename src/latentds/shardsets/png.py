@@ -17,7 +17,7 @@ size, every row filter byte. ``decode_plain_png`` then hands the inflated rows t
 uncompressed ("stored") zlib stream, so nothing is inflated twice, and PIL raises (never crashes) on anything it
 dislikes. The pixels are the ones libpng gives, byte for byte (tests/test_png.py compares them on every colour
 type). Measured on 64x64 renders, CPU µs per image (benchmarks/stream.py's profile, 2026-12-07, a shared 2-core
-machine): check 57 + unfilter 33 = ~90, against ~130 for the same check + torchvision's decode (77 alone).
+machine): check 46 + unfilter 32 = 78, against 106 for the same check + torchvision's decode (60 alone).
 Not chosen: a CRC-only check with PIL inflating and unfiltering the original stream in one go (~55 µs): PIL
 stops after the last row and never reads the Adler-32, so crafted image data could decode to unchecked pixels.
 """
