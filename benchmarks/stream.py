@@ -1,110 +1,270 @@
-"""Streaming throughput: float batches of 64 from cuboid shards vs the same images as a folder of PNG files.
+"""Streaming throughput: latentds.load_shards against a plain webdataset pipeline and the PNG decode-only ceiling,
+side by side in one run, with a per-stage profile.
 
-    python benchmarks/stream.py [--data DIR] [--n 20000] [--workers 2] [--epochs 2]
+    python benchmarks/stream.py [--data DIR] [--n 10000] [--workers 2] [--epochs 2] [--rounds 3]
+                                [--baseline SRC]   # also time load_shards from another checkout's src (before/after)
 
-Both loaders deliver (64, 3, 64, 64) float32 batches in [-1, 1], shuffled, from DataLoaders with the same number
-of worker processes; ours also delivers every sample's labels and factor vector. Without --data, a --varied
-set of --n images is rendered first (about a minute for 20,000 on 2 cores). Each loader runs --epochs epochs with
-persistent workers; images/s is reported for the first epoch (worker start-up included) and the last.
-First, the per-sample cost of the factor vector compiled from the manifest's factor table (--factors-only: just
-that); latentds 0.1's hand-written cuboid accessor it replaced cost the same, ~3.5-4 µs a sample here.
+Every loader delivers (64, 3, 64, 64) float32 batches in [-1, 1] with a shuffle buffer of 1,000, from DataLoaders
+with persistent workers; ours also delivers every sample's labels and factor vector. The plain pipeline is
+``WebDataset(...).shuffle(1000).decode("torchrgb").to_tuple("png", "json").batched(64)`` then ``x * 2 - 1``.
+The ceiling is torchvision's ``decode_png`` over the PNG bytes already in memory, in one process (no tar, no
+check, no labels, no float). Without --data, a --varied set of --n images is rendered first. Each loader runs in a
+process of its own, one after the other, --rounds times; images/s is the last epoch's, best of the rounds. The
+profile times each stage of one process (one thread, as in a DataLoader worker) in a loop of its own, in CPU µs
+per image. On a shared machine the absolute figures move with the neighbours' load; the ratios, measured side by
+side in one run, are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
-import tarfile
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-import torch
+HERE = Path(__file__).resolve()
+BATCH, SHUFFLE = 64, 1000
 
 
-def timed_epochs(loader, epochs: int, set_epoch=None) -> list[float]:
-    rates = []
+def _shards(data: Path) -> list[str]:
+    return sorted(str(p) for p in data.glob("*.tar"))
+
+
+def _pngs(data: Path, limit: int | None = None) -> list[bytes]:
+    from latentds.datasets.tarstream import tar_samples
+
+    out = []
+    for url in _shards(data):
+        with open(url, "rb") as f:
+            out += [s["png"] for s in tar_samples(f, url)]
+        if limit and len(out) >= limit:
+            return out[:limit]
+    return out
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user + system) of this process and of its live children (the DataLoader workers), from /proc:
+    on a shared machine wall-clock rates say more about the neighbours than about the loader."""
+    tick, me, children = os.sysconf("SC_CLK_TCK"), os.getpid(), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12th), stime (13th)
+            children += (int(fields[11]) + int(fields[12])) / tick
+    return time.process_time(), children
+
+
+def timed_epochs(loader, epochs: int, set_epoch=None) -> dict:
+    """The last epoch's images/s (wall) and CPU µs per image, all processes and the workers alone."""
+    import torch
+
     for epoch in range(epochs):
         if set_epoch:
             set_epoch(epoch)
-        t, n = time.perf_counter(), 0
+        t, n, (own, workers) = time.perf_counter(), 0, cpu_seconds()
         for batch in loader:
             images = batch["image"] if isinstance(batch, dict) else batch[0]
             assert images.dtype == torch.float32 and images.shape[1:] == (3, 64, 64)
             n += images.shape[0]
-        rates.append(n / (time.perf_counter() - t))
-    return rates
+        wall, (own2, workers2) = time.perf_counter() - t, cpu_seconds()
+    return {"images_per_s": n / wall, "cpu_us": (own2 - own + workers2 - workers) / n * 1e6,
+            "worker_cpu_us": (workers2 - workers) / n * 1e6}
 
 
-def factor_vector_cost(n: int = 5000) -> float:
-    """Microseconds per sample of the factor vector of a --varied render's table, over n labels (no rendering)."""
-    import timeit
-
-    from latentds.datasets.factors import FactorVector
-    from latentds.render.factors import FACTORS, sample_labels
-
-    vector = FactorVector([f.as_json(True) for f in FACTORS])
-    labels = [sample_labels("varied", 0, i, 64) for i in range(n)]
-    return min(timeit.repeat(lambda: [vector(lab) for lab in labels], number=1, repeat=5)) / n * 1e6
+def _minus_one_to_one(images):
+    return images.mul_(2).sub_(1)
 
 
-def export_folder(shards: Path, folder: Path) -> int:
-    """The shard set's PNGs as folder/cuboids/KEY.png (ImageFolder wants one sub-folder per class)."""
-    target = folder / "cuboids"
-    target.mkdir(parents=True)
-    n = 0
-    for shard in sorted(shards.glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                if member.name.endswith(".png"):
-                    (target / member.name).write_bytes(tar.extractfile(member).read())
-                    n += 1
-    return n
+def task_ours(data: Path, workers: int, epochs: int) -> dict:
+    import torch
+
+    from latentds.datasets.shards import load_shards
+
+    ds = load_shards(data, batch_size=BATCH, shuffle=SHUFFLE)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+    return timed_epochs(loader, epochs, ds.set_epoch)
+
+
+def task_webdataset(data: Path, workers: int, epochs: int) -> dict:
+    import torch
+    import webdataset as wds
+
+    ds = (wds.WebDataset(_shards(data), shardshuffle=False, empty_check=False).shuffle(SHUFFLE)
+          .decode("torchrgb").to_tuple("png", "json").batched(BATCH).map_tuple(_minus_one_to_one, None))
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+    return timed_epochs(loader, epochs)
+
+
+def task_ceiling(data: Path, workers: int, epochs: int) -> dict:
+    """torchvision's decode_png over every PNG of the set, bytes in memory, one process and one thread."""
+    import torch
+    from torchvision.io import decode_png
+
+    torch.set_num_threads(1)
+    pngs = [torch.frombuffer(bytearray(p), dtype=torch.uint8) for p in _pngs(data)]
+    best, cpu = 0.0, float("inf")
+    for _ in range(max(epochs, 2)):
+        t, c = time.perf_counter(), time.process_time()
+        for p in pngs:
+            decode_png(p)
+        best = max(best, len(pngs) / (time.perf_counter() - t))
+        cpu = min(cpu, (time.process_time() - c) / len(pngs) * 1e6)
+    return {"images_per_s": best, "cpu_us": cpu, "worker_cpu_us": cpu}
+
+
+def task_stages(data: Path, workers: int, epochs: int, n: int = 3000) -> dict:
+    """CPU µs per image of each stage of load_shards, each in a loop of its own, one process, one thread."""
+    import orjson
+    import torch
+
+    from latentds.datasets.shards import collate, load_shards
+    from latentds.datasets.tarstream import tar_samples
+    from latentds.shardsets import png as pngmod
+
+    torch.set_num_threads(1)
+    clock, us = time.process_time, 1e6 / n
+    ds = load_shards(data, batch_size=BATCH)
+    out = {}
+    t = clock()
+    raw = []
+    for url in _shards(data):
+        with open(url, "rb") as f:
+            raw += list(tar_samples(f, url))
+        if len(raw) >= n:
+            break
+    raw = raw[:n]
+    out["tar"] = (clock() - t) * us
+    t = clock()
+    plain = [pngmod.plain_png(s["png"]) for s in raw]
+    out["check (inflate)"] = (clock() - t) * us
+    t = clock()
+    for s in raw:
+        pngmod.decode_plain_png(s["png"])
+    out["decode"] = (clock() - t) * us - out["check (inflate)"]
+    t = clock()
+    labels = [orjson.loads(s["json"]) for s in raw]
+    out["json"] = (clock() - t) * us
+    t = clock()
+    for lab in labels:
+        ds.factors(lab)
+    out["factors"] = (clock() - t) * us
+    decoded = [ds._decode(s) for s in raw]
+    t = clock()
+    batches = [collate(decoded[i:i + BATCH]) for i in range(0, n - BATCH + 1, BATCH)]
+    out["collate"] = (clock() - t) * us
+    t = clock()
+    for b in batches:
+        ds.transform.to_float(b["image"])
+    out["float"] = (clock() - t) * us
+    t = clock()
+    for _ in ds:
+        pass
+    whole = (clock() - t) * 1e6 / ds.epoch_samples()
+    del plain
+    return {"stages": out, "whole": whole, "torchvision_decode": _tv_decode_us(raw)}
+
+
+def _tv_decode_us(raw: list[dict]) -> float:
+    import torch
+    from torchvision.io import decode_png
+
+    t = time.process_time()
+    for s in raw:
+        decode_png(torch.frombuffer(bytearray(s["png"]), dtype=torch.uint8))
+    return (time.process_time() - t) * 1e6 / len(raw)
+
+
+TASKS = {"ours": task_ours, "webdataset": task_webdataset, "ceiling": task_ceiling, "stages": task_stages}
+
+
+def _run(task: str, data: Path, workers: int, epochs: int, src: str | None = None) -> dict:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    command = [sys.executable, str(HERE), "--task", task, "--data", str(data), "--workers", str(workers),
+               "--epochs", str(epochs)]
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(data: Path, workers: int, epochs: int, rounds: int, baseline: str | None) -> dict:
+    kinds = {f"ours, {workers} workers": ("ours", workers, None), "ours, 1 worker": ("ours", 1, None),
+             f"webdataset, {workers} workers": ("webdataset", workers, None), "ceiling": ("ceiling", 0, None)}
+    if baseline:
+        kinds[f"baseline, {workers} workers"] = ("ours", workers, baseline)
+        kinds["baseline, 1 worker"] = ("ours", 1, baseline)
+    runs = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for kind, (task, w, src) in kinds.items():
+            runs[kind].append(_run(task, data, w, epochs, src))
+    return {"runs": runs, "stages": _run("stages", data, 0, epochs)}
+
+
+def report(figures: dict, workers: int, n: int, epochs: int, rounds: int) -> None:
+    """images/s (wall, best round) and CPU µs per image (least of the rounds); ratios of both."""
+    runs = figures["runs"]
+    best = {k: max(r["images_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: min(r["cpu_us"] for r in v) for k, v in runs.items()}
+    worker = {k: min(r["worker_cpu_us"] for r in v) for k, v in runs.items()}
+    load = os.getloadavg()[0]
+    print(f"{n:,} images of 64x64, batches of {BATCH} float [-1, 1], shuffle {SHUFFLE}, last of {epochs} epochs, "
+          f"{rounds} rounds; load average now {load:.1f} on {os.cpu_count()} cores")
+    print("images/s: wall clock, best round [slowest-fastest]; CPU: µs per image of all processes (least of the "
+          "rounds); ratios: wall (CPU)")
+    wds_key = f"webdataset, {workers} workers"
+    for kind, rs in runs.items():
+        rates = [r["images_per_s"] for r in rs]
+        tail = ""
+        if kind.endswith(f"{workers} workers") and kind != wds_key:
+            tail = f"  {best[kind] / best[wds_key]:.2f}x ({cpu[wds_key] / cpu[kind]:.2f}x) plain webdataset"
+        if kind.endswith("1 worker"):
+            tail = (f"  {best[kind] / best['ceiling']:.2f} ({cpu['ceiling'] / worker[kind]:.2f}, the worker's CPU) "
+                    "of the decode-only ceiling")
+        print(f"{kind:28s} {best[kind]:8,.0f} images/s [{min(rates):,.0f}-{max(rates):,.0f}], CPU {cpu[kind]:4.0f} µs"
+              f" (workers {worker[kind]:.0f}){tail}")
+    st = figures["stages"]
+    print("1 process, 1 thread, CPU µs per image, each stage in a loop of its own: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in st["stages"].items()) + f"; sum {sum(st['stages'].values()):.0f}; "
+          f"the whole stream without workers {st['whole']:.0f}; torchvision decode_png alone {st['torchvision_decode']:.0f}")
+    print(json.dumps(figures))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="an existing 64 px cuboid shard set")
-    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--factors-only", action="store_true", help="only time the factor vector")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", default=None, help="a src directory with another latentds to time beside")
+    parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"factor vector from the manifest's table: {factor_vector_cost():.1f} µs a sample")
-    if args.factors_only:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if args.task:
+        print(json.dumps(TASKS[args.task](args.data, args.workers, args.epochs)))
         return
-
-    import torchvision
-    from torchvision.transforms import v2
-
-    from latentds.datasets.shards import load_shards
-    from latentds.render import RenderSpec, render_shards
 
     scratch = Path(tempfile.mkdtemp(prefix="latentds-stream-"))
     try:
         data = args.data
         if data is None:
+            from latentds.render import RenderSpec, render_shards
+
             data = scratch / "shards"
             render_shards(RenderSpec("varied", n=args.n, size=64, shard_size=1000), data, progress=False)
-        n = export_folder(data, scratch / "folder")
-        common = dict(num_workers=args.workers, persistent_workers=args.workers > 0)
-
-        ds = load_shards(data, batch_size=64, shuffle=1000)
-        ours = timed_epochs(torch.utils.data.DataLoader(ds, batch_size=None, **common), args.epochs, ds.set_epoch)
-
-        to_float = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
-        folder = torchvision.datasets.ImageFolder(str(scratch / "folder"), transform=to_float)
-        theirs = timed_epochs(torch.utils.data.DataLoader(folder, batch_size=64, shuffle=True, drop_last=True,
-                                                          **common), args.epochs)
+        n = sum(1 for _ in _pngs(data))
+        figures = measure(data, args.workers, args.epochs, args.rounds, args.baseline)
     finally:
         shutil.rmtree(scratch)
-    print(f"{n:,} images of 64x64, batches of 64, {args.workers} DataLoader workers, {args.epochs} epochs")
-    print(f"latentds.load_shards (shards + labels + factors): first epoch {ours[0]:,.0f} images/s, "
-          f"last {ours[-1]:,.0f} images/s")
-    print(f"torchvision ImageFolder over PNG files:           first epoch {theirs[0]:,.0f} images/s, "
-          f"last {theirs[-1]:,.0f} images/s")
-    print(f"ratio (last epochs): {ours[-1] / theirs[-1]:.2f}x; target >= 3,000 images/s and faster than the folder: "
-          f"{'met' if ours[-1] >= 3000 and ours[-1] > theirs[-1] else 'NOT met'}")
+    report(figures, args.workers, n, args.epochs, args.rounds)
 
 
 if __name__ == "__main__":

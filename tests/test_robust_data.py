@@ -147,7 +147,7 @@ BAD_PNGS = {
 
 @pytest.mark.parametrize("damage", sorted(BAD_PNGS))
 def test_only_fully_checked_pngs_reach_the_native_decoder(damage):
-    from latentds.shardsets.encoders import png_is_plain
+    from latentds.shardsets.png import png_is_plain
 
     good = _good_png()
     assert png_is_plain(good)

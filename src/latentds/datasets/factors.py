@@ -13,7 +13,7 @@ when a row has none), in a small language of its own, parsed (never evaluated as
 ``FactorVector(table)`` compiles every path once (per stream) into flat closures over ``operator.itemgetter``;
 consecutive rows under one prefix (``joints[0].phi``, ``.theta``, ``.lambda``) are read by one lookup, and the
 mask of each pattern of missing entries is built once. A sample costs what the hand-written cuboid accessor it
-replaced did (~3.7 µs for a --varied render's 33 entries; benchmarks/stream.py --factors-only). A path that
+replaced did (~3.7 µs for a --varied render's 33 entries; the "factors" stage of benchmarks/stream.py's profile). A path that
 indexes past the end of a shorter list (a 2-cuboid chain's joint 2) gives value 0 *and* mask False, so no model
 mistakes it for a real 0; any other path that does not fit the labels (a missing key, a wrong type, a colour that
 is not 3 numbers) makes the sample damaged (DamagedSampleError), as a flipped byte in its JSON would.

@@ -10,9 +10,10 @@
 What the stream guarantees (the factor vector read along the manifest's factor table, how an epoch is split into
 equal slots across DataLoader workers and DDP ranks, the plain / pairs / groups layouts, the held-out split,
 damaged samples and untrusted shard names) is written once, in ARCHITECTURE.md, "Shard sets" and "Streaming and
-batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG reaches
-torchvision's decoder only when ``png_is_plain`` passed it, anything else goes to PIL; local shards are opened as
-files, never through a URL scheme.
+batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG is inflated and
+checked once and unfiltered by PIL (``shardsets/png.py``; torchvision's crash-prone decoder is not used), an
+unusual one goes to PIL's own decoder; samples are numpy arrays until ``collate`` makes one tensor per batch;
+local shards are opened as files, never through a URL scheme.
 """
 
 from __future__ import annotations
@@ -33,26 +34,19 @@ import torch
 import webdataset as wds
 from braceexpand import braceexpand
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2.functional import horizontal_flip
 from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
 from latentds.datasets.cuboids import cuboid_vector, is_cuboid_labels
 from latentds.datasets.factors import FactorVector, expand_table
 from latentds.datasets.tarstream import tar_samples
-from latentds.datasets.transforms import ImageTransform
+from latentds.datasets.transforms import ImageTransform, to_float
 from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
 from latentds.shardsets.manifest import MANIFEST, read_manifest, unfinished_message
-from latentds.shardsets.encoders import png_is_plain
+from latentds.shardsets.png import decode_plain_png
 
 BATCHES = ("plain", "pairs", "groups")
 SPLITS = ("train", "validation")
-
-# torchvision 0.29 (pinned) deprecates its image decoders in favour of TorchCodec and warns on every call; its
-# PNG decoder is still faster than PIL + numpy here. Silence that one warning, nothing else.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
 
 
 class ShardWarning(UserWarning):
@@ -259,6 +253,18 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
     """Raw sample -> {"image": uint8 tensor (3,H,W), "labels": dict, "__key__", "__url__"} plus, when present,
     "depth" (float32 H,W), "mask" (uint8 H,W) and, when the manifest has a factor table, "factors"/"factor_mask".
 
+    ``decode_arrays`` with the arrays as tensors (what a stream yields, converted to float, when not batching).
+    """
+    return as_tensors(decode_arrays(sample, transform, manifest, factors))
+
+
+def decode_arrays(sample: dict, transform: ImageTransform, manifest: dict | None = None,
+                  factors: FactorVector | None = None) -> dict:
+    """Raw sample -> {"image": uint8 array (H,W,3), "labels": dict, "__key__", "__url__"} plus, when present,
+    "depth" (float32 H,W), "mask" (uint8 H,W) and, when the manifest has a factor table, "factors"/"factor_mask",
+    all numpy arrays: ``collate`` makes one tensor of each per batch (torch calls per sample cost more than the
+    rest of the decode's Python).
+
     The image stays uint8 here; ``ShardStream`` converts it to float (per batch when batching). Damaged members
     raise (DamagedSampleError, or what PIL, orjson or numpy raise); nothing crashes the process. With the set's
     ``manifest``, a sample must also fit it (its image size; labels holding every factor of its table), so that
@@ -266,42 +272,51 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
     FactorVector (pass it when decoding many samples; else it is compiled here, per call).
     """
     png = sample["png"]
-    if not transform.geometric and png_is_plain(png):
-        # torchvision's PNG decoder straight to a (3,H,W) tensor: faster than PIL + numpy, but it crashes the
-        # process on bad data (DEPENDENCIES.md), so it only gets PNGs that png_is_plain checked in full.
-        pixels = decode_image(torch.frombuffer(bytearray(png), dtype=torch.uint8), mode=ImageReadMode.RGB)
-        if transform.flip and torch.rand(()) < 0.5:
-            pixels = horizontal_flip(pixels)
+    pixels = None if transform.geometric else decode_plain_png(png)
+    if pixels is not None:
+        # inflated and checked once (shardsets/png.py), unfiltered by PIL: no crash-prone decoder involved
+        if transform.flip and torch.rand(()) < 0.5:  # the same draw of torch's generator as the careful way
+            pixels = pixels[:, ::-1]
     else:
         with Image.open(io.BytesIO(png)) as image:
             image.load()
-            pixels = transform.uint8(image)
+            pixels = transform.array(image)
     out = {"__key__": sample["__key__"], "__url__": sample.get("__url__", ""), "image": pixels}
     labels = orjson.loads(sample["json"]) if "json" in sample else {}
     if not isinstance(labels, dict):
         raise DamagedSampleError(f"its labels are a JSON {type(labels).__name__}, not an object")
     out["labels"] = labels
     if "depth.npy" in sample:
-        out["depth"] = torch.from_numpy(np.load(io.BytesIO(sample["depth.npy"]), allow_pickle=False))
+        out["depth"] = np.load(io.BytesIO(sample["depth.npy"]), allow_pickle=False)
     if "mask.png" in sample:
         with Image.open(io.BytesIO(sample["mask.png"])) as mask:
-            out["mask"] = torch.from_numpy(np.array(mask, dtype=np.uint8))
+            out["mask"] = np.array(mask, dtype=np.uint8)
     if factors is None and manifest and manifest.get("factors"):
         factors = FactorVector.of(manifest)
     elif factors is None and not manifest and is_cuboid_labels(labels):  # a render streamed without its manifest
         factors = cuboid_vector()
     if factors is not None:
-        values, present = factors(labels)
-        out["factors"], out["factor_mask"] = torch.from_numpy(values), torch.from_numpy(present)
+        out["factors"], out["factor_mask"] = factors(labels)
     if manifest:
         _check_fits(out, manifest, transform)
     return out
 
 
+def as_tensors(sample: dict) -> dict:
+    """A ``decode_arrays`` sample with its arrays as tensors: the image (3, H, W), the others as they are."""
+    out = dict(sample)
+    for key, value in sample.items():
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(np.ascontiguousarray(value))
+            out[key] = value.permute(2, 0, 1) if key == "image" else value
+    return out
+
+
 def _check_fits(out: dict, manifest: dict, transform: ImageTransform) -> None:
     size = manifest.get("image_size")
-    if isinstance(size, int) and transform.size is None and tuple(out["image"].shape[-2:]) != (size, size):
-        raise DamagedSampleError(f"its image is {tuple(out['image'].shape[-2:])} pixels, the set's are {size}x{size}")
+    shape = tuple(out["image"].shape[:2])  # (H, W) of an (H, W, 3) array
+    if isinstance(size, int) and transform.size is None and shape != (size, size):
+        raise DamagedSampleError(f"its image is {shape} pixels, the set's are {size}x{size}")
 
 
 def required_members(manifest: dict | None) -> tuple[str, ...]:
@@ -355,15 +370,40 @@ class LabelBatch:
 
 
 def collate(samples: list[dict]) -> dict:
-    """Stack the tensors of decoded samples; keys and urls become lists, labels a LabelBatch."""
+    """Stack the arrays (or tensors) of decoded samples into one tensor each, images as a uint8 (N, 3, H, W)
+    view of (N, H, W, 3) memory (``to_float`` reorders them as it converts); keys and urls become lists, labels
+    a LabelBatch."""
     batch = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
-        if isinstance(values[0], torch.Tensor):
+        if isinstance(values[0], np.ndarray):
+            stacked = torch.from_numpy(np.stack(values))
+            batch[key] = stacked.permute(0, 3, 1, 2) if key == "image" else stacked
+        elif isinstance(values[0], torch.Tensor):
             batch[key] = torch.stack(values)
         else:
             batch[key] = LabelBatch(values) if key == "labels" else values
     return batch
+
+
+class FloatOnArrival:
+    """A uint8 image batch that turns into float32 images where it is unpickled: how a DataLoader worker hands a
+    batch to the main process, which then receives ``to_float(images, value_range)``, a float tensor.
+
+    Measured per 64x64 image (one thread, 2 cores shared): handing a float32 batch across costs the worker ~65 µs
+    (conversion, copy into fresh shared memory, page faults on 48 KiB) and the receiver page faults on 48 KiB;
+    a uint8 batch costs the worker ~22 µs and the receiver ~8 µs of conversion into memory it reuses. Only
+    inside a worker, and only for batches: a custom ``collate_fn`` running in the worker sees this object, not
+    a tensor (``.images`` holds the uint8 batch).
+    """
+
+    __slots__ = ("images", "value_range")
+
+    def __init__(self, images: torch.Tensor, value_range: str):
+        self.images, self.value_range = images, value_range
+
+    def __reduce__(self):
+        return to_float, (self.images, self.value_range)
 
 
 class ShardStream(torch.utils.data.IterableDataset):
@@ -486,10 +526,10 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _decode(self) -> Callable[[dict], dict]:
         if self.batches == "groups":
             return self._decode_group_member
-        return partial(decode_sample, transform=self.transform, manifest=self.manifest, factors=self.factors)
+        return partial(decode_arrays, transform=self.transform, manifest=self.manifest, factors=self.factors)
 
     def _decode_group_member(self, raw: dict) -> dict:
-        out = decode_sample(raw, self.transform, self.manifest, self.factors)
+        out = decode_arrays(raw, self.transform, self.manifest, self.factors)
         seq = out["labels"].get("sequence")
         if not (isinstance(seq, dict) and isinstance(seq.get("group"), int) and isinstance(seq.get("step"), int)):
             raise DamagedSampleError("its labels lack the sequence group and step every sample of this set has")
@@ -559,8 +599,14 @@ class ShardStream(torch.utils.data.IterableDataset):
                     stream = wds.filters.shuffle(self.shuffle, self.shuffle, rng=rng)(stream)
                 if self.batch_size:
                     stream = wds.filters.batched(self.batch_size, collation_fn=collate, partial=self.partial)(stream)
+        in_worker = torch.utils.data.get_worker_info() is not None
         for item in stream:
-            item["image"] = self.transform.to_float(item["image"])
+            if not self.batch_size:
+                item = as_tensors(item)
+            if in_worker and self.batch_size:
+                item["image"] = FloatOnArrival(item["image"], self.transform.value_range)
+            else:
+                item["image"] = self.transform.to_float(item["image"])
             yield item
 
     def _pair_batches(self, samples: Iterator[dict], slot: int, slots: int) -> Iterator[dict]:
