@@ -435,3 +435,18 @@ def test_a_signal_inside_a_finaliser_or_weakref_callback_is_recorded_and_raised_
             agree.go(True)  # the next step raises it
     with pytest.raises(Terminated), StepAgreement(1) as agree:  # anywhere else it raises at once
         agree._record(signal.SIGTERM, sys._getframe())
+
+
+def test_end_workers_ends_the_workers_of_an_iterator_a_traceback_still_holds(shards):
+    # a stop raised inside next(batches) keeps the iterator alive in its traceback: its workers must end anyway,
+    # else torch's SIGCHLD handler raises at exit for the workers a group-wide SIGTERM ended
+    from latentds.datasets.shards import load_shards
+    from latentds.zoo.loop import end_workers, loader
+
+    batches = iter(loader(load_shards(shards, batch_size=4), 2, torch.device("cpu")))
+    next(batches)
+    workers = list(batches._workers)
+    assert workers and all(w.is_alive() for w in workers)
+    end_workers(batches)  # while `batches` is still referenced
+    assert not any(w.is_alive() for w in workers)
+    end_workers(iter([]))  # an in-process iterator: nothing to end

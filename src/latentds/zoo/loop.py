@@ -122,6 +122,7 @@ class Loop:
                 self.bar.close()
                 # end the loader's workers now, whatever stopped the loop (its iterator would otherwise live on in
                 # the traceback until exit, where multiprocessing's join waited for workers that could not leave)
+                end_workers(self._batches)
                 self._batches = None
             self.diverged.check_weights(self.model, self.step)
             for c in self.callbacks:
@@ -214,15 +215,19 @@ class Loop:
         p = self.plan
         self.model.eval()
         sums, count = {}, 0
-        with agree.deferred():  # starts the workers
-            batches = iter(loader(p.validation, p.recipe.data.num_workers, p.device))
-        for batch in batches:
-            batch = to_device(batch, p.device)
-            with torch.autocast(p.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
-                terms = self.model.losses(batch, self.step)
-            for key, value in _flat(_values(terms, 1)).items():
-                sums[key] = sums.get(key, 0.0) + value
-            count += 1
+        batches = None
+        try:
+            with agree.deferred():  # starts the workers
+                batches = iter(loader(p.validation, p.recipe.data.num_workers, p.device))
+            for batch in batches:
+                batch = to_device(batch, p.device)
+                with torch.autocast(p.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
+                    terms = self.model.losses(batch, self.step)
+                for key, value in _flat(_values(terms, 1)).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+        finally:
+            end_workers(batches)  # whatever stopped the pass (see end_workers)
         means = {k: v / max(1, count) for k, v in sums.items()}
         if p.world > 1:
             means = _mean_over_ranks(means)
@@ -338,6 +343,16 @@ class _Divergence:
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
+
+def end_workers(batches) -> None:
+    """Shut a DataLoader iterator's workers down now, and unregister them from torch's SIGCHLD handler. A stop
+    raised while the loop waits in ``next(batches)`` leaves the iterator's own frames in the traceback, which keeps
+    it alive until exit: there the workers a group-wide SIGTERM ended tripped that handler ("DataLoader worker is
+    killed by signal", with a traceback, after the resume hint). Dropping the reference is not enough."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # torch's multiprocessing iterator; None in-process
+    if shutdown is not None:
+        shutdown()
+
 
 def loader(stream, num_workers: int, device: torch.device):
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers,
