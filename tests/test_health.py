@@ -60,6 +60,23 @@ def test_grey_reconstructions_of_coloured_renders_fail_the_colour_gate_and_colou
     assert health.colour_gate(grey, grey) is None  # grey data: the gate does not apply
 
 
+def test_samples_in_one_colour_scheme_fail_the_sample_colour_gate_and_varied_colours_pass(renders):
+    # Phi renders: every chain has the same colours, so the gate does not apply to them
+    assert health.sample_colour_gate(renders, renders) is None
+    # data whose colours differ per image: each render's foreground tinted red, green or blue in turn
+    grey = renders.mean(1, keepdim=True).expand_as(renders)
+    mask = health.foreground(renders, health.background(renders)).to(renders.dtype)
+    tints = torch.tensor([[0.5, -0.25, -0.25], [-0.25, 0.5, -0.25], [-0.25, -0.25, 0.5]])
+    varied = grey + mask * tints[torch.arange(len(renders)) % 3][:, :, None, None]
+    assert health.sample_colour_gate(varied, varied)["value"] == pytest.approx(1.0)
+    assert health.sample_colour_gate(varied, varied.flip(0))["passed"]
+    one_scheme = grey + mask * tints[0][None, :, None, None]  # the right shapes, always tinted red
+    failed = health.sample_colour_gate(varied, one_scheme)
+    assert not failed["passed"] and failed["value"] < 0.25 and "colour" in failed["means"]
+    assert health.sample_colour_gate(varied, grey)["value"] == pytest.approx(0.0, abs=1e-12)
+    assert health.mean_pairwise_mse(renders) / health.mean_pairwise_mse(varied) > 0.1  # diversity alone passes it
+
+
 def test_active_units_count_latents_that_vary_with_the_input():
     latents = torch.zeros(100, 4).numpy()
     assert not health.active_units(latents)["passed"]

@@ -132,6 +132,38 @@ def test_a_run_killed_before_it_finished_is_trained_again_or_resumed(tmp_path):
     assert (run_dir / ".finished").is_file() and results["runs"]["vae-cuboids-alpha1"]["0"]["metrics"]["pcc"] is not None
 
 
+def test_a_resumed_study_trains_again_a_run_whose_settings_changed_and_analyses_again_on_new_options(tmp_path):
+    from importlib.resources import files
+
+    text = files("latentds.studies.packaged").joinpath("kl-weight.toml").read_text(encoding="utf-8")
+    study_file = tmp_path / "kl.toml"
+    study_file.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    run_study(str(study_file), out, scale="smoke", seeds=1, progress=False)
+    alpha1, alpha4 = (out / "runs" / f"vae-cuboids-{a}" / "seed-0" for a in ("alpha1", "alpha4"))
+    stamps = {d: ((d / "model.safetensors").stat().st_mtime_ns, (d / "analysis" / "metrics.json").stat().st_mtime_ns)
+              for d in (alpha1, alpha4)}
+    run_study(str(study_file), out, scale="smoke", seeds=1, progress=False)  # unchanged: nothing is redone
+    assert all(((d / "model.safetensors").stat().st_mtime_ns,
+                (d / "analysis" / "metrics.json").stat().st_mtime_ns) == stamps[d] for d in stamps)
+    # alpha1's step count and alpha4's probe count change in the study file
+    lines = study_file.read_text(encoding="utf-8").split("\n")
+    at = {name: next(i for i, line in enumerate(lines) if line == f'name = "vae-cuboids-{name}"') for name in ("alpha1", "alpha4")}
+    train_line = next(i for i in range(at["alpha1"], at["alpha1"] + 6) if lines[i].startswith("train = "))
+    assert "max_steps = {smoke = 3" in lines[train_line]
+    lines[train_line] = lines[train_line].replace("max_steps = {smoke = 3", "max_steps = {smoke = 4")
+    analyze_line = next(i for i in range(at["alpha4"], at["alpha4"] + 6) if lines[i].startswith("analyze = "))
+    assert "smoke = 48" in lines[analyze_line]
+    lines[analyze_line] = lines[analyze_line].replace("smoke = 48", "smoke = 40")
+    study_file.write_text("\n".join(lines), encoding="utf-8")
+    results = run_study(str(study_file), out, scale="smoke", seeds=1, progress=False)
+    assert (alpha1 / "model.safetensors").stat().st_mtime_ns != stamps[alpha1][0]
+    assert "max_steps = 4" in (alpha1 / "recipe.toml").read_text()
+    assert (alpha4 / "model.safetensors").stat().st_mtime_ns == stamps[alpha4][0]  # trained as before
+    assert (alpha4 / "analysis" / "metrics.json").stat().st_mtime_ns != stamps[alpha4][1]  # analysed again
+    assert results["runs"]["vae-cuboids-alpha4"]["0"]["metrics"]["pcc"] is not None
+
+
 def test_three_seeds_show_intervals_gates_and_floors(tmp_path):
     """`latentds study NAME --scale smoke --seeds 3`: every row a mean with its 95% interval over 3 seeds, every
     run's health gates, the trivial-image baselines beside the image metrics, and the rule as computed."""

@@ -15,6 +15,10 @@ encoder, no s/z split) is absent, not passed.
   (each pixel minus the mean of its three channels: colour without brightness) of the reconstructions against the
   data's, as an MSE / the better of a grey image's (chroma 0) and the mean image's (<= 0.8). A model that draws the
   right shapes in grey passes ``reconstruction`` but fails this.
+- ``sample_colour`` (data whose images differ in colour, e.g. Varied renders): how much the prior samples' mean
+  foreground chroma varies across samples / the same for data images (>= 0.25). A generator whose samples have
+  the right shapes in one colour scheme passes ``sample_diversity`` but fails this (the gan-walks DCGAN: pink-white
+  chains in varied poses).
 - ``decoder_sensitivity``: per-pixel spread of the reconstructions across inputs / the data's (>= 0.25): a decoder
   that ignores its input draws one image (the audit's cycle VAE: 0.0025 / 0.039 = 0.06).
 - ``swap_grid`` (s/z models): spread of decode(s_i, z_j) over i with j fixed, and over j with i fixed, each / the
@@ -148,21 +152,54 @@ def chroma(images: torch.Tensor) -> torch.Tensor:
     return x - x.mean(1, keepdim=True)
 
 
-def colour_gate(real: torch.Tensor, recon: torch.Tensor) -> dict | None:
-    """The colour gate: foreground chroma MSE of ``recon`` against ``real`` / the better of a grey image's (chroma
-    0) and the mean image's; None where the data has no background or no colour (grey data, full-frame images)."""
+def _coloured_foreground(real: torch.Tensor) -> torch.Tensor | None:
+    """The foreground mask of ``real`` where the data has a background and coloured foregrounds, else None."""
     if real.shape[1] != 3:
         return None
     mask = foreground(real, background(real))
     share = float(mask.double().mean())
     target = chroma(real)
     energy = masked_mse(target, torch.zeros_like(target), mask)
-    if not 0.005 < share < 0.95 or energy < COLOURFUL:
+    return mask if 0.005 < share < 0.95 and energy >= COLOURFUL else None
+
+
+def colour_gate(real: torch.Tensor, recon: torch.Tensor) -> dict | None:
+    """The colour gate: foreground chroma MSE of ``recon`` against ``real`` / the better of a grey image's (chroma
+    0) and the mean image's; None where the data has no background or no colour (grey data, full-frame images)."""
+    mask = _coloured_foreground(real)
+    if mask is None:
         return None
+    target = chroma(real)
+    energy = masked_mse(target, torch.zeros_like(target), mask)
     model = masked_mse(target, chroma(recon), mask)
     mean_image = masked_mse(target, chroma(real.mean(0, keepdim=True).expand_as(real)), mask)
     best = min(energy, mean_image)
     return gate("colour", model / best if best > 0 else None, model=model, grey=energy, mean_image=mean_image)
+
+
+COLOUR_VARIES = 0.02  # colour_spread below which the data's images share their colours (Phi renders 0.004, Varied 0.06)
+
+
+def colour_spread(images: torch.Tensor, colour: torch.Tensor) -> float:
+    """How much the images' colours differ: the total variance across images of each image's mean foreground
+    chroma (3 numbers); an image without foreground pixels counts as chroma 0."""
+    mask = foreground(images, colour).double()
+    pixels = mask.sum((1, 2, 3)).clamp_min(1)
+    means = (chroma(images) * mask).sum((2, 3)) / pixels[:, None]
+    return float(means.var(0).sum()) if len(images) > 1 else float("nan")
+
+
+def sample_colour_gate(real: torch.Tensor, samples: torch.Tensor) -> dict | None:
+    """The sample-colour gate: colour_spread of prior samples / the data's; None where the data has no background,
+    no colour, or colours that do not differ between images (e.g. Phi renders: every chain has the same colours)."""
+    if _coloured_foreground(real) is None:
+        return None
+    colour = background(real)
+    data = colour_spread(real, colour)
+    if not data >= COLOUR_VARIES:
+        return None
+    model = colour_spread(samples, colour)
+    return gate("sample_colour", model / data, samples=model, data=data)
 
 
 def active_units(latents: np.ndarray) -> dict:

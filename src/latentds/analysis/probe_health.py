@@ -12,7 +12,8 @@ from latentds.zoo.capabilities import capabilities_of
 
 
 @probe("health", order=10,
-       explain="Gates a model must pass before anything is concluded from it: sample diversity against the data's, "
+       explain="Gates a model must pass before anything is concluded from it: sample diversity and sample colour "
+               "spread against the data's, "
                "reconstruction error against trivial images (background colour, mean image), foreground colour "
                "against a grey image's, decoder sensitivity to its input, the s/z swap grid, active latent units.")
 def probe_health(ctx: Context):
@@ -32,6 +33,9 @@ def probe_health(ctx: Context):
         numbers["samples"] = {"pairwise_mse": pairwise}
         gates["sample_diversity"] = health.gate("sample_diversity", pairwise / data_pairwise,
                                                 samples=pairwise, data=data_pairwise)
+        sample_colour = health.sample_colour_gate(real, samples)
+        if sample_colour is not None:
+            gates["sample_colour"] = sample_colour
     if declared.decoder and ctx.codes is not None:
         metric_real = ctx.images()[:METRIC_IMAGES]
         recon = ctx.reconstructions()[:METRIC_IMAGES]

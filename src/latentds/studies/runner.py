@@ -8,7 +8,9 @@ Output directory:
     results.md, results.json    tables (ours: mean +- spread over seeds, beside the published number) and findings
 
 Re-running the same command resumes: finished renders, runs (marked by a ``.finished`` file) and analyses are kept;
-a run interrupted after its first checkpoint continues from it.
+a run interrupted after its first checkpoint continues from it. A run whose recipe (model, data or train section)
+differs from the one the study file gives now is trained again, an analysis whose options differ (recorded in its
+``.finished``) is run again: a resumed study never mixes models of an earlier study file with the current one.
 """
 
 from __future__ import annotations
@@ -138,12 +140,17 @@ def train_run(run: Run, seed: int, out: Path, paths: dict, device: str | None, p
     from latentds.zoo.trainer import train  # noqa: PLC0415
 
     run_dir = out / "runs" / run.name / f"seed-{seed}"
-    if (run_dir / FINISHED).is_file():
-        return run_dir
     overrides = [f"{k}={json.dumps(v)}" for k, v in run.sets.items()] + [f"train.seed={seed}"]
     recipe = load_recipe(run.recipe, overrides)
     recipe = with_options(recipe, device=device, **{k: v for k, v in run.train.items()})
     recipe = replace(recipe, data=replace(recipe.data, shards=paths[run.data]))
+    changed = _settings_changed(run_dir, recipe)
+    if changed:  # the study file changed since this run was trained: its model is not the study's any more
+        _say(progress, f"{run.name} seed {seed}: its {changed} settings changed since it was trained; training it "
+                       "again")
+        shutil.rmtree(run_dir)
+    if (run_dir / FINISHED).is_file():
+        return run_dir
     resume = (run_dir / CHECKPOINT).is_file()
     if run_dir.exists() and not resume:  # killed before its first checkpoint: nothing to keep
         shutil.rmtree(run_dir)
@@ -159,8 +166,13 @@ def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress
 
     a = run.analyze
     target = run_dir / "analysis"
+    fingerprint = json.dumps(a, sort_keys=True, default=str)  # the study's analysis table for this run
     if (target / FINISHED).is_file():
-        return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+        recorded = (target / FINISHED).read_text(encoding="utf-8")
+        if recorded in ("", fingerprint):  # empty: finished by a latentds that did not record its options
+            return json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+        _say(progress, f"{run_dir.parent.name} {run_dir.name}: its analysis settings changed; analysing it again")
+        shutil.rmtree(target)
     options = analysis_options(a)  # checked when the study was loaded
     probes = None if options.probes is None else ("health",) + tuple(p for p in options.probes if p != "health")
     sequence_data = paths[options.sequence_data] if options.sequence_data else None
@@ -171,8 +183,37 @@ def analyze_run(run: Run, model, run_dir: Path, out: Path, paths: dict, progress
     if a.get("labeller_run"):
         models["labeller"] = load_pretrained(out / "runs" / a["labeller_run"] / "seed-0")
     metrics = analyze(model, paths[a.get("data", run.data)], target, options, progress=progress, **models)
-    (target / FINISHED).write_text("", encoding="utf-8")
+    (target / FINISHED).write_text(fingerprint, encoding="utf-8")
     return metrics
+
+
+def _settings_changed(run_dir: Path, recipe) -> str | None:
+    """Which section ("model", "data" or "train") of a trained run's saved recipe differs from ``recipe`` (the
+    device aside: where a model trains does not change what it is), or None (same, or nothing trained yet)."""
+    import tomllib  # noqa: PLC0415
+
+    from latentds.zoo.recipe import recipe_from_dict  # noqa: PLC0415
+
+    saved_file = run_dir / "recipe.toml"
+    if not saved_file.is_file():
+        return None
+    try:
+        saved = recipe_from_dict(recipe.name, tomllib.loads(saved_file.read_text(encoding="utf-8")),
+                                 where=str(saved_file))
+    except Exception:  # unreadable: the trainer's resume check reports it with its fix
+        return None
+    for section in ("model", "data", "train"):
+        old, new = getattr(saved, section), getattr(recipe, section)
+        if section == "train":
+            old, new = replace(old, device=None), replace(new, device=None)
+        if old != new:
+            return section
+    return None
+
+
+def _say(progress: bool, line: str) -> None:
+    if progress:
+        print(line, flush=True)
 
 
 def write_card(study: Study, scale: str, run: Run, seed: int, model, run_dir: Path, paths: dict,
