@@ -7,11 +7,12 @@ Loss per image: summed squared error SE + beta * KL(q(z|x) || N(0, I)), averaged
 optimiser (groups "encoder" and "decoder"), on its scale, sums over the batch of B images:
     decoder loss = sum of 0.5 * SE
     encoder loss = alpha * sum(KL) / B + sum of 0.5 * SE,   alpha = beta * B / 2 (beta = 2 alpha / B)
-The encoder's loss holds the reconstruction term (its gradient through the decoder; an encoder stepped on the KL
-alone would encode nothing). Each group's gradient equals that of the encoder loss (the KL does not depend on the
-decoder), which is B / 2 x the one-optimiser loss, and Adam steps element-wise: the two optimisers step exactly as
-one Adam on the encoder loss would, i.e. as the default with Adam's eps and L2 weight decay divided by B / 2
-(tests/test_zoo.py checks both, and measures the difference that leaves).
+The document prints its encoder loss as the KL term; the encoder's gradient holds the reconstruction term's too
+(through the decoder: an encoder stepped on the KL alone encodes nothing, and the document shows reconstructions).
+Each group's gradient equals that of the encoder loss (the KL does not depend on the decoder), which is B / 2 x the
+one-optimiser loss, and Adam steps element-wise: the two optimisers step exactly as one Adam on the encoder loss,
+i.e. as the default with Adam's eps and L2 weight decay divided by B / 2 (tests/test_vae_optimisers.py: the first
+through the trainer; the second, and the difference from the default, step by step).
 """
 
 from __future__ import annotations
