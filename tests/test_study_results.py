@@ -72,8 +72,8 @@ def test_what_differs_is_generated_from_the_documents_settings():
     study = load_study("kl-weight", "cpu")
     rows = differences(study)
     epochs = next(r for r in rows if r["key"] == "train.epochs")
-    assert epochs["ours"] == 3 and epochs["published"] == 100 and len(epochs["runs"]) == len(study.runs)
-    assert "| `train.epochs` | 3 | 100 | all |" in markdown(rows, len(study.runs))
+    assert epochs["ours"] == 8 and epochs["published"] == 100 and len(epochs["runs"]) == len(study.runs)
+    assert "| `train.epochs` | 8 | 100 | all |" in markdown(rows, len(study.runs))
     assert not differences(load_study("kl-weight", "full"))  # full is the document's setting
     # a data setting counts only for the runs that train on that data
     disc = differences(load_study("disc-strategies", "cpu"))

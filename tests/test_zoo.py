@@ -530,6 +530,8 @@ def test_held_out_loss_each_epoch_and_tensorboard_logs(tiny_shards, tmp_path):
     (["--set", "data.num_workers=-1"], "data.num_workers must be 0 or more"),
     (["--set", "model.latent_dim=0"], "model.latent_dim must be at least 1"),
     (["--set", "train.groups.critic.lr=1e-4"], "vae has no parameter group 'critic'"),
+    (["--set", "train.groups.encoder.lr=1e-4"], "vae has no parameter group 'encoder'; its groups: model"),
+    (["--set", 'model.optimisers="both"'], "model.optimisers must be single (one optimiser) or separate"),
     (["--set", "data.holdout=1.5"], "data.holdout must be from 0 to below 1"),
 ])
 def test_bad_training_settings_are_one_line_errors_and_write_nothing(option, message, tiny_shards, tmp_path):

@@ -118,6 +118,14 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
             raise InvalidParameterError(f"{type(self).__name__} needs a {self.Config.__name__}, "
                                         f"not {type(config).__name__}")
         self.config = replace(config, family=self.family)  # config.json: see _save_pretrained
+        self.capabilities = type(self).capabilities_for(self.config)  # this model's (an option may change them)
+
+    @classmethod
+    def capabilities_for(cls, config: ModelConfig) -> Capabilities:
+        """The capabilities of this family's model with ``config``: the family's declared ``capabilities`` unless
+        one of its options changes them (the vae's ``optimisers = "separate"`` declares two groups). A recipe's
+        [train.groups] is checked against them without building the model."""
+        return cls.capabilities
 
     # --- the interface every family implements -----------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:

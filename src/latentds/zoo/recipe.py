@@ -201,22 +201,23 @@ def recipe_from_dict(name: str, raw: dict, where: str = "recipe") -> Recipe:
         raise InvalidParameterError(f"{where} has no model.family; add one, e.g. family = \"vae\"")
     from latentds.zoo.base import family_config  # noqa: PLC0415  (validates the model section against its config)
 
-    family, _ = family_config(model["family"], **model)  # the config checked; no model built
+    family, config = family_config(model["family"], **model)  # the config checked; no model built
     recipe = Recipe(name=name, description=str(raw.get("description", "")), model=model,
                     data=from_dict(DataConfig, raw.get("data", {}), where=f"{where} [data]"),
                     train=from_dict(TrainConfig, raw.get("train", {}), where=f"{where} [train]"))
-    check(recipe, family)
+    check(recipe, family, config)
     return recipe
 
 
-def check(recipe: Recipe, family) -> None:
-    """Every value of the recipe in range, and its [train.groups] the parameter groups ``family`` (a model or its
-    class) declares: InvalidParameterError naming the first that is not."""
+def check(recipe: Recipe, family, config=None) -> None:
+    """Every value of the recipe in range, and its [train.groups] the parameter groups ``family`` (a model, or its
+    class with the model's ``config``) declares: InvalidParameterError naming the first that is not."""
     from latentds.zoo.capabilities import capabilities_of  # noqa: PLC0415
 
     recipe.data.check()
     recipe.train.check()
-    groups = list(capabilities_of(family).groups)
+    declared = capabilities_of(family) if config is None else family.capabilities_for(config)
+    groups = list(declared.groups)
     unknown = [g for g in recipe.train.groups if g not in groups]
     if unknown:
         raise InvalidParameterError(f"train.groups.{unknown[0]}: {family.family} has no parameter group "

@@ -20,11 +20,11 @@ import torch
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import images
 from latentds.zoo.capabilities import Capabilities
-from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
+from latentds.zoo.models.vae import VAE, VAEBaseConfig, kl_normal, reparameterise
 
 
 @dataclass(frozen=True)
-class ClampedVAEConfig(VAEConfig):
+class ClampedVAEConfig(VAEBaseConfig):
     latent_dim: int = 32
     factors: tuple[str, ...] = ("phi_0", "theta_0", "lambda_0", "light_azimuth")
     units_per_factor: int = 2

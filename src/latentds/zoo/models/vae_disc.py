@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import factor_list, images
 from latentds.zoo.capabilities import Capabilities
-from latentds.zoo.models.vae import VAE, VAEConfig, kl_normal, reparameterise
+from latentds.zoo.models.vae import VAE, VAEBaseConfig, kl_normal, reparameterise
 from latentds.zoo.nets import ConvEncoder
 
 STRATEGIES = ("both", "inferior", "probabilistic_inferior", "accuracy_threshold")
 
 
 @dataclass(frozen=True)
-class VAEDiscConfig(VAEConfig):
+class VAEDiscConfig(VAEBaseConfig):
     disc_width: int = 32  # channels of the discriminator's first stage
     adversarial_weight: float = 1.0
     update_strategy: str = "both"  # see the module docstring
