@@ -138,7 +138,7 @@ def test_a_damaged_marker_is_one_line_and_a_legacy_reader_adopts_an_old_director
     (tmp_path / "old.txt").write_text("an earlier version's output")
     with pytest.raises(OutputDirectoryError, match=f"{MARKER} is damaged .*choose another --out"):
         claim(tmp_path, "analyze")
-    adopted = claim(tmp_path, "analyze", legacy=lambda: Marker("analyze", files=("old.txt",)))
+    adopted = claim(tmp_path, "analyze", recognise=lambda: Marker("analyze", files=("old.txt",)))
     assert adopted.state == "resumed" and read_marker(tmp_path).files == ("old.txt",)
 
 

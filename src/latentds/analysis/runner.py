@@ -137,7 +137,7 @@ def claim_output(out: Path):
     """Claim ``out`` for analyze (latentds.shardsets.claim): new, empty, or an earlier analysis' --out (its marker;
     from versions before the marker, see ``_legacy``). Analyze rewrites ANALYSIS_FILES there, so a directory
     holding anything else is refused rather than overwritten; it never removes a file."""
-    return claim(out, "analyze", files=ANALYSIS_FILES, legacy=lambda: _legacy(out))
+    return claim(out, "analyze", files=ANALYSIS_FILES, recognise=lambda: _legacy(out))
 
 
 def check_output_directory(out: str | os.PathLike) -> Path:

@@ -10,8 +10,9 @@ and study share.
                                # the claim made it and it is empty
 
 ``claim`` creates the directory if needed, takes its lock (latentds.shardsets.lock: a second process is refused
-with one line naming the holder), reads its marker (latentds.shardsets.marker; a directory from a version before
-the marker is recognised by ``legacy()``, the kind's own reader), and decides, each refusal one line naming what
+with one line naming the holder), reads its marker (latentds.shardsets.marker; a directory without one is recognised by
+``recognise()``, the kind's own reader: a finished shard set by its manifest, output of a version before the
+marker by its files), and decides, each refusal one line naming what
 to do (an OutputDirectoryError, exit 2 from the CLI):
 - no marker: the directory must be empty (the lock file aside): a new claim, the marker written at once;
   ``resume=True`` is refused ("nothing to resume");
@@ -46,7 +47,7 @@ RESUME_HINTS = {"train": " (a run stopped before its first checkpoint starts aga
 def claim(path: str | os.PathLike, kind: str, identity=None, *, version: str = __version__,
           resume: bool | None = None, overwrite: bool = False, files: Iterable[str] = (),
           series: Iterable[Series] = (), exclusive: bool = False, purpose: str | None = None,
-          legacy: Callable[[], Marker | None] | None = None,
+          recognise: Callable[[], Marker | None] | None = None,
           mismatch: Callable[[Marker], str] | None = None) -> Claim:
     """Claim ``path`` for a run of ``kind`` (see the module docstring); return the Claim, which holds the lock.
 
@@ -70,7 +71,7 @@ def claim(path: str | os.PathLike, kind: str, identity=None, *, version: str = _
         raise
     taken = Claim(path, kind, lock, created, purpose or kind)
     try:
-        taken._decide(_normal(identity), version, resume, overwrite, tuple(files), tuple(series), exclusive, legacy,
+        taken._decide(_normal(identity), version, resume, overwrite, tuple(files), tuple(series), exclusive, recognise,
                       mismatch)
     except BaseException:
         taken.release()
@@ -101,15 +102,15 @@ class Claim:
     def what(self) -> str:
         return KINDS.get(self.kind, f"latentds {self.kind}")
 
-    def _decide(self, identity, version, resume, overwrite, files, series, exclusive, legacy, mismatch) -> None:
+    def _decide(self, identity, version, resume, overwrite, files, series, exclusive, recognise, mismatch) -> None:
         entries = sorted(p.name for p in self.path.iterdir() if p.name != LOCK)
         damage = None
         try:
             found = read_marker(self.path)
         except ValueError as e:
             found, damage = None, str(e)
-        if found is None and legacy is not None:
-            found = legacy()
+        if found is None and recognise is not None:
+            found = recognise()
         self.found = found
         self._fresh = fresh = Marker(self.kind, identity, version, files, series)
         if found is None:
@@ -171,6 +172,13 @@ class Claim:
         self.state = "overwritten"
         self.found = None
         self._start(self._fresh)
+
+    def finish(self) -> None:
+        """The run is complete and the directory's own record now says what it holds (a shard set's manifest, which
+        ``recognise`` reads): remove the marker, so that a finished set is only its shards, manifest and card."""
+        for name in (MARKER, partial_name(MARKER).name):
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
 
     def wrote(self, *names: str) -> None:
         """Record files this run wrote (or is about to write) in the marker."""

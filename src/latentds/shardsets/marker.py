@@ -73,12 +73,13 @@ class Marker:
 
     def owns(self, name: str) -> bool:
         """Whether ``name`` (an entry of the directory) is one latentds wrote for this claim."""
-        if name in (MARKER, partial_name(MARKER).name):
+        if name in (MARKER, partial_name(MARKER).name) or self._lists(name):
             return True
-        if name.startswith(".") and name.endswith(".partial") and len(name) > len("..partial"):
-            name = name[1:-len(".partial")]
-        return (name in self.files or f"{name}/" in self.files
-                or any(s.holds(name) for s in self.series))
+        return (name.startswith(".") and name.endswith(".partial") and len(name) > len("..partial")
+                and self._lists(name[1:-len(".partial")]))
+
+    def _lists(self, name: str) -> bool:
+        return name in self.files or f"{name}/" in self.files or any(s.holds(name) for s in self.series)
 
     def with_files(self, names) -> Marker:
         new = [n for n in dict.fromkeys(names) if n not in self.files]
@@ -113,6 +114,8 @@ class Marker:
 def read_marker(directory: Path) -> Marker | None:
     """The marker in ``directory`` (None without one); ValueError when it is damaged."""
     file = Path(directory) / MARKER
+    if file.is_symlink():
+        raise ValueError("a symbolic link, not the marker latentds writes")
     if not file.is_file():
         return None
     try:
@@ -127,8 +130,9 @@ def write_marker(directory: Path, marker: Marker) -> None:
     file = Path(directory) / MARKER
     text = marker.to_json()
     try:
-        if file.is_file() and file.read_text(encoding="utf-8") == text:
+        if file.is_file() and not file.is_symlink() and file.read_text(encoding="utf-8") == text:
             return
+        partial_name(file).unlink(missing_ok=True)  # never written through: a fresh file, not a planted link
         write_atomic(file, text)
     except (OSError, UnicodeDecodeError) as e:
         why = getattr(e, "strerror", None) or str(e)

@@ -82,7 +82,7 @@ def claim_study(out: Path, name: str, scale: str):
         held = found.identity if isinstance(found.identity, dict) else {}
         return f"{out} holds study {held.get('study')} at scale {held.get('scale')}; choose another --out"
 
-    return claim(out, "study", {"study": name, "scale": scale}, files=STUDY_FILES, legacy=lambda: _legacy(out),
+    return claim(out, "study", {"study": name, "scale": scale}, files=STUDY_FILES, recognise=lambda: _legacy(out),
                  mismatch=mismatch)
 
 
