@@ -19,7 +19,7 @@ from latentds.datasets.pack import PackSpec, pack_dataset
 from latentds.errors import InvalidParameterError, ShardError
 from latentds.render import RenderSpec
 from latentds.render.manifest import dataset_card
-from latentds.shardsets import producer
+from latentds.shardsets import engines, producer
 from latentds.shardsets.encoders import encode_json, encode_png
 from latentds.shardsets.manifest import loading_section, read_manifest, verify_shards
 from latentds.shardsets.spec import HEADER, ProducibleSpec, ShardSetSpec
@@ -207,7 +207,7 @@ def test_the_restart_message_counts_the_shards_left_after_a_resume(tmp_path, mon
 
     with pytest.raises(Stop):
         producer.produce_shards(spec, tmp_path, stops_at_shard_2, workers=1, progress=False)  # 0 and 1 done
-    real_run_local = producer._run_local
+    real_run_local = engines.run_local
     starts = []
 
     def pool_dies_once(write, spec, out, todo, workers, update):
@@ -217,7 +217,7 @@ def test_the_restart_message_counts_the_shards_left_after_a_resume(tmp_path, mon
             raise BrokenProcessPool
         yield from real_run_local(write, spec, out, starts[-1], 1, update)
 
-    monkeypatch.setattr(producer, "_run_local", pool_dies_once)
+    monkeypatch.setattr(engines, "run_local", pool_dies_once)
     report = producer.produce_shards(spec, tmp_path, workers=2, progress=False)
     assert starts == [[2, 3, 4], [3, 4]] and report.done == 12
     assert "restarting the pool for the 2 shards left" in capsys.readouterr().out
@@ -231,8 +231,8 @@ def test_the_engine_loop_keeps_a_few_shards_in_flight():
         submitted.append((shard, len(pending)))
         return f"h{shard}"
 
-    out = list(producer._in_flight(range(7), 3, submit, lambda handles: handles[:2],
-                                   lambda handle: {"handle": handle}, pending))
+    out = list(engines.in_flight(range(7), 3, submit, lambda handles: handles[:2],
+                                  lambda handle: {"handle": handle}, pending))
     assert [shard for shard, _ in out] == list(range(7)) and out[0][1] == {"handle": "h0"}
     assert max(in_flight for _, in_flight in submitted) == 2 and not pending
 

@@ -33,16 +33,11 @@ from latentds.analysis.context import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 from latentds.shardsets.atomic import default_mode, partial_name
+from latentds.shardsets.claim import record
+from latentds.shardsets.marker import MARKER  # noqa: F401  (analyze's --out and a saved cache carry it)
 from latentds.zoo.capabilities import capabilities_of
 
-MARKER = ".latentds-analysis"  # in every directory analyze (or Codes.save) writes: its files there may be rewritten
-
-
-def mark_analysis_directory(directory: Path) -> None:
-    """Mark ``directory`` as analyze's own (check_output_directory then lets a later analyze rewrite it)."""
-    marker = Path(directory) / MARKER
-    if not marker.exists():
-        marker.write_text("latentds analyze writes here: metrics.json, report.html, figures/, the encoded latents\n")
+LEGACY_MARKER = ".latentds-analysis"  # what marked analyze's --out before the claim marker (read, never written)
 
 
 LATENTS, LABELS = "latents.safetensors", "labels.jsonl"
@@ -97,7 +92,7 @@ class Codes:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
             raise
-        mark_analysis_directory(directory)
+        record(directory, "analyze", [LABELS, LATENTS])  # a later analyze may rewrite them
 
     @classmethod
     def load(cls, directory: str | Path) -> Codes:

@@ -1,7 +1,7 @@
 """``run``: the chosen probes over (model, data) -> figures/, metrics.json, the latents cache and report.html.
 
-``run`` checks the options (latentds.analysis.options) against the model, and the output directory, before any
-work; takes the directory's lock, builds the one ``Context`` (latentds.analysis.context: the model in eval mode on
+``run`` checks the options (latentds.analysis.options) against the model before any work; claims the output
+directory (latentds.shardsets.claim: its lock and marker; new, empty or an earlier analysis' own), builds the one ``Context`` (latentds.analysis.context: the model in eval mode on
 its device, the options, the shared inputs prepared once), fills it with the data's latents (reused from ``out``
 for the same weights, data and n), calls each probe in turn (registry order by default) and writes metrics.json
 and report.html atomically. A probe's declared needs are
@@ -23,7 +23,11 @@ from latentds.analysis.context import Context
 from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.registry import Skip, registered
 from latentds.errors import InvalidParameterError, OutputDirectoryError
+from latentds.shardsets.claim import claim
 from latentds.zoo.capabilities import capabilities_of
+
+# what analyze writes into --out, recorded in its claim marker
+ANALYSIS_FILES = ("metrics.json", "report.html", "figures/", "latents.safetensors", "labels.jsonl")
 
 
 def run(model, data: str | os.PathLike, out: str | os.PathLike, options: AnalysisOptions | None = None, *,
@@ -45,7 +49,6 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, options: Analysi
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     from latentds.analysis.report import write_report  # noqa: PLC0415
-    from latentds.shardsets.lock import DirectoryLock  # noqa: PLC0415
 
     options = options or AnalysisOptions()
     if settings:
@@ -61,8 +64,8 @@ def run(model, data: str | os.PathLike, out: str | os.PathLike, options: Analysi
             resolve_shards(options.sequence_data)
         except ShardError as e:
             raise InvalidParameterError(f"--sequence-data: {e}") from None
-    out = check_output_directory(out)
-    with DirectoryLock(out, purpose="analyze"), disk_full_is_one_line(out):  # one writer per --out
+    out = Path(out).expanduser()
+    with claim_output(out), disk_full_is_one_line(out):  # one writer per --out
         ctx = Context(model, str(data), out, options, feature_model=feature_model, labeller=labeller)
         ctx.codes = cached_codes(ctx, progress)
         metrics, figures, skipped, noted = {}, {}, {}, {}
@@ -130,31 +133,30 @@ def cached_codes(ctx: Context, progress: bool):
     return codes
 
 
+def claim_output(out: Path):
+    """Claim ``out`` for analyze (latentds.shardsets.claim): new, empty, or an earlier analysis' --out (its marker;
+    from versions before the marker, see ``_legacy``). Analyze rewrites ANALYSIS_FILES there, so a directory
+    holding anything else is refused rather than overwritten; it never removes a file."""
+    return claim(out, "analyze", files=ANALYSIS_FILES, recognise=lambda: _legacy(out))
+
+
 def check_output_directory(out: str | os.PathLike) -> Path:
-    """``out`` created if needed and writable; OutputDirectoryError naming the problem before any work if not.
-
-    ``out`` must be new, empty, or an earlier analysis' --out (its marker file, or, from versions before the
-    marker, its metrics.json): analyze rewrites metrics.json, report.html, figures/ and the latents there, so a
-    directory holding anything else is refused rather than overwritten."""
-    from latentds.analysis.encode import MARKER, mark_analysis_directory  # noqa: PLC0415
-    from latentds.shardsets.lock import LOCK  # noqa: PLC0415
-
+    """``out`` claimed for analyze and released again (created if needed): OutputDirectoryError naming the problem
+    if analyze may not write there."""
     out = Path(out).expanduser()
-    try:
-        if out.exists() and not out.is_dir():
-            raise OutputDirectoryError(f"--out {out} is a file; give a directory for the figures and the report")
-        if out.is_dir() and not (out / MARKER).exists() and not _earlier_analysis(out):
-            foreign = sorted(p.name for p in out.iterdir() if p.name != LOCK)
-            if foreign:
-                raise OutputDirectoryError(f"--out {out} holds files latentds analyze did not write ("
-                                           f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); choose a "
-                                           "new or empty directory")
-        out.mkdir(parents=True, exist_ok=True)
-        mark_analysis_directory(out)
-    except OSError as e:
-        raise OutputDirectoryError(f"cannot write to --out {out} ({e.strerror or e}); choose a writable directory"
-                                   ) from None
+    claim_output(out).release()
     return out
+
+
+def _legacy(out: Path):
+    """An analysis --out written before the claim marker: its old marker file, else its metrics.json or latents
+    cache (``_earlier_analysis``); None if it is none of these."""
+    from latentds.analysis.encode import LEGACY_MARKER  # noqa: PLC0415
+    from latentds.shardsets.marker import Marker  # noqa: PLC0415
+
+    if (out / LEGACY_MARKER).is_file() or _earlier_analysis(out):
+        return Marker("analyze", files=ANALYSIS_FILES + (LEGACY_MARKER,))
+    return None
 
 
 def _earlier_analysis(out: Path) -> bool:

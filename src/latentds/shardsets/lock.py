@@ -1,5 +1,6 @@
-"""One writer per directory: a lock that ``latentds render``, ``pack`` (and ``train``, ``analyze``) take on the
-directory they write, so that a second process is refused instead of deleting the first one's files.
+"""One writer per directory: the lock that every claim of an output directory takes (latentds.shardsets.claim:
+``latentds render``, ``pack``, ``train``, ``analyze``, ``study``), so that a second process is refused instead of
+deleting the first one's files.
 
     from latentds.shardsets.lock import DirectoryLock
     with DirectoryLock("data/phi", purpose="render"):

@@ -1,7 +1,7 @@
 """``run_study``: render a study's data, train its runs (every seed), analyse them, and write the results.
 
-Output directory:
-    study.json                  which study and scale this directory holds (another study or scale is refused)
+Output directory (claimed through latentds.shardsets.claim: its lock, and its marker naming the study and scale;
+another study or scale is refused):
     data/NAME/                  the rendered shard sets (resumable, byte-identical for the same study and scale),
                                 NAME-eval/ their held-out twins, which every probe reads (see studies/study.py)
     runs/RUN/seed-K/            a training run (a loadable model with its card) and its analysis/ (report.html)
@@ -23,11 +23,13 @@ from pathlib import Path
 
 from latentds.errors import InvalidParameterError, OutputDirectoryError
 from latentds.shardsets.atomic import write_atomic
-from latentds.shardsets.lock import LOCK, DirectoryLock
+from latentds.shardsets.claim import claim
+from latentds.shardsets.marker import Marker
 from latentds.studies.study import Run, Study, analysis_options, load_study
 
 FINISHED = ".finished"
-STUDY_FILE = "study.json"
+STUDY_FILE = "study.json"  # which study and scale, before the claim marker (read, never written)
+STUDY_FILES = ("data/", "runs/", "figures/", "results.md", "results.json")  # what a study writes into --out
 
 
 def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: dict[str, str] | None = None,
@@ -42,13 +44,12 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
     if not isinstance(seeds, int) or seeds < 1:
         raise InvalidParameterError(f"--seeds must be at least 1 (got {seeds})")
     out = Path(out)
-    with DirectoryLock(out, purpose="study"):  # one study process per --out
-        selected = study.runs_matching(runs) if runs else study.runs
-        if runs and not selected:
-            raise InvalidParameterError(f"--runs {runs!r} matches no run of study {study.name}; its runs: "
-                                        f"{', '.join(r.name for r in study.runs)}")
-        selected = [r for r in study.runs if r in selected or _needed(study, r, selected)]
-        _claim(out, study, scale)
+    selected = study.runs_matching(runs) if runs else study.runs
+    if runs and not selected:
+        raise InvalidParameterError(f"--runs {runs!r} matches no run of study {study.name}; its runs: "
+                                    f"{', '.join(r.name for r in study.runs)}")
+    selected = [r for r in study.runs if r in selected or _needed(study, r, selected)]
+    with claim_study(out, study.name, scale):  # one study process per --out
         used = {d for r in selected for d in (r.data, r.analyze.get("data"), r.analyze.get("sequence_data")) if d}
         paths, missing = _data(study, out, data or {}, progress, used)
         skipped = {}
@@ -76,19 +77,26 @@ def run_study(name: str, out: str | os.PathLike, *, scale: str = "cpu", data: di
         return results
 
 
-def _claim(out: Path, study: Study, scale: str) -> None:
-    marker = {"study": study.name, "scale": scale}
-    file = out / STUDY_FILE
-    if file.is_file():
-        held = json.loads(file.read_text(encoding="utf-8"))
-        if {k: held.get(k) for k in marker} != marker:
-            raise OutputDirectoryError(f"{out} holds study {held.get('study')} at scale {held.get('scale')}; "
-                                       "choose another --out")
-        return
-    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
-        raise OutputDirectoryError(f"--out {out} is not empty and holds no study; choose a new or empty directory")
-    out.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(marker) + "\n", encoding="utf-8")
+def claim_study(out: Path, name: str, scale: str):
+    """Claim ``out`` for study ``name`` at ``scale`` (latentds.shardsets.claim): new, empty or this study's own at
+    this scale, which is resumed."""
+    def mismatch(found: Marker) -> str:
+        held = found.identity if isinstance(found.identity, dict) else {}
+        return f"{out} holds study {held.get('study')} at scale {held.get('scale')}; choose another --out"
+
+    return claim(out, "study", {"study": name, "scale": scale}, files=STUDY_FILES, recognise=lambda: _legacy(out),
+                 mismatch=mismatch)
+
+
+def _legacy(out: Path) -> Marker | None:
+    """A study --out written before the claim marker: its study.json names the study and scale."""
+    try:
+        held = json.loads((out / STUDY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(held, dict):
+        return None
+    return Marker("study", {"study": held.get("study"), "scale": held.get("scale")}, files=STUDY_FILES + (STUDY_FILE,))
 
 
 def _data(study: Study, out: Path, given: dict[str, str], progress: bool,

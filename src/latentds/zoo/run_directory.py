@@ -1,6 +1,6 @@
-"""A training run's directory: its lifecycle (``prepare_run`` checks it and returns the checkpoint to resume from,
-``load_checkpoint`` reads one, ``remove_run`` takes away what a run that failed before its first checkpoint
-wrote) and ``RunWriter``, everything rank 0 writes into it, as the loop's callback (zoo/loop.py): recipe.toml,
+"""A training run's directory: its lifecycle (``claim_run`` claims it through latentds.shardsets.claim and returns
+the checkpoint to resume from, ``load_checkpoint`` reads one; the claim's ``remove_written`` takes away what a run
+that failed before its first checkpoint wrote) and ``RunWriter``, everything rank 0 writes into it, as the loop's callback (zoo/loop.py): recipe.toml,
 metrics.jsonl (and TensorBoard), checkpoint.pt, the model with its card, figures. Writes are atomic; a full disk
 is one line saying what was kept and how to go on.
 """
@@ -19,48 +19,71 @@ import torch
 
 from latentds.errors import InvalidParameterError, OutputDirectoryError, first_line
 from latentds.shardsets.atomic import atomic_path
-from latentds.shardsets.lock import LOCK
+from latentds.shardsets.claim import Claim, claim
+from latentds.shardsets.marker import Marker
 from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel
 from latentds.zoo.capabilities import capabilities_of
 from latentds.zoo.card import CardInfo
+from latentds.zoo.config import to_dict
 from latentds.zoo.loop import Callback
 from latentds.zoo.recipe import Recipe, recipe_from_dict
 
 CHECKPOINT = "checkpoint.pt"
+# what a run writes into its directory, recorded in the claim marker (a failed fresh run removes exactly these)
+RUN_FILES = ("recipe.toml", "metrics.jsonl", CHECKPOINT, CONFIG, WEIGHTS, "README.md", "figures/", "tensorboard/",
+             ".model.partial/")
 
 
-def prepare_run(out: Path, recipe: Recipe, resume: bool) -> dict | None:
-    """Check the run directory; return the checkpoint to resume from (None for a fresh run)."""
-    has_run = (out / "recipe.toml").is_file()
-    if resume:
-        if not has_run:
-            raise OutputDirectoryError(f"nothing to resume in {out}: it holds no training run; drop --resume")
-        import tomllib  # noqa: PLC0415
-
-        try:
-            raw = tomllib.loads((out / "recipe.toml").read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise OutputDirectoryError(f"cannot read {out / 'recipe.toml'} ({first_line(e, 100)}): the run's record of "
-                                       "its recipe is damaged; train into a new --out") from None
-        saved = recipe_from_dict(recipe.name, raw, where=f"{out / 'recipe.toml'}")
-        if (saved.model, saved.data) != (recipe.model, recipe.data):
-            raise OutputDirectoryError(f"{out} was trained with another model or data section; resume it with the "
+def claim_run(out: Path, recipe: Recipe, resume: bool) -> tuple[Claim, dict | None]:
+    """Claim the run directory (latentds.shardsets.claim: its lock and marker, whose identity is the recipe's model
+    and data sections); return the claim and the checkpoint to resume from (None for a fresh run). A resumed run
+    stopped before its first checkpoint starts again: what it wrote is removed."""
+    run = claim(out, "train", run_identity(recipe), resume=resume, files=RUN_FILES,
+                recognise=lambda: _legacy(out, resume),
+                mismatch=lambda found: f"{out} was trained with another model or data section; resume it with the "
                                        "same recipe (train settings such as epochs and max_steps may change)")
-        if not (out / CHECKPOINT).is_file():  # stopped before its first checkpoint: start it again
-            for name in ("recipe.toml", "metrics.jsonl"):
-                (out / name).unlink(missing_ok=True)
-            return None
-        return load_checkpoint(out / CHECKPOINT)
-    if has_run or (out / CHECKPOINT).is_file():
-        raise OutputDirectoryError(f"{out} already holds a training run; add --resume to continue it (a run stopped "
-                                   "before its first checkpoint starts again), or choose another --out")
-    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
-        raise OutputDirectoryError(f"--out {out} is not empty; choose a new or empty directory")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputDirectoryError(f"cannot create --out {out}: {e.strerror}") from None
-    return None
+        if not resume:
+            return run, None
+        if (out / "recipe.toml").is_file():
+            _saved_identity(out)  # the run's record of its recipe: damaged, it is one line before anything changes
+        if not (out / CHECKPOINT).is_file():  # stopped before its first checkpoint: start it again
+            run.overwrite()
+            return run, None
+        return run, load_checkpoint(out / CHECKPOINT)
+    except BaseException:
+        run.release()
+        raise
+
+
+def run_identity(recipe: Recipe) -> dict:
+    """What a resumed run must share with the run in its directory: the model and data sections (train settings
+    such as epochs and max_steps may change)."""
+    return {"model": recipe.model, "data": to_dict(recipe.data)}
+
+
+def _legacy(out: Path, resume: bool) -> Marker | None:
+    """A run directory written before the claim marker: its recipe.toml (or checkpoint) says it is a run; resuming
+    it reads the recipe it was trained with."""
+    has_run = (out / "recipe.toml").is_file()
+    if not resume:
+        return Marker("train", files=RUN_FILES) if has_run or (out / CHECKPOINT).is_file() else None
+    if not has_run:
+        return None
+    return Marker("train", _saved_identity(out), files=RUN_FILES)
+
+
+def _saved_identity(out: Path) -> dict:
+    """The identity of the recipe a run's recipe.toml records; OutputDirectoryError, one line, when it is damaged."""
+    import tomllib  # noqa: PLC0415
+
+    try:
+        raw = tomllib.loads((out / "recipe.toml").read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise OutputDirectoryError(f"cannot read {out / 'recipe.toml'} ({first_line(e, 100)}): the run's record of "
+                                   "its recipe is damaged; train into a new --out") from None
+    saved = recipe_from_dict("saved", raw, where=f"{out / 'recipe.toml'}")
+    return json.loads(json.dumps(run_identity(saved), sort_keys=True, default=str))
 
 
 def load_checkpoint(file: Path) -> dict:
@@ -77,19 +100,6 @@ def load_checkpoint(file: Path) -> dict:
         raise OutputDirectoryError(f"{file} is not a latentds checkpoint (it lacks {lacks}); move it away and "
                                    "resume from an earlier copy, or train into a new --out")
     return state
-
-
-def remove_run(out: Path, created: bool) -> None:
-    """Remove what a run that failed before its first checkpoint wrote (never other files in ``out``)."""
-    for name in ("recipe.toml", "metrics.jsonl", CONFIG, WEIGHTS, "README.md", f".{CHECKPOINT}.partial"):
-        (out / name).unlink(missing_ok=True)
-    for name in ("figures", "tensorboard", ".model.partial"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    if created:
-        try:
-            out.rmdir()
-        except OSError:  # something else is in it now: keep it
-            pass
 
 
 class RunWriter(Callback):

@@ -16,7 +16,6 @@ workers leave at once on SIGTERM and are ended when the loop ends, however it en
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -24,13 +23,12 @@ import torch
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError
-from latentds.shardsets.lock import DirectoryLock
 from latentds.zoo.base import LatentModel, create, factor_list, first_line, plan
 from latentds.zoo.capabilities import capabilities_of
 from latentds.zoo.loop import Loop, Plan
 from latentds.zoo.recipe import Recipe, check
 from latentds.zoo.requirements import ResizeNote, check_batches, resize_note
-from latentds.zoo.run_directory import CHECKPOINT, RunWriter, load_checkpoint, prepare_run, remove_run
+from latentds.zoo.run_directory import CHECKPOINT, RunWriter, claim_run, load_checkpoint
 from latentds.zoo.sizes import training_memory
 from latentds.zoo.train_settings import training_device
 
@@ -62,18 +60,13 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
                                     "length is unknown: give --max-steps (train.max_steps)")
     last_step = min(horizon, t.max_steps or horizon)  # max_steps stops early; the schedule spans the epochs
     fresh = rank == 0 and not (resume and (out / CHECKPOINT).is_file())
-    created = not out.exists()
-    # one writer per run directory: a second train (or render, analyze) into it is refused, naming this process
-    lock = DirectoryLock(out, purpose="train").acquire() if rank == 0 else None
-    try:
-        state = prepare_run(out, recipe, resume) if rank == 0 else (
-            load_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        if created and rank == 0:
-            shutil.rmtree(out, ignore_errors=True)  # only the lock made it: nothing of the user's is in it
-        raise
+    # one writer per run directory: a second train (or render, analyze) into it is refused, naming this process;
+    # a refused claim leaves nothing behind (a directory it made is removed)
+    run = None
+    if rank == 0:
+        run, state = claim_run(out, recipe, resume)
+    else:
+        state = load_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
     try:
         loop = Loop(Plan(recipe=recipe, model=model, out=out, device=device, rank=rank, world=world, data=data,
                          validation=validation, horizon=horizon, last_step=last_step), state, out / CHECKPOINT)
@@ -83,12 +76,11 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
         return out
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before its first checkpoint: leave nothing behind
-            lock.release()  # first, so the directory can go (release is idempotent: finally's call is a no-op)
-            remove_run(out, created)
+            run.remove_written()  # what this run wrote, never other files in out; releases the lock
         raise
     finally:
-        if lock is not None:
-            lock.release()
+        if run is not None:
+            run.release()  # idempotent
 
 
 # --- checks before training -------------------------------------------------------------------------------------
