@@ -16,7 +16,7 @@ from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 from latentds.zoo.capabilities import Capabilities
-from latentds.zoo.models.e2e_cnn import feature_network_name
+from latentds.analysis.feature_network import feature_network_name
 
 
 @pytest.fixture(scope="module")

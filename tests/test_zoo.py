@@ -85,6 +85,7 @@ def _batch(model, n=8):
     labels = [{"sequence": {"factor": "phi_0" if i < n // 2 else "theta_0"}} for i in range(n)]
     group = torch.arange(n) // 2 if model.capabilities.batches == "pairs" else torch.arange(n) // (n // 2)
     factors = torch.rand(n, len(FACTOR_NAMES)) * 90  # as a cuboid shard set's batches carry them
+    model.bind_factors(list(FACTOR_NAMES))  # to that set's table, as train binds every model
     return {"image": x, "labels": labels, "group": group, "factors": factors,
             "factor_mask": torch.rand(n, len(FACTOR_NAMES)) < 0.8}
 
@@ -320,6 +321,11 @@ def test_the_triplet_loss_pulls_latents_together_by_the_chosen_factor():
     phi = torch.linspace(-100, 100, n)
     factors[:, FACTOR_NAMES.index("phi_0")] = phi
     batch = {"factors": factors, "factor_mask": torch.ones(n, len(FACTOR_NAMES), dtype=torch.bool)}
+    assert model.triplet_column is None and model.factors_read == {"phi_0": None}  # unbound, even for a cuboid name
+    with pytest.raises(InvalidParameterError, match="not bound"):
+        model.triplet_loss(torch.zeros(n, 4), batch)
+    model.bind_factors(list(FACTOR_NAMES))  # the columns of a cuboid render's table
+    assert model.factors_read == {"phi_0": FACTOR_NAMES.index("phi_0")}
     torch.manual_seed(0)
     ordered = model.triplet_loss(phi[:, None] / 100 * torch.ones(n, 4), batch)  # latents laid out by phi
     torch.manual_seed(0)
@@ -602,7 +608,7 @@ def test_e2e_cnn_features_are_an_fid_network_named_by_a_content_hash(trained_e2e
     import re
 
     from latentds.analysis.image_metrics import EncoderFeatures, fid
-    from latentds.zoo.models.e2e_cnn import feature_network_name
+    from latentds.analysis.feature_network import feature_network_name
 
     model = latentds.from_pretrained(trained_e2e)
     name = feature_network_name(trained_e2e)
@@ -643,6 +649,12 @@ def test_e2e_cnn_masks_absent_factors_and_reports_its_mistakes():
         create("e2e_cnn", **TINY["e2e_cnn"], label="identity")
     default = create("e2e_cnn", **TINY["e2e_cnn"])
     assert len(default.output_names) == 15 and not any("color" in n for n in default.output_names)
+    assert set(default.factors_read.values()) == {None}  # unbound until the data's table is known
+    with pytest.raises(InvalidParameterError, match=r"'n_cuboids', 'phi_0', 'theta_0' and 12 more not bound") as error:
+        default.losses(_batch(create("e2e_cnn", **TINY["e2e_cnn"])))
+    assert len(str(error.value).splitlines()) == 1
+    default.bind_factors(["size", *FACTOR_NAMES])  # the data's own columns, by name
+    assert default.factors_read["phi_0"] == FACTOR_NAMES.index("phi_0") + 1
 
 
 def test_e2e_cnn_classifies_a_label_and_its_card_says_what_its_features_are_for(tiny_data, tmp_path):
