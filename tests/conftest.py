@@ -1,6 +1,10 @@
-"""Shared fixtures: one in-process renderer, and small renders built once per session."""
+"""Shared fixtures: one in-process renderer, and small renders built once per session; the session's time, printed
+at its end."""
 
 from __future__ import annotations
+
+import resource
+import time
 
 import pytest
 
@@ -46,6 +50,40 @@ def phi_set(tmp_path_factory):
     return spec, out
 
 
+def _render(tmp_path_factory, name: str, spec: RenderSpec):
+    out = tmp_path_factory.mktemp(name)
+    render_shards(spec, out, workers=1, progress=False)
+    return out
+
+
+# The standard tiny renders, made once per session and shared by every module that trains or streams them. Tests
+# never write into them (a test that damages data copies the set first).
+@pytest.fixture(scope="session")
+def varied96(tmp_path_factory):
+    """96 varied images of 16 px in 3 shards of 32 (seed 3): the tiny training set of the zoo tests."""
+    return _render(tmp_path_factory, "varied96", RenderSpec("varied", n=96, size=16, shard_size=32, seed=3))
+
+
+@pytest.fixture(scope="session")
+def varied96_identities(tmp_path_factory):
+    """96 varied images of 16 px of 6 identities (seed 4), in shards of 32: pair batches."""
+    return _render(tmp_path_factory, "varied96-ids",
+                   RenderSpec("varied", n=96, size=16, shard_size=32, seed=4, identities=6))
+
+
+@pytest.fixture(scope="session")
+def varied96_sequences(tmp_path_factory):
+    """96 varied images of 16 px sweeping phi_0 and theta_0 in groups of 4 steps (seed 5): group batches."""
+    return _render(tmp_path_factory, "varied96-seq",
+                   RenderSpec("varied", n=96, size=16, shard_size=32, seed=5, sequence="phi_0,theta_0", steps=4))
+
+
+@pytest.fixture(scope="session")
+def varied48(tmp_path_factory):
+    """48 varied images of 16 px in 3 shards of 16 (seed 3): the data of the stop and robustness tests."""
+    return _render(tmp_path_factory, "varied48", RenderSpec("varied", n=48, size=16, shard_size=16, seed=3))
+
+
 def tree_bytes(directory) -> dict[str, bytes]:
     """Every non-hidden file of a directory, name -> bytes."""
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".")}
@@ -55,3 +93,19 @@ def tree_bytes(directory) -> dict[str, bytes]:
 # studies) carry an explicit mark: `@pytest.mark.slow` on the function, or `pytestmark = pytest.mark.slow` for a
 # whole module (test_studies.py, test_reference_scores.py). `pytest -m "not slow"` skips them for a quick loop;
 # CI and README's test command run everything.
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children, as /usr/bin/time counts it."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_STARTED = time.monotonic()  # this file is imported as the session starts, before any test module
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the session's measured time (so no document has to state how long the tests take): wall time since
+    pytest loaded this file, CPU time since the process started, imports and collection included."""
+    terminalreporter.write_line(f"session time: {time.monotonic() - _STARTED:.1f} s wall, {_cpu_seconds():.1f} s CPU "
+                                "(user + sys, this process and its finished children)")

@@ -14,14 +14,12 @@ import torch
 from click.testing import CliRunner
 
 from latentds.cli import main
-from latentds.render import RenderSpec, render_shards
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plain")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied96):
+    """The session's tiny varied render (conftest.py)."""
+    return varied96
 
 
 def _hold_lock(directory, purpose):

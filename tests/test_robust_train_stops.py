@@ -25,11 +25,9 @@ ENV = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "L
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """48 images of 16 px in 3 shards of 16."""
-    out = tmp_path_factory.mktemp("stops-data")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied48):
+    """48 images of 16 px in 3 shards of 16: the session's render (conftest.py)."""
+    return varied48
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import HubError, create, load_pretrained, save_sample_grid
 from latentds.zoo.hub import check_hub_reachable
 from latentds.zoo.recipe import load_recipe
@@ -29,11 +28,9 @@ TINY = ["--set", "model.image_size=16", "--set", "model.width=8", "--set", "mode
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """48 images of 16 px in 3 shards of 16."""
-    out = tmp_path_factory.mktemp("robust-data")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied48):
+    """48 images of 16 px in 3 shards of 16: the session's render (conftest.py)."""
+    return varied48
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 import latentds
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import HubError, LatentModel, ModelConfig, create, families, load_pretrained
 from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.recipe import load_recipe, recipe_from_dict
@@ -40,21 +39,15 @@ FAMILIES = families()
 
 
 @pytest.fixture(scope="module")
-def tiny_shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=3), out, workers=1, progress=False)
-    return out
+def tiny_shards(varied96):
+    """The session's tiny varied render (conftest.py)."""
+    return varied96
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, tiny_shards):
+def tiny_data(varied96, varied96_identities, varied96_sequences):
     """A shard set per batch kind: plain, pairs (identities) and groups (two swept factors, 4 steps)."""
-    ids, seq = tmp_path_factory.mktemp("ids"), tmp_path_factory.mktemp("seq")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=4, identities=6), ids, workers=1,
-                  progress=False)
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=5, sequence="phi_0,theta_0", steps=4),
-                  seq, workers=1, progress=False)
-    return {"plain": tiny_shards, "pairs": ids, "groups": seq}
+    return {"plain": varied96, "pairs": varied96_identities, "groups": varied96_sequences}
 
 
 def tiny_recipe(name, shards, model=None, **train):
