@@ -84,6 +84,24 @@ def varied48(tmp_path_factory):
     return _render(tmp_path_factory, "varied48", RenderSpec("varied", n=48, size=16, shard_size=16, seed=3))
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A saved, untrained tiny model of every family (tiny.py's configuration, torch seed 0), {family: directory}:
+    load it (from_pretrained) or point a command at it; a test that alters a model copies it first."""
+    import torch
+
+    from latentds.zoo.base import create, families
+    from tiny import TINY
+
+    base = tmp_path_factory.mktemp("tiny-models")
+    saved = {}
+    for family in families():
+        torch.manual_seed(0)
+        create(family, **TINY[family]).save_pretrained(base / family)
+        saved[family] = base / family
+    return saved
+
+
 def tree_bytes(directory) -> dict[str, bytes]:
     """Every non-hidden file of a directory, name -> bytes."""
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".")}

@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.feature_network import DEFAULT as DEFAULT_FEATURE_NETWORK
+from latentds.analysis.feature_network import feature_network_name
 from latentds.analysis.interpolation import lerp, slerp
 from latentds.analysis.probes import run
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 from latentds.zoo.capabilities import Capabilities
-from latentds.analysis.feature_network import feature_network_name
 
 
 @pytest.fixture(scope="module")

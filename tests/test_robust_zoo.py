@@ -248,11 +248,9 @@ def test_a_hub_id_that_cannot_be_fetched_says_it_is_no_local_directory_either(mo
 # --- sample --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("robust-model")
-    torch.manual_seed(0)
-    create("vae", image_size=16, width=8, latent_dim=4).save_pretrained(out)
-    return out
+def saved_model(tiny_models):
+    """An untrained vae of 16 px, width 8, latent 4 (torch seed 0): the session's (conftest.py)."""
+    return tiny_models["vae"]
 
 
 def test_too_many_samples_for_one_grid_are_refused_before_any_work(saved_model, tmp_path):
@@ -369,12 +367,11 @@ def test_a_host_that_completes_tls_passes_the_probe(local_endpoint, tmp_path):
     check_hub_reachable()  # a self-signed certificate is the HTTP client's to judge, not the probe's
 
 
-def test_push_without_network_gives_advice_that_helps_a_push(tmp_path, monkeypatch):
-    create("vae", image_size=16, width=8, latent_dim=4).save_pretrained(tmp_path / "m")
+def test_push_without_network_gives_advice_that_helps_a_push(tiny_models, monkeypatch):
     monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_fake")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError(101, "down")))
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    result = CliRunner().invoke(main, ["push", str(tmp_path / "m"), "--repo", "org/name"])
+    result = CliRunner().invoke(main, ["push", str(tiny_models["vae"]), "--repo", "org/name"])
     last = one_line_error(result, "cannot reach the Hugging Face Hub", "network connection")
     assert "HF_HUB_OFFLINE" not in last

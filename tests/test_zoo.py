@@ -16,19 +16,10 @@ from latentds.zoo.base import HubError, LatentModel, ModelConfig, create, famili
 from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.recipe import load_recipe, recipe_from_dict
 from latentds.zoo.trainer import train
+from tiny import TINY
 
-# Every registered family needs a tiny configuration here (a new family without one fails
-# test_every_family_has_a_tiny_configuration), and the loss term that must fall in a few steps of training.
-TINY = {
-    "vae": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "beta_vae": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "vae_disc": {"image_size": 16, "width": 8, "latent_dim": 4, "disc_width": 8},
-    "cycle_vae": {"image_size": 16, "width": 8, "class_dim": 2, "style_dim": 3, "latent_dim": 5},
-    "clamped_vae": {"image_size": 16, "width": 8, "latent_dim": 6, "factors": ["phi_0", "theta_0"],
-                    "units_per_factor": 2},
-    "dcgan": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "e2e_cnn": {"image_size": 16, "width": 8, "latent_dim": 8},
-}
+# Every registered family needs a tiny configuration in tiny.py (a new family without one fails
+# test_every_family_has_a_tiny_configuration), and here the loss term that must fall in a few steps of training.
 FALLING = {"vae": ("loss", 0.8), "beta_vae": ("loss", 0.8), "vae_disc": ("vae/recon", 0.8),
            "cycle_vae": ("autoencoder/recon", 0.8), "clamped_vae": ("recon", 0.8),
            # a GAN's losses fight: its discriminator learns to beat chance (the study's network, without batch norm;
