@@ -107,10 +107,12 @@ def tree_bytes(directory) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".")}
 
 
-# Slow tests (they start processes: renders, torchrun, Ray, kills and signals; train several families; run whole
-# studies) carry an explicit mark: `@pytest.mark.slow` on the function, or `pytestmark = pytest.mark.slow` for a
-# whole module (test_studies.py, test_reference_scores.py). `pytest -m "not slow"` skips them for a quick loop;
-# CI and README's test command run everything.
+# Slow tests (they start processes: renders, torchrun, Ray, kills and signals; train models; run analyses with FID
+# or every probe, or whole studies; or otherwise cost over half a second of CPU, measured per test, first use of a
+# shared fixture aside) carry an explicit mark: `@pytest.mark.slow` on the function, or
+# `pytestmark = pytest.mark.slow` for a whole module (test_studies.py, test_reference_scores.py).
+# `pytest -m "not slow"` skips them for a quick loop (its CPU time is printed at its end); CI and README's test
+# command run everything.
 
 
 def _cpu_seconds() -> float:

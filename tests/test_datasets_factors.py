@@ -212,6 +212,7 @@ def test_a_dsprites_style_set_streams_its_factors(sprite_set):
             assert torch.equal(b["factors"], expected)
 
 
+@pytest.mark.slow
 def test_its_factors_score_as_they_should(sprite_set):
     from latentds.analysis.disentanglement import scores
 
@@ -248,6 +249,7 @@ def test_models_that_read_factors_refuse_data_that_lacks_them(sprite_set, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_triplet_factor_is_bound_to_the_data_by_name(sprite_set, tmp_path):
     """vae_disc's triplet loss on a factor of a non-cuboid set: the column is the data's own, and it trains."""
     from latentds.datasets.shards import load_shards

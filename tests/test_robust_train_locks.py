@@ -40,6 +40,7 @@ TRAIN = ["--batch-size", "8", "--max-steps", "2", "--quiet", "--set", "data.num_
          "--set", "model.image_size=16", "--set", "model.width=8", "--set", "model.latent_dim=4"]
 
 
+@pytest.mark.slow
 def test_train_and_analyze_refuse_a_directory_another_process_writes(shards, tmp_path):
     run = tmp_path / "run"
     holder = _hold_lock(run, "render")

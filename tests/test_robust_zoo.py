@@ -135,6 +135,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(shards, tmp
     assert sorted(p.name for p in keep.iterdir()) == ["notes.txt", "recipe.toml"]  # found before anything ran
 
 
+@pytest.mark.slow
 def test_resume_with_a_damaged_recipe_record_is_a_one_line_error(shards, run_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)

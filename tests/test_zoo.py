@@ -400,6 +400,7 @@ def test_clamped_units_equal_the_group_mean_and_only_the_varying_factor_moves():
     assert model.losses(batch)["model"]["clamp"] > 0
 
 
+@pytest.mark.slow
 def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     runner = CliRunner()
     listing = runner.invoke(main, ["zoo"])
@@ -588,6 +589,7 @@ def test_a_trained_e2e_cnn_predicts_phi_0_on_held_in_data(trained_e2e, tiny_shar
     assert -200 < phi.mean() < 200  # in degrees, not the normalised [0, 1]
 
 
+@pytest.mark.slow
 def test_e2e_cnn_features_are_an_fid_network_named_by_a_content_hash(trained_e2e, tiny_shards):
     import re
 
@@ -659,6 +661,7 @@ def test_e2e_cnn_classifies_a_label_and_its_card_says_what_its_features_are_for(
     assert "no decoder" in card and "FID" in card and "feature_network_name" in card and "predict" in card
 
 
+@pytest.mark.slow
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_and_a_damaged_checkpoint_is_named(tiny_shards,
                                                                                                  tmp_path):
     from latentds.errors import OutputDirectoryError
@@ -678,6 +681,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_and_a_damaged_ch
         train(replace(recipe, train=replace(recipe.train, max_steps=4)), run, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_subpackages_are_reachable_from_the_package():
     import subprocess
     import sys
@@ -706,6 +710,7 @@ def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
             assert learning_rate(settings, horizon - 1, horizon) == pytest.approx(1e-5)
 
 
+@pytest.mark.slow
 def test_cycle_vae_training_steps_its_lr_at_the_configured_point(tiny_data, tmp_path):
     recipe = tiny_recipe("cycle_vae", tiny_data["pairs"], epochs=3, lr=1e-3, decay_at=2 / 3, log_every=1)
     rows = _rows(train(recipe, tmp_path / "run", progress=False))
