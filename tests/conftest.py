@@ -3,8 +3,10 @@ at its end."""
 
 from __future__ import annotations
 
+import os
 import resource
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +25,6 @@ def renderer():
 def read_only(tmp_path):
     """A directory nobody can create files in: a 0o555 directory, or, where permissions do not bind (root), /sys,
     which refuses new files even to root."""
-    from pathlib import Path
 
     directory = tmp_path / "read-only"
     directory.mkdir()
@@ -116,9 +117,19 @@ def tree_bytes(directory) -> dict[str, bytes]:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children, as /usr/bin/time counts it."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """User + system CPU time of this process and of its children, as /usr/bin/time counts it at exit: the finished
+    ones (getrusage) and the live ones, such as joblib's worker pool, read from /proc (with what they reaped)."""
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name: state, ppid, ..., utime (12th)
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return total
 
 
 _STARTED = time.monotonic()  # this file is imported as the session starts, before any test module
@@ -128,4 +139,4 @@ def pytest_terminal_summary(terminalreporter):
     """Print the session's measured time (so no document has to state how long the tests take): wall time since
     pytest loaded this file, CPU time since the process started, imports and collection included."""
     terminalreporter.write_line(f"session time: {time.monotonic() - _STARTED:.1f} s wall, {_cpu_seconds():.1f} s CPU "
-                                "(user + sys, this process and its finished children)")
+                                "(user + sys, this process and its children)")
