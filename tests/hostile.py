@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,21 @@ from latentds.shardsets.encoders import encode_json, encode_png
 @contextlib.contextmanager
 def within(seconds: int):
     """Raise TimeoutError in this (main) thread if the block runs longer than ``seconds`` (a loop in Python or a
-    blocking open() alike: the alarm interrupts both)."""
+    blocking open() alike: the alarm interrupts both). The timer it replaces (pytest-timeout's per-test one) is
+    set again afterwards with the time it had left, so the test stays bounded after the block too."""
     def expired(signum, frame):
         raise TimeoutError(f"still running after {seconds} s: a hang")
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
 def run_bounded(code: str, *, seconds: int = 60, memory_gb: float = 4.0) -> subprocess.CompletedProcess:

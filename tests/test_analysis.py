@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from latentds.analysis.encode import Codes, encode_dataset
 from latentds.analysis.feature_network import DEFAULT as DEFAULT_FEATURE_NETWORK
+from latentds.analysis.feature_network import feature_network_name
 from latentds.analysis.interpolation import lerp, slerp
 from latentds.analysis.probes import run
 from latentds.cli import main
 from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import create
 from latentds.zoo.capabilities import Capabilities
-from latentds.zoo.models.e2e_cnn import feature_network_name
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def test_codes_are_saved_and_loaded_exactly(sets, tmp_path):
     assert again.factor_names == codes.factor_names
 
 
+@pytest.mark.slow
 def test_run_writes_figures_metrics_and_a_self_contained_report(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["pca", "interpolation"], n=40,
@@ -98,6 +99,7 @@ def test_cli_analyze(sets, tmp_path):
     assert bad.exit_code == 2 and "unknown probe 'umapp'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_factor_probes_find_what_the_latents_hold():
     from latentds.analysis.factor_probes import factor_probes
 
@@ -125,6 +127,7 @@ def test_attribute_vectors_move_latents_between_groups():
     assert torch.allclose(images, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_factor_and_arithmetic_probes_in_the_report(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["factors", "arithmetic"], n=48, progress=False)
@@ -193,6 +196,7 @@ def test_classifier_probe_finds_the_label_in_s_not_in_z():
     assert set(result) == {"s_to_z", "z_to_s"} and result["s_to_z"]["regeneration_mse"] > 0
 
 
+@pytest.mark.slow
 def test_reconstruction_metrics_and_fid_name_their_feature_network(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["metrics", "fid"], n=32, progress=False)
@@ -208,6 +212,7 @@ def test_reconstruction_metrics_and_fid_name_their_feature_network(sets, tmp_pat
     assert "reconstructions.png" in {p.name for p in (tmp_path / "figures").iterdir()}
 
 
+@pytest.mark.slow
 def test_factorvae_score_renders_fresh_batches_with_one_factor_fixed(sets, tmp_path):
     from latentds.render.factors import sample_labels, set_factor
 
@@ -294,6 +299,7 @@ def test_probe_names_in_the_cli_help_are_every_probe():
     assert f"[default: all]: {', '.join(PROBES)}." in help_text
 
 
+@pytest.mark.slow
 def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(sets, tmp_path):
     base, _ = sets
     torch.manual_seed(0)
@@ -340,6 +346,7 @@ def test_a_model_without_encoder_gets_walks_and_arithmetic_on_generated_samples(
     assert "0..63" in out_of_range["skipped"]["arithmetic"]
 
 
+@pytest.mark.slow
 def test_spherical_walks_keep_the_code_norms_and_linear_walks_dip(sets, tmp_path):
     base, model = sets
     torch.manual_seed(0)
@@ -486,6 +493,7 @@ def test_umap_layout_warns_nothing_about_choices_we_made():
     assert placed.shape == (60, 2) and np.isfinite(placed).all()
 
 
+@pytest.mark.slow
 def test_analyze_cli_takes_a_feature_model_that_labels_generated_samples(sets, tmp_path):
     base, _ = sets
     torch.manual_seed(0)

@@ -59,6 +59,7 @@ def test_library_warnings_are_recorded_not_shown(recwarn):
     assert [w.category for w in recwarn.list] == [ShardWarning]
 
 
+@pytest.mark.slow
 def test_baselines_tell_a_working_model_from_a_blob():
     torch.manual_seed(0)
     images = -torch.ones(16, 3, 32, 32)
@@ -84,6 +85,7 @@ def test_is_constant_edges(values):
     assert is_constant(np.array(values))
 
 
+@pytest.mark.slow
 def test_analysis_of_phi_data_is_strict_and_quiet(phi_set, tmp_path, recwarn):
     """On --phi data (constant colours stored as float32) the probes leave the constants out, the report says so,
     metrics.json is strict JSON and no RuntimeWarning reaches the user."""

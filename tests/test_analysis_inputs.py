@@ -32,6 +32,7 @@ def sets(tmp_path_factory):
     return base, create("vae", image_size=16, width=8, latent_dim=4).eval()
 
 
+@pytest.mark.slow
 def test_interpolation_resizes_a_sequence_set_to_the_models_image_size(sets, tmp_path):
     base, _ = sets
     torch.manual_seed(0)
@@ -51,6 +52,7 @@ def test_interpolation_resizes_a_sequence_set_to_the_models_image_size(sets, tmp
     assert torch.equal(ctx.sequences()[0]["images"], expected)
 
 
+@pytest.mark.slow
 def test_a_two_group_sequence_set_is_a_sequence_set(sets, tmp_path):
     base, model = sets
     metrics = run(model, base / "varied", tmp_path, probes=["interpolation"], n=16, sequence_data=base / "seq2",
@@ -64,6 +66,7 @@ def test_a_two_group_sequence_set_is_a_sequence_set(sets, tmp_path):
             sequence_data=tmp_path / "nowhere", progress=False)
 
 
+@pytest.mark.slow
 def test_metrics_and_fid_share_one_image_batch_and_its_reconstructions(sets, tmp_path, monkeypatch):
     base, model = sets
     run(model, base / "varied", tmp_path, probes=[], n=24, progress=False)  # encode first: not counted below
@@ -111,6 +114,7 @@ def test_probes_get_the_model_in_eval_mode_and_its_device(sets, tmp_path):
     assert seen == {"training": False, "device": torch.device("cpu")}
 
 
+@pytest.mark.slow
 def test_factor_names_come_from_the_encoded_data(sets, tmp_path, monkeypatch):
     base, model = sets
     codes = encode_dataset(model, base / "varied", n=24, progress=False)

@@ -142,6 +142,7 @@ def test_cli_flags_and_a_study_table_give_equal_options(tiny, tmp_path, monkeypa
     assert seen == [analysis_options(load_study(_study(tmp_path, ""), "smoke").runs[0].analyze)]
 
 
+@pytest.mark.slow
 def test_a_study_table_setting_scores_mode_reaches_the_probe(tiny, tmp_path):
     from latentds.studies.runner import analyze_run
 

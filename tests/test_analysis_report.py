@@ -43,6 +43,7 @@ def _section(page: str, name: str) -> str:
     return page.split(f'<section id="probe-{name}">')[1].split("</section>")[0]
 
 
+@pytest.mark.slow
 def test_every_probe_ran_or_was_skipped_for_its_own_reason(analysed):
     _, metrics, page = analysed
     assert metrics["skipped"] == EXPECTED_SKIPPED
@@ -54,6 +55,7 @@ def test_every_probe_ran_or_was_skipped_for_its_own_reason(analysed):
 
 
 @pytest.mark.parametrize("name", [p for p in PROBES if p != "umap"])
+@pytest.mark.slow
 def test_each_probe_has_its_section_explanation_figures_and_numbers(analysed, name):
     out, metrics, page = analysed
     assert f'<a href="#probe-{name}">{name}</a>' in page  # contents (or key numbers) link to it
@@ -69,6 +71,7 @@ def test_each_probe_has_its_section_explanation_figures_and_numbers(analysed, na
     assert stored.keys() == metrics[name].keys()
 
 
+@pytest.mark.slow
 def test_figures_are_embedded_in_the_section_of_the_probe_that_drew_them(analysed):
     out, _, page = analysed
     owner = {"pca_strips.png": "pca", "reconstructions.png": "metrics", "walks.png": "walks",
@@ -84,6 +87,7 @@ def test_figures_are_embedded_in_the_section_of_the_probe_that_drew_them(analyse
     assert 'class="pixelated"' in page  # 16 px grids are scaled up, drawn as pixels
 
 
+@pytest.mark.slow
 def test_the_header_says_what_was_analysed_and_the_key_numbers_in_words(analysed):
     _, metrics, page = analysed
     header = page.split("<header>")[1].split("</header>")[0]
@@ -103,6 +107,7 @@ def test_the_header_says_what_was_analysed_and_the_key_numbers_in_words(analysed
     assert shown == len(KEY_NUMBERS)  # this run measures every key number
 
 
+@pytest.mark.slow
 def test_every_link_of_the_page_lands(analysed):
     _, _, page = analysed
     targets = set(re.findall(r'href="#([^"]+)"', page))

@@ -156,6 +156,7 @@ def test_groups_are_whole_one_factor_sweeps_in_step_order(renders, sequence):
     assert [g for b in plain for g in _check_groups(b, 4, 12)] == list(range(24))  # no shuffle: in order
 
 
+@pytest.mark.slow
 def test_groups_split_exactly_over_workers_and_ranks_and_move_with_the_epoch(renders, monkeypatch):
     out = renders("sequence", "phi_0")
     seen = {}

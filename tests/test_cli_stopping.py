@@ -61,6 +61,7 @@ def test_a_worker_error_is_one_line(shards, tmp_path):
     assert "Traceback" not in result.stderr and "worker" not in lines[0]
 
 
+@pytest.mark.slow
 def test_a_save_cut_short_leaves_no_partial_model_and_no_checkpoint_without_its_model(shards, tmp_path, monkeypatch):
     from latentds.zoo.base import LatentModel
     from latentds.zoo.recipe import load_recipe

@@ -212,6 +212,7 @@ def test_a_dsprites_style_set_streams_its_factors(sprite_set):
             assert torch.equal(b["factors"], expected)
 
 
+@pytest.mark.slow
 def test_its_factors_score_as_they_should(sprite_set):
     from latentds.analysis.disentanglement import scores
 
@@ -248,6 +249,7 @@ def test_models_that_read_factors_refuse_data_that_lacks_them(sprite_set, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_triplet_factor_is_bound_to_the_data_by_name(sprite_set, tmp_path):
     """vae_disc's triplet loss on a factor of a non-cuboid set: the column is the data's own, and it trains."""
     from latentds.datasets.shards import load_shards
@@ -260,7 +262,7 @@ def test_the_triplet_factor_is_bound_to_the_data_by_name(sprite_set, tmp_path):
         f'data.shards="{sprite_set}"', "model.image_size=16", "model.width=8", "model.triplet_weight=1.0",
         'model.triplet_factor="scale"', "data.num_workers=0", "train.max_steps=2", "train.batch_size=8"])
     model = create("vae_disc", **recipe.model)
-    assert model.triplet_column is None  # not a cuboid factor: unbound until the data is known
+    assert model.triplet_column is None  # unbound until the data is known
     _check_readable(recipe, model)
     assert model.triplet_column == names.index("scale") != 0
     run = train(recipe, tmp_path / "run", progress=False)
@@ -269,16 +271,43 @@ def test_the_triplet_factor_is_bound_to_the_data_by_name(sprite_set, tmp_path):
     assert any(math.isfinite(row.get("vae/triplet", math.nan)) for row in logged)
 
 
-def test_a_render_streamed_without_its_manifest_keeps_its_factor_vector(phi_set):
-    """A pipe: URL has no manifest beside it: a cuboid render's samples get the render's own vector."""
+def test_factors_come_only_from_the_sets_table_and_a_model_reading_them_needs_one(phi_set, tmp_path):
+    """A pipe: URL has no manifest beside it, so no factor table: a cuboid render's samples streamed that way carry
+    no factor vector (nothing is guessed from their labels), and train refuses, in one line and before writing
+    anything, a model that reads factors; streamed from its directory, the same model binds to the set's table."""
+    from click.testing import CliRunner
+
+    from latentds.cli import main
+    from latentds.datasets.cuboids import FACTOR_NAMES
+    from latentds.errors import InvalidParameterError
+    from latentds.zoo.base import create
+    from latentds.zoo.recipe import load_recipe
+    from latentds.zoo.trainer import _check_readable
+
     _, directory = phi_set
     shard = sorted(directory.glob("*.tar"))[0]
-    by_dir = {s["__key__"]: s for s in latentds.load_shards(directory)}
-    streamed = list(latentds.load_shards(f"pipe:cat {shard}"))
-    assert streamed and all("factors" in s for s in streamed)
-    for s in streamed:
-        assert torch.equal(s["factors"], by_dir[s["__key__"]]["factors"])
-        assert torch.equal(s["factor_mask"], by_dir[s["__key__"]]["factor_mask"])
+    url = f"pipe:cat {shard}"
+    streamed = list(latentds.load_shards(url))
+    assert streamed and not any("factors" in s or "factor_mask" in s for s in streamed)
+    assert all("labels" in s and "joints" in s["labels"] for s in streamed)  # the labels are still there
+    assert "factors" in next(iter(latentds.load_shards(directory)))
+    for shards, refused in ((url, True), (directory, False)):
+        recipe = load_recipe("zoo/e2e_cnn", [f'data.shards="{shards}"', "model.image_size=16", "model.width=4",
+                                             "model.latent_dim=8", 'model.targets=["phi_0"]'])
+        model = create("e2e_cnn", **recipe.model)
+        assert model.factors_read == {"phi_0": None}
+        if refused:
+            with pytest.raises(InvalidParameterError, match="reads factor 'phi_0'.*has no factor table") as error:
+                _check_readable(recipe, model)
+            assert len(str(error.value).splitlines()) == 1 and model.factors_read == {"phi_0": None}
+        else:
+            _check_readable(recipe, model)
+            assert model.factors_read == {"phi_0": FACTOR_NAMES.index("phi_0")}
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "zoo/e2e_cnn", "--data", url, "--out", str(out), "--set",
+                                       "model.image_size=16", "--set", "data.num_workers=0"])
+    assert result.exit_code == 2 and "has no factor table" in result.output, result.output
+    assert not out.exists()
 
 
 def test_a_malformed_factor_row_is_a_one_line_shard_error(phi_set, tmp_path):

@@ -36,6 +36,7 @@ def copy_of_site(tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly(tmp_path):
     result = build(ROOT, tmp_path / "site")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -47,6 +48,7 @@ def test_the_site_builds_strictly(tmp_path):
     assert "latentds render" in (tmp_path / "site" / "docs" / "reference" / "cli.html").read_text()
 
 
+@pytest.mark.slow
 def test_a_broken_link_or_anchor_fails_the_build(tmp_path):
     copy = copy_of_site(tmp_path)
     readme = copy / "README.md"

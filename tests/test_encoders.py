@@ -13,6 +13,7 @@ def _reference(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+@pytest.mark.slow
 def test_floats_of_every_magnitude():
     rng = np.random.default_rng(0)
     values = (rng.choice([-1.0, 1.0], 200_000) * 10.0 ** rng.uniform(-320, 307, 200_000)).tolist()

@@ -85,6 +85,7 @@ def test_an_unknown_name_is_refused_in_one_line():
     assert "'e2e_cnn@000000000000'" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_fid_in_it_rises_with_noise_and_blur_and_a_random_network_fails_the_checks(network, heldout):
     assert quality(network.model, heldout) == dict.fromkeys(
         ("noise_rises", "blur_rises", "floor_far_below", "predicts_the_factors"), True)
@@ -93,6 +94,7 @@ def test_fid_in_it_rises_with_noise_and_blur_and_a_random_network_fails_the_chec
     assert not all(quality(random, heldout).values())
 
 
+@pytest.mark.slow
 def test_fid_of_features_is_torchmetrics_fid_and_both_trace_forms_agree(network, heldout):
     real, fake = heldout["image"][:N], heldout["image"][N:2 * N]
     ours = frechet_distance(features(real, network), features(fake, network))
@@ -135,6 +137,7 @@ class _Identity(torch.nn.Module):
         return x
 
 
+@pytest.mark.slow
 def test_the_fid_interval_is_seeded_and_centred_on_the_estimate():
     g = torch.Generator().manual_seed(2)
     a, b = torch.randn(200, 5, generator=g), torch.randn(200, 5, generator=g) + 0.5
@@ -153,6 +156,7 @@ def small_set(tmp_path_factory):
     return out, create("vae", image_size=16, width=8, latent_dim=4).eval()
 
 
+@pytest.mark.slow
 def test_the_fid_probe_reports_the_packaged_network_kid_interval_and_a_disjoint_floor(small_set, tmp_path):
     data, model = small_set
     metrics = run(model, data, tmp_path / "a", probes=["fid"], n=24, progress=False)["fid"]
@@ -178,6 +182,7 @@ def test_the_fid_probe_reports_the_packaged_network_kid_interval_and_a_disjoint_
     assert again == metrics  # seeded: the same numbers
 
 
+@pytest.mark.slow
 def test_too_little_data_for_a_disjoint_floor_splits_the_real_set_and_says_so(small_set, tmp_path):
     data, model = small_set
     metrics = run(model, data, tmp_path, probes=["fid"], n=40, progress=False)["fid"]

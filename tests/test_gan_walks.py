@@ -128,6 +128,7 @@ def test_an_attribute_vector_moves_its_factor_and_a_random_direction_of_the_same
     assert none["effect"] == pytest.approx(0.0, abs=1e-6) and none["control_abs_effect"] > 0
 
 
+@pytest.mark.slow
 def test_celeba_attributes_give_the_documents_glasses_and_smile_groups(tmp_path):
     """The document's arithmetic on CelebA: a CNN trained on the pack's Eyeglasses / Smiling labels (bound by
     name) labels generated samples; the glasses vector (Eyeglasses=1 minus Eyeglasses=0) is added to the samples

@@ -34,6 +34,7 @@ def test_renders_have_a_black_background_and_a_foreground(renders):
     assert 0.005 < share < 0.5
 
 
+@pytest.mark.slow
 def test_a_trivial_reconstruction_fails_the_reconstruction_gate_and_the_input_passes(renders):
     trivial = health.trivial_reconstructions(renders)
     perfect = health.image_baselines(renders, renders)

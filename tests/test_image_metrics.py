@@ -120,12 +120,14 @@ def ssim_pairs(size=64):
             yield real, (real + level * torch.randn(real.shape, generator=g)).clamp(-1, 1)
 
 
+@pytest.mark.slow
 def test_ssim_matches_the_reference_convention():
     for real, recon in ssim_pairs():
         expected = [reference_ssim(r.double().numpy(), c.double().numpy()) for r, c in zip(real, recon, strict=True)]
         assert per_image_ssim(real, recon).tolist() == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_ssim_matches_scikit_image():
     metrics = pytest.importorskip("skimage.metrics")
     for real, recon in ssim_pairs():

@@ -81,6 +81,7 @@ def test_the_normalised_regeneration_error_is_1_for_another_images_part_and_0_fo
     assert (wrong < 0.05) if part == "z" else (wrong > 20)
 
 
+@pytest.mark.slow
 def test_a_predictor_that_cannot_beat_the_mean_scores_about_half_a_random_swap():
     """z independent of s: s -> z predicts z's mean, whose image error is half a random z swap's for a decoder
     linear in z; z determined by s: s -> z is near perfect."""

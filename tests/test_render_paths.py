@@ -20,6 +20,7 @@ def _assert_same(renderer, labels, depth=False, mask=False):
         assert ours[key].tobytes() == reference[key].tobytes(), (labels["preset"], labels["index"], key)
 
 
+@pytest.mark.slow
 def test_direct_path_is_pixel_identical_to_pyrender_on_varied_samples(renderer):
     assert renderer._direct is not None, "the direct path is not available on this GL platform"
     for i in range(240):

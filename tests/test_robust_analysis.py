@@ -100,6 +100,7 @@ def test_analyze_into_a_read_only_out_is_a_one_line_error(data, tmp_path, read_o
     assert "Traceback" not in result.output and not out.exists()
 
 
+@pytest.mark.slow
 def test_analyze_refuses_an_out_that_holds_files_it_did_not_write(data, tmp_path):
     """--out may be new, empty or an earlier analysis' own; a user's files there are never overwritten."""
     model = tiny_model(0)

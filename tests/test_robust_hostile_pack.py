@@ -179,6 +179,7 @@ def test_sprites_nan_indices_and_string_frames_are_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("frames", [10**6, 10**9])
+@pytest.mark.slow
 def test_sprites_declaring_absurd_frame_counts_are_refused_before_allocating(tmp_path, frames):
     """A declared 10^6-10^9 frames made an 80 GiB allocation (7.7 GB RSS) before a MemoryError; run in a child
     limited to 3 GiB of address space and 60 s, so a regression fails this test instead of the machine."""

@@ -226,6 +226,7 @@ def test_workers_die_when_the_producer_is_killed(tmp_path):
         proc.wait()
 
 
+@pytest.mark.slow
 def test_die_with_parent_as_a_dataloader_worker_init_fn(tmp_path):
     code = textwrap.dedent("""
         import os, sys, time, torch

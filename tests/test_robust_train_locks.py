@@ -14,14 +14,12 @@ import torch
 from click.testing import CliRunner
 
 from latentds.cli import main
-from latentds.render import RenderSpec, render_shards
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plain")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied96):
+    """The session's tiny varied render (conftest.py)."""
+    return varied96
 
 
 def _hold_lock(directory, purpose):
@@ -42,6 +40,7 @@ TRAIN = ["--batch-size", "8", "--max-steps", "2", "--quiet", "--set", "data.num_
          "--set", "model.image_size=16", "--set", "model.width=8", "--set", "model.latent_dim=4"]
 
 
+@pytest.mark.slow
 def test_train_and_analyze_refuse_a_directory_another_process_writes(shards, tmp_path):
     run = tmp_path / "run"
     holder = _hold_lock(run, "render")

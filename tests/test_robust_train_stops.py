@@ -25,11 +25,9 @@ ENV = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "L
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """48 images of 16 px in 3 shards of 16."""
-    out = tmp_path_factory.mktemp("stops-data")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied48):
+    """48 images of 16 px in 3 shards of 16: the session's render (conftest.py)."""
+    return varied48
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +57,7 @@ def all_finite(run) -> bool:
 
 # --- divergence ----------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_in_one_line_and_keeps_its_last_finite_checkpoint(shards, tmp_path):
     run = tmp_path / "run"
     first = CliRunner().invoke(main, train_args(shards, run, "--max-steps", "4", "--set", "train.checkpoint_every=2"))
@@ -98,6 +97,7 @@ def test_a_non_finite_gradient_of_a_finite_loss_stops_the_run(shards, tmp_path, 
     one_line_error(result, "training diverged at step 1: the gradient of group 'model' is not finite")
 
 
+@pytest.mark.slow
 def test_weights_that_turn_non_finite_are_never_saved(shards, tmp_path, monkeypatch):
     real, calls = torch.optim.Adam.step, []
 
@@ -287,6 +287,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_checkpointing_is_one_line_and_no_hang_simulated(big_shards, tmp_path):
     run = tmp_path / "run"
     cmd = _train_with_workers(big_shards, run)

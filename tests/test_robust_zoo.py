@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import HubError, create, load_pretrained, save_sample_grid
 from latentds.zoo.hub import check_hub_reachable
 from latentds.zoo.recipe import load_recipe
@@ -29,11 +28,9 @@ TINY = ["--set", "model.image_size=16", "--set", "model.width=8", "--set", "mode
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """48 images of 16 px in 3 shards of 16."""
-    out = tmp_path_factory.mktemp("robust-data")
-    render_shards(RenderSpec("varied", n=48, size=16, shard_size=16, seed=3), out, workers=1, progress=False)
-    return out
+def shards(varied48):
+    """48 images of 16 px in 3 shards of 16: the session's render (conftest.py)."""
+    return varied48
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +135,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(shards, tmp
     assert sorted(p.name for p in keep.iterdir()) == ["notes.txt", "recipe.toml"]  # found before anything ran
 
 
+@pytest.mark.slow
 def test_resume_with_a_damaged_recipe_record_is_a_one_line_error(shards, run_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -251,11 +249,9 @@ def test_a_hub_id_that_cannot_be_fetched_says_it_is_no_local_directory_either(mo
 # --- sample --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("robust-model")
-    torch.manual_seed(0)
-    create("vae", image_size=16, width=8, latent_dim=4).save_pretrained(out)
-    return out
+def saved_model(tiny_models):
+    """An untrained vae of 16 px, width 8, latent 4 (torch seed 0): the session's (conftest.py)."""
+    return tiny_models["vae"]
 
 
 def test_too_many_samples_for_one_grid_are_refused_before_any_work(saved_model, tmp_path):
@@ -372,12 +368,11 @@ def test_a_host_that_completes_tls_passes_the_probe(local_endpoint, tmp_path):
     check_hub_reachable()  # a self-signed certificate is the HTTP client's to judge, not the probe's
 
 
-def test_push_without_network_gives_advice_that_helps_a_push(tmp_path, monkeypatch):
-    create("vae", image_size=16, width=8, latent_dim=4).save_pretrained(tmp_path / "m")
+def test_push_without_network_gives_advice_that_helps_a_push(tiny_models, monkeypatch):
     monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_fake")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError(101, "down")))
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    result = CliRunner().invoke(main, ["push", str(tmp_path / "m"), "--repo", "org/name"])
+    result = CliRunner().invoke(main, ["push", str(tiny_models["vae"]), "--repo", "org/name"])
     last = one_line_error(result, "cannot reach the Hugging Face Hub", "network connection")
     assert "HF_HUB_OFFLINE" not in last

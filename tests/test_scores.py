@@ -51,6 +51,7 @@ def noise(factors):
     return scores(np.random.default_rng(3).normal(size=(N, 5)), factors)
 
 
+@pytest.mark.slow
 def test_identity_scores_near_one(identity):
     _, result = identity
     assert set(result) == SCORE_KEYS
@@ -62,6 +63,7 @@ def test_identity_scores_near_one(identity):
     assert result["sap"] > 0.1  # a 1-D linear SVM with C=0.01 separates 20 bins only partly
 
 
+@pytest.mark.slow
 def test_noise_scores_near_zero(noise, factors):
     assert noise["mig"] < 0.05
     assert noise["dci_disentanglement"] < 0.2
@@ -73,6 +75,7 @@ def test_noise_scores_near_zero(noise, factors):
     assert abs(noise["dci_informativeness"] - chance) < 0.05
 
 
+@pytest.mark.slow
 def test_permuted_latents_score_as_the_identity(identity, factors):
     latents, reference = identity
     result = scores(latents[:, [3, 0, 4, 2, 1]], factors)
@@ -81,6 +84,7 @@ def test_permuted_latents_score_as_the_identity(identity, factors):
         assert result[key] == pytest.approx(reference[key], abs=0.03), key
 
 
+@pytest.mark.slow
 def test_rotated_latents_score_in_between(identity, noise, standardised, factors):
     skew = np.random.default_rng(4).normal(size=(5, 5))
     rotation = scipy.linalg.expm(0.3 * (skew - skew.T))  # a random orthogonal matrix that mixes every column
@@ -90,6 +94,7 @@ def test_rotated_latents_score_in_between(identity, noise, standardised, factors
         assert noise[key] + 0.1 < result[key] < identity[1][key] - 0.2, key
 
 
+@pytest.mark.slow
 def test_duplicated_latents_lower_completeness_and_mig(identity, standardised, factors):
     rng = np.random.default_rng(5)
     latents = np.hstack([standardised, standardised]) + 0.01 * rng.normal(size=(N, 10))
@@ -100,6 +105,7 @@ def test_duplicated_latents_lower_completeness_and_mig(identity, standardised, f
     assert result["dci_informativeness"] == pytest.approx(reference["dci_informativeness"], abs=0.05)
 
 
+@pytest.mark.slow
 def test_settings_record_the_estimators(identity):
     settings = identity[1]["settings"]
     assert settings["n_bins"] == 20
@@ -128,6 +134,7 @@ def test_constant_factor_is_skipped_and_recorded():
     assert result["mig"] > 0.8  # not 1: the plug-in MI of the noise latent is biased upwards on 200 points
 
 
+@pytest.mark.slow
 def test_discrete_override_decides_how_a_factor_is_binned():
     factor = np.random.default_rng(8).integers(0, 30, 300).astype(float)
     latents = np.column_stack([factor, np.zeros(300)])
@@ -247,6 +254,7 @@ class _PixelEncoder:
         return images[:, 0].flatten(1)[:, : self.k]
 
 
+@pytest.mark.slow
 def test_cuboid_factor_vae_records_votes_and_fixes_missing_joints_from_the_preset(monkeypatch):
     import latentds.render.renderer
     from latentds.analysis.factorvae_cuboids import VOTES, cuboid_factor_vae

@@ -57,6 +57,7 @@ def test_a_verdict_needs_three_seeds(outcomes, n, expected):
     assert stats.verdict(outcomes, n) == expected
 
 
+@pytest.mark.slow
 def test_rank_correlation_comes_with_its_permutation_p_value():
     perfect = stats.spearman_permutation([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8])
     assert perfect["spearman"] == pytest.approx(1.0) and perfect["p_value"] == pytest.approx(1 / 40320)

@@ -27,6 +27,7 @@ def test_family_data_requirement_before_training(phi_set, tmp_path, recipe, word
     assert not out.exists() or not any(out.iterdir())  # nothing trained, nothing written
 
 
+@pytest.mark.slow
 def test_resize_is_said_once(phi_set, tmp_path):
     _, data = phi_set  # 16 px images; zoo/vae's model takes 64 px
     result = run("train", "zoo/vae", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet",

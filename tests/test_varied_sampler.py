@@ -4,6 +4,7 @@ one-draw-at-a-time sampler it replaced (kept here, verbatim, as the reference)."
 import json
 
 import numpy as np
+import pytest
 
 from latentds.render.factors import (ANGLES, FACTORS_BY_NAME, MAX_CUBOIDS, MAX_JOINTS, MAX_POINT_LIGHTS,
                                      MAX_SPOT_LIGHTS, PRESETS, _rgb, _sample_varied, identity_chain)
@@ -66,6 +67,7 @@ def reference_sample_varied(rng: np.random.Generator) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_the_table_sampler_gives_the_reference_labels():
     for seed in (0, 7):
         for i in range(6000):

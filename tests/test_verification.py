@@ -19,6 +19,7 @@ def test_auc_is_the_chance_a_positive_outscores_a_negative():
     assert auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
 
 
+@pytest.mark.slow
 def test_latents_that_hold_identity_verify_and_random_ones_do_not():
     rng = np.random.default_rng(0)
     identities = rng.integers(0, 50, 1000)

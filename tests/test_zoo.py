@@ -12,24 +12,14 @@ from click.testing import CliRunner
 import latentds
 from latentds.cli import main
 from latentds.errors import InvalidParameterError
-from latentds.render import RenderSpec, render_shards
 from latentds.zoo.base import HubError, LatentModel, ModelConfig, create, families, load_pretrained
 from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.recipe import load_recipe, recipe_from_dict
 from latentds.zoo.trainer import train
+from tiny import TINY
 
-# Every registered family needs a tiny configuration here (a new family without one fails
-# test_every_family_has_a_tiny_configuration), and the loss term that must fall in a few steps of training.
-TINY = {
-    "vae": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "beta_vae": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "vae_disc": {"image_size": 16, "width": 8, "latent_dim": 4, "disc_width": 8},
-    "cycle_vae": {"image_size": 16, "width": 8, "class_dim": 2, "style_dim": 3, "latent_dim": 5},
-    "clamped_vae": {"image_size": 16, "width": 8, "latent_dim": 6, "factors": ["phi_0", "theta_0"],
-                    "units_per_factor": 2},
-    "dcgan": {"image_size": 16, "width": 8, "latent_dim": 4},
-    "e2e_cnn": {"image_size": 16, "width": 8, "latent_dim": 8},
-}
+# Every registered family needs a tiny configuration in tiny.py (a new family without one fails
+# test_every_family_has_a_tiny_configuration), and here the loss term that must fall in a few steps of training.
 FALLING = {"vae": ("loss", 0.8), "beta_vae": ("loss", 0.8), "vae_disc": ("vae/recon", 0.8),
            "cycle_vae": ("autoencoder/recon", 0.8), "clamped_vae": ("recon", 0.8),
            # a GAN's losses fight: its discriminator learns to beat chance (the study's network, without batch norm;
@@ -40,21 +30,15 @@ FAMILIES = families()
 
 
 @pytest.fixture(scope="module")
-def tiny_shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=3), out, workers=1, progress=False)
-    return out
+def tiny_shards(varied96):
+    """The session's tiny varied render (conftest.py)."""
+    return varied96
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, tiny_shards):
+def tiny_data(varied96, varied96_identities, varied96_sequences):
     """A shard set per batch kind: plain, pairs (identities) and groups (two swept factors, 4 steps)."""
-    ids, seq = tmp_path_factory.mktemp("ids"), tmp_path_factory.mktemp("seq")
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=4, identities=6), ids, workers=1,
-                  progress=False)
-    render_shards(RenderSpec("varied", n=96, size=16, shard_size=32, seed=5, sequence="phi_0,theta_0", steps=4),
-                  seq, workers=1, progress=False)
-    return {"plain": tiny_shards, "pairs": ids, "groups": seq}
+    return {"plain": varied96, "pairs": varied96_identities, "groups": varied96_sequences}
 
 
 def tiny_recipe(name, shards, model=None, **train):
@@ -85,6 +69,7 @@ def _batch(model, n=8):
     labels = [{"sequence": {"factor": "phi_0" if i < n // 2 else "theta_0"}} for i in range(n)]
     group = torch.arange(n) // 2 if model.capabilities.batches == "pairs" else torch.arange(n) // (n // 2)
     factors = torch.rand(n, len(FACTOR_NAMES)) * 90  # as a cuboid shard set's batches carry them
+    model.bind_factors(list(FACTOR_NAMES))  # to that set's table, as train binds every model
     return {"image": x, "labels": labels, "group": group, "factors": factors,
             "factor_mask": torch.rand(n, len(FACTOR_NAMES)) < 0.8}
 
@@ -320,6 +305,11 @@ def test_the_triplet_loss_pulls_latents_together_by_the_chosen_factor():
     phi = torch.linspace(-100, 100, n)
     factors[:, FACTOR_NAMES.index("phi_0")] = phi
     batch = {"factors": factors, "factor_mask": torch.ones(n, len(FACTOR_NAMES), dtype=torch.bool)}
+    assert model.triplet_column is None and model.factors_read == {"phi_0": None}  # unbound, even for a cuboid name
+    with pytest.raises(InvalidParameterError, match="not bound"):
+        model.triplet_loss(torch.zeros(n, 4), batch)
+    model.bind_factors(list(FACTOR_NAMES))  # the columns of a cuboid render's table
+    assert model.factors_read == {"phi_0": FACTOR_NAMES.index("phi_0")}
     torch.manual_seed(0)
     ordered = model.triplet_loss(phi[:, None] / 100 * torch.ones(n, 4), batch)  # latents laid out by phi
     torch.manual_seed(0)
@@ -410,6 +400,7 @@ def test_clamped_units_equal_the_group_mean_and_only_the_varying_factor_moves():
     assert model.losses(batch)["model"]["clamp"] > 0
 
 
+@pytest.mark.slow
 def test_cli_zoo_train_sample_and_errors(tiny_shards, tmp_path):
     runner = CliRunner()
     listing = runner.invoke(main, ["zoo"])
@@ -600,11 +591,12 @@ def test_a_trained_e2e_cnn_predicts_phi_0_on_held_in_data(trained_e2e, tiny_shar
     assert -200 < phi.mean() < 200  # in degrees, not the normalised [0, 1]
 
 
+@pytest.mark.slow
 def test_e2e_cnn_features_are_an_fid_network_named_by_a_content_hash(trained_e2e, tiny_shards):
     import re
 
     from latentds.analysis.image_metrics import EncoderFeatures, fid
-    from latentds.zoo.models.e2e_cnn import feature_network_name
+    from latentds.analysis.feature_network import feature_network_name
 
     model = latentds.from_pretrained(trained_e2e)
     name = feature_network_name(trained_e2e)
@@ -645,6 +637,12 @@ def test_e2e_cnn_masks_absent_factors_and_reports_its_mistakes():
         create("e2e_cnn", **TINY["e2e_cnn"], label="identity")
     default = create("e2e_cnn", **TINY["e2e_cnn"])
     assert len(default.output_names) == 15 and not any("color" in n for n in default.output_names)
+    assert set(default.factors_read.values()) == {None}  # unbound until the data's table is known
+    with pytest.raises(InvalidParameterError, match=r"'n_cuboids', 'phi_0', 'theta_0' and 12 more not bound") as error:
+        default.losses(_batch(create("e2e_cnn", **TINY["e2e_cnn"])))
+    assert len(str(error.value).splitlines()) == 1
+    default.bind_factors(["size", *FACTOR_NAMES])  # the data's own columns, by name
+    assert default.factors_read["phi_0"] == FACTOR_NAMES.index("phi_0") + 1
 
 
 def test_e2e_cnn_classifies_a_label_and_its_card_says_what_its_features_are_for(tiny_data, tmp_path):
@@ -665,6 +663,7 @@ def test_e2e_cnn_classifies_a_label_and_its_card_says_what_its_features_are_for(
     assert "no decoder" in card and "FID" in card and "feature_network_name" in card and "predict" in card
 
 
+@pytest.mark.slow
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_and_a_damaged_checkpoint_is_named(tiny_shards,
                                                                                                  tmp_path):
     from latentds.errors import OutputDirectoryError
@@ -684,6 +683,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_and_a_damaged_ch
         train(replace(recipe, train=replace(recipe.train, max_steps=4)), run, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_subpackages_are_reachable_from_the_package():
     import subprocess
     import sys
@@ -712,6 +712,7 @@ def test_cycle_vae_lr_drops_tenfold_after_80_of_its_150_epochs():
             assert learning_rate(settings, horizon - 1, horizon) == pytest.approx(1e-5)
 
 
+@pytest.mark.slow
 def test_cycle_vae_training_steps_its_lr_at_the_configured_point(tiny_data, tmp_path):
     recipe = tiny_recipe("cycle_vae", tiny_data["pairs"], epochs=3, lr=1e-3, decay_at=2 / 3, log_every=1)
     rows = _rows(train(recipe, tmp_path / "run", progress=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 
 
 def attribute_vector(latents: np.ndarray, group_a: np.ndarray, group_b: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from latentds.analysis.device import ready
 from latentds.analysis.options import AnalysisOptions
 from latentds.analysis.registry import NEEDS, Skip
 
@@ -38,19 +39,6 @@ if TYPE_CHECKING:
 
 METRIC_IMAGES = 256  # the reconstruction metrics: the first this many of the shared image batch
 RECONSTRUCT_CHUNK = 256  # images per reconstruction forward pass
-
-
-def model_device(model):
-    """The device of ``model``'s parameters (CPU for a model without any)."""
-    import torch  # noqa: PLC0415
-
-    return next(iter(model.parameters()), torch.empty(0)).device
-
-
-def ready(model):
-    """Put ``model`` in evaluation mode and return its device: what every probe does before it runs a model."""
-    model.eval()
-    return model_device(model)
 
 
 @dataclass

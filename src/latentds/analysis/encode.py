@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 from latentds.datasets.shards import load_shards, resize_for, resolve_shards
 from latentds.errors import CacheError, InvalidParameterError
 from latentds.shardsets.atomic import default_mode, partial_name

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 from latentds.analysis.disentanglement import factor_vae_score
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import CUBOID, FACTORS_BY_NAME, PRESETS, SEQUENCE_FACTORS, sample_labels, set_factor

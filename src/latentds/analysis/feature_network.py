@@ -6,7 +6,8 @@
     network(images)   # (N, 3, 64, 64) in [-1, 1] -> (N, 64) features (resize other sizes with context.resized)
 
 A network's name is ``e2e_cnn@`` and the first 12 hex digits of the SHA-256 of its model.safetensors
-(``latentds.zoo.models.e2e_cnn.feature_network_name``), so two FIDs are comparable exactly when their names agree.
+(``feature_network_name``: any model's name for tables, a saved one or one in memory), so two FIDs are comparable
+exactly when their names agree.
 The packaged networks live in ``latentds/analysis/feature_networks/<directory>/`` (config.json, model.safetensors,
 validation.json); PACKAGED pins each name to its directory, and loading refuses weights whose hash is not their
 published name. Loading reads safetensors and JSON only (latentds.zoo.base), never a pickle.
@@ -25,15 +26,23 @@ by copying DIR/network into the package and pinning its name in PACKAGED.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from latentds.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from latentds.zoo.base import LatentModel
 
 PACKAGE = "latentds.analysis.feature_networks"
 PACKAGED = {"e2e_cnn@d489cc7bf654": "cuboids64"}  # published name -> its directory under PACKAGE
 DEFAULT = next(iter(PACKAGED))
+HASH_DIGITS = 12  # of the weights' SHA-256 in a name
 
 
 def available() -> list[str]:
@@ -43,8 +52,6 @@ def available() -> list[str]:
 
 def network_directory(name: str | None = None) -> Path:
     """The package directory of network ``name`` (None: the default), its weights checked against the name."""
-    from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
-
     name = DEFAULT if name is None else name
     if name not in PACKAGED:
         raise InvalidParameterError(f"unknown feature network {name!r}; available: {', '.join(available())}")
@@ -54,6 +61,31 @@ def network_directory(name: str | None = None) -> Path:
         raise InvalidParameterError(f"the packaged weights in {directory} hash to {found}, not their published name "
                                     f"{name}: reinstall latentds")
     return directory
+
+
+def feature_network_name(model_dir_or_model: str | os.PathLike | LatentModel) -> str:
+    """``"<family>@<first 12 hex digits of the SHA-256 of model.safetensors>"``: the feature network's name for
+    tables. From a directory (a saved model or training run), the file as saved; from a model in memory (a
+    LatentModel), the bytes ``save_pretrained`` would write for it (the same name once saved)."""
+    from latentds.shardsets.manifest import file_sha256  # noqa: PLC0415
+    from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel  # noqa: PLC0415
+
+    if isinstance(model_dir_or_model, LatentModel):
+        from safetensors.torch import save_model  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = Path(tmp) / WEIGHTS
+            save_model(model_dir_or_model, str(weights))  # as huggingface_hub's mixin saves it
+            return f"{model_dir_or_model.family}@{file_sha256(weights)[:HASH_DIGITS]}"
+    directory = Path(model_dir_or_model)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise InvalidParameterError(f"{directory} holds no {WEIGHTS}: give a saved latentds model directory")
+    try:
+        family = json.loads((directory / CONFIG).read_text(encoding="utf-8")).get("family") or "model"
+    except (OSError, ValueError):
+        family = "model"
+    return f"{family}@{file_sha256(weights)[:HASH_DIGITS]}"
 
 
 def _root() -> Path:

@@ -68,7 +68,7 @@ def validate(network: Path, heldout: Path, *, write: bool = False, training: dic
     import torch  # noqa: PLC0415
 
     from latentds.zoo.base import load_pretrained  # noqa: PLC0415
-    from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+    from latentds.analysis.feature_network import feature_network_name  # noqa: PLC0415
 
     network = Path(network)
     model = load_pretrained(network).eval()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 from latentds.analysis.labels import is_constant
 
 

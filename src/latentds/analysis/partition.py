@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 
 HIDDEN = 256
 LR, BETAS = 1e-3, (0.9, 0.999)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from latentds.analysis.context import ready
+from latentds.analysis.device import ready
 from latentds.analysis.encode import Codes
 from latentds.analysis.labels import is_constant
 

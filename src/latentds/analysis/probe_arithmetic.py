@@ -148,7 +148,7 @@ def _labelled_arithmetic(ctx: Context, labeller, figures: list):
     shift = factor_shift(ctx.model, labeller, latents[targets], vector, column)
     measured = effect_with_control(ctx.model, labeller, latents[pool[:MEASURED]], vector, column)
     onto_what = "in neither group" if onto is None else f"predicted {groups[2]!r} (not in the first group)"
-    from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+    from latentds.analysis.feature_network import feature_network_name  # noqa: PLC0415
 
     labelled_by = feature_network_name(labeller) if labeller.family == "e2e_cnn" else labeller.family
     return {"vector": what, "factor": factor, "labeller": labelled_by, "n_a": int(high.sum()),

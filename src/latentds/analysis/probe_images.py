@@ -90,7 +90,7 @@ def _fid_network(ctx: Context):
     if ctx.options.inception_weights:  # torchmetrics' Inception takes uint8 images at any size
         return _inception_metric(ctx.options.inception_weights).inception, INCEPTION_NAME, _to_uint8, None
     if ctx.feature_model is not None:
-        from latentds.zoo.models.e2e_cnn import feature_network_name  # noqa: PLC0415
+        from latentds.analysis.feature_network import feature_network_name  # noqa: PLC0415
 
         named = feature_network_name(ctx.feature_model) if ctx.feature_model.family == "e2e_cnn" else None
         network = EncoderFeatures(ctx.feature_model, name=named)

@@ -8,6 +8,7 @@ Where each part lives (one idea per file):
 - options.py: ``AnalysisOptions``, every option of an analysis as one frozen object, read strictly by
   ``from_dict`` (from the CLI's flags, a study's ``analyze`` table, ``run``'s keywords);
 - runner.py: ``run()``, the latents cache and the atomic outputs;
+- device.py: ``ready(model)``, eval mode and the model's device, for every model a probe runs;
 - context.py: ``Context``, what every probe receives: the model (eval mode, its device), the options
   (``ctx.options``), and the shared inputs prepared once (latents, one image batch and its reconstructions, the sequence groups at the
   model's size, their interpolation paths);

@@ -37,7 +37,6 @@ from PIL import Image
 from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
-from latentds.datasets.cuboids import cuboid_vector, is_cuboid_labels
 from latentds.datasets.factors import FactorVector, expand_table
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform, to_float
@@ -293,8 +292,6 @@ def decode_arrays(sample: dict, transform: ImageTransform, manifest: dict | None
             out["mask"] = np.array(mask, dtype=np.uint8)
     if factors is None and manifest and manifest.get("factors"):
         factors = FactorVector.of(manifest)
-    elif factors is None and not manifest and is_cuboid_labels(labels):  # a render streamed without its manifest
-        factors = cuboid_vector()
     if factors is not None:
         out["factors"], out["factor_mask"] = factors(labels)
     if manifest:

@@ -86,17 +86,16 @@ class LatentModel(nn.Module, PyTorchModelHubMixin, metaclass=abc.ABCMeta):
     card_usage: ClassVar[str] = ""  # Markdown for a "## Use" section of the model card, where a family needs one
 
     @property
-    def factors_read(self) -> dict[str, int]:
-        """The factor-vector columns this model reads from ``batch["factors"]``, by name: {name: column}. The
-        trainer checks them against the data's factor table before training, so a model never reads another
-        set's columns under a cuboid factor's name. Empty (the default) for models that read no factors."""
+    def factors_read(self) -> dict[str, int | None]:
+        """The factor-vector columns this model reads from ``batch["factors"]``, by name: {name: column}, the
+        column None until ``bind_factors`` has bound it. Empty (the default) for models that read no factors."""
         return {}
 
     def bind_factors(self, names: list[str]) -> None:
         """Take the columns of the factors this model reads from the data's factor names (the expanded table of
-        the set it trains on), before training. Models that read factors override it and raise
-        InvalidParameterError, in one line, when the data lacks one. Until bound, a model reads a cuboid render's
-        columns (``latentds.datasets.cuboids.FACTOR_NAMES``)."""
+        the set it trains on); the trainer always calls it before training. Models that read factors override it
+        and raise InvalidParameterError, in one line, when the data lacks one. A model starts unbound: it reads
+        no column before this is called."""
 
     def __init_subclass__(cls, family: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)

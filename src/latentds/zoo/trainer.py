@@ -23,7 +23,7 @@ import torch
 
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError
-from latentds.zoo.base import LatentModel, create, factor_list, first_line, plan
+from latentds.zoo.base import LatentModel, create, first_line, plan
 from latentds.zoo.capabilities import capabilities_of
 from latentds.zoo.loop import Loop, Plan
 from latentds.zoo.recipe import Recipe, check
@@ -116,21 +116,15 @@ def _check_readable(recipe: Recipe, model: LatentModel) -> None:
     check_batches(model.family, d.batches or capabilities_of(model).batches, d.pair_label, first.get("labels") or {},
                   d.shards)
     names = [row["name"] for row in stream.factor_table]  # none for shards streamed without their manifest
-    if names:
-        try:
-            model.bind_factors(names)
-        except InvalidParameterError as e:
-            raise InvalidParameterError(f"{e} (--data {d.shards})") from None
-    for name, column in model.factors_read.items():
-        if column is None:
-            raise InvalidParameterError(f"{model.family} reads factor {name!r}, but --data {d.shards} has no factor "
-                                        "table (shards streamed without their manifest.json): give the shard set's "
-                                        "directory, or train without the options that read factors")
-        if names and (column >= len(names) or names[column] != name):
-            have = f"factors {factor_list(names, 8)}"
-            raise InvalidParameterError(f"{model.family} reads factor {name!r} (column {column} of a cuboid render), "
-                                        f"but --data {d.shards} has {have}: train it on a cuboid render, or "
-                                        "without the options that read factors")
+    read = next(iter(model.factors_read), None)
+    if read is not None and not names:
+        raise InvalidParameterError(f"{model.family} reads factor {read!r}, but --data {d.shards} has no factor "
+                                    "table (shards streamed without their manifest.json): give the shard set's "
+                                    "directory, or train without the options that read factors")
+    try:
+        model.bind_factors(names)
+    except InvalidParameterError as e:
+        raise InvalidParameterError(f"{e} (--data {d.shards})") from None
     note = resize_note(d.shards, (stream.manifest or {}).get("image_size"), model.config.image_size, model.family)
     if note:  # every check passed: training will resize; say so (the CLI prints it as one line)
         warnings.warn(note, ResizeNote, stacklevel=2)

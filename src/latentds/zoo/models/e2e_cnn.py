@@ -6,8 +6,9 @@ Three uses in the studies, one network:
   generative model's latents have a ceiling to be read against;
 - ``predict(x)`` labels images that have no labels -- the generated samples of gan-walks;
 - its penultimate features (``encode(x)``, ``latent_dim`` wide) are the named feature network for FID when no
-  Inception weights exist: ``EncoderFeatures(model, name=feature_network_name(model_dir))`` names it in tables
-  by family and a content hash of its weights, so two FIDs are comparable only when the names agree.
+  Inception weights exist: ``EncoderFeatures(model, name=feature_network_name(model_dir))`` (in
+  latentds.analysis.feature_network) names it in tables by family and a content hash of its weights, so two FIDs
+  are comparable only when the names agree.
 
 Network: ``ConvEncoder(image_size, channels, width, latent_dim)`` (the zoo's conv stack) -> ReLU: the features ->
 dropout -> a linear head with one output per target (regression) or per class (classification).
@@ -19,8 +20,9 @@ in the factor table (``latentds.render.factors.FACTORS``; joint angles by ``ANGL
 over the entries a sample has (``factor_mask``: the joints past a shorter chain's end do not count); terms
 ``"loss"`` and ``"mse"`` (equal). ``light_azimuth`` is regressed as a number in 0..360, not on the circle: 359
 and 1 degrees count as far apart. ``attributes``: 0..1 factors of other data regressed after the targets (e.g.
-CelebA's ``Eyeglasses``, ``Smiling``, to label generated faces for gan-walks' arithmetic); their columns are the
-data's own, bound by name when training starts (with attributes and no targets, no cuboid factor is regressed).
+CelebA's ``Eyeglasses``, ``Smiling``, to label generated faces for gan-walks' arithmetic; with attributes and no
+targets, no cuboid factor is regressed). A model starts unbound: the columns of targets and attributes alike are
+the data's own, bound by name (``bind_factors``, which training calls with the set's factor table).
 
 Classification (``label`` set, e.g. "identity" of a ``--identities`` render or UTKFace's "gender"): the integer
 ``batch["labels"][i][label]`` in 0..n_classes-1, cross-entropy; terms ``"loss"`` and ``"accuracy"``. ``targets``
@@ -29,11 +31,7 @@ is then ignored.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -43,13 +41,9 @@ from torch import nn
 from latentds.datasets.cuboids import FACTOR_NAMES
 from latentds.errors import InvalidParameterError
 from latentds.render.factors import FACTORS
-from latentds.shardsets.manifest import file_sha256
-from latentds.zoo.base import CONFIG, WEIGHTS, LatentModel, ModelConfig, factor_list, images
+from latentds.zoo.base import LatentModel, ModelConfig, factor_list, images
 from latentds.zoo.capabilities import Capabilities
 from latentds.zoo.nets import ConvEncoder
-
-HASH_DIGITS = 12
-
 
 def _ranges() -> dict[str, tuple[float, float]]:
     """(low, high) of every FACTOR_NAMES entry, colours expanded into _r/_g/_b like the factor vector."""
@@ -109,7 +103,7 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         "`label`): the E2E baseline that latent probes are read against, and the labeller of generated samples "
         "for latent walks. `model.encode(images)` gives its penultimate features, the feature network for FID "
         "when no Inception weights exist; name it in tables with "
-        "`latentds.zoo.models.e2e_cnn.feature_network_name(DIRECTORY)` (`e2e_cnn@` and the first 12 hex digits "
+        "`latentds.analysis.feature_network.feature_network_name(DIRECTORY)` (`e2e_cnn@` and the first 12 hex digits "
         "of the SHA-256 of model.safetensors), so that FIDs are compared only under the same network.")
 
     def __init__(self, config: E2ECNNConfig | None = None):
@@ -120,7 +114,7 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         self.backbone = ConvEncoder(c.image_size, c.channels, c.width, c.latent_dim)
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.latent_dim, c.n_classes if c.label else len(self.targets))
-        columns = [FACTOR_NAMES.index(t) if t in RANGES else -1 for t in self.targets]  # attributes: -1, unbound
+        columns = [-1] * len(self.targets)  # unbound (-1) until bind_factors takes the data's columns by name
         low = torch.tensor([RANGES.get(t, (0.0, 1.0))[0] for t in self.targets])
         span = torch.tensor([RANGES.get(t, (0.0, 1.0))[1] - RANGES.get(t, (0.0, 1.0))[0] for t in self.targets])
         # derived from the config, so not saved with the weights
@@ -129,14 +123,13 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         self.register_buffer("span", span, persistent=False)
 
     @property
-    def factors_read(self) -> dict[str, int]:
-        return dict(zip(self.targets, self.columns.tolist()))
+    def factors_read(self) -> dict[str, int | None]:
+        return {t: (j if j >= 0 else None) for t, j in zip(self.targets, self.columns.tolist())}
 
     def bind_factors(self, names: list[str]) -> None:
         missing = [t for t in self.targets if t not in names]
         if missing:
-            named = ", ".join(map(repr, missing[:3])) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise InvalidParameterError(f"e2e_cnn regresses {named}, not factors of the data (it has "
+            raise InvalidParameterError(f"e2e_cnn regresses {_named(missing)}, not factors of the data (it has "
                                         f"{factor_list(names)}): regression targets are cuboid factors; to learn a "
                                         "label of other data, classify it: --set model.label=NAME --set "
                                         "model.n_classes=K")
@@ -180,8 +173,9 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
                                         "gender) and model.n_classes")
         if (self.columns < 0).any():
             unbound = [t for t, j in zip(self.targets, self.columns.tolist()) if j < 0]
-            raise InvalidParameterError(f"{self.family}: model.attributes {', '.join(map(repr, unbound))} are not "
-                                        "bound to the data's factors yet (training binds them by name)")
+            raise InvalidParameterError(f"{self.family}: {_named(unbound)} not bound to the data's "
+                                        "factors yet: call model.bind_factors(names) with the data's factor names "
+                                        "(latentds train does)")
         y = (batch["factors"][:, self.columns].float() - self.low) / self.span
         mask = batch["factor_mask"][:, self.columns].float()
         error = (self.logits(x).float() - y).pow(2) * mask
@@ -204,24 +198,6 @@ class E2ECNN(LatentModel, family="e2e_cnn"):
         return torch.tensor(values, dtype=torch.long)
 
 
-def feature_network_name(model_dir_or_model: str | os.PathLike | LatentModel) -> str:
-    """``"<family>@<first 12 hex digits of the SHA-256 of model.safetensors>"``: the feature network's name for
-    tables. From a directory (a saved model or training run), the file as saved; from a model in memory, the
-    bytes ``save_pretrained`` would write for it (the same name once saved)."""
-    if isinstance(model_dir_or_model, LatentModel):
-        from safetensors.torch import save_model  # noqa: PLC0415
-
-        with tempfile.TemporaryDirectory() as tmp:
-            weights = Path(tmp) / WEIGHTS
-            save_model(model_dir_or_model, str(weights))  # as huggingface_hub's mixin saves it
-            return f"{model_dir_or_model.family}@{file_sha256(weights)[:HASH_DIGITS]}"
-    directory = Path(model_dir_or_model)
-    weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise InvalidParameterError(f"{directory} holds no {WEIGHTS}: give a saved latentds model directory")
-    try:
-        family = json.loads((directory / CONFIG).read_text(encoding="utf-8")).get("family") or "model"
-    except (OSError, ValueError):
-        family = "model"
-    return f"{family}@{file_sha256(weights)[:HASH_DIGITS]}"
-
+def _named(names: list[str]) -> str:
+    """The first three names quoted, and how many more: one line however many targets a model has."""
+    return ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

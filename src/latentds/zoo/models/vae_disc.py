@@ -70,12 +70,7 @@ class VAEDisc(VAE, family="vae_disc"):
         super().__init__(config)
         c = self.config
         self.discriminator = ConvEncoder(c.image_size, c.channels, c.disc_width, 1)
-        self.triplet_column: int | None = None  # the column of triplet_factor: a cuboid render's until bound
-        if c.triplet_weight:
-            from latentds.datasets.cuboids import FACTOR_NAMES  # noqa: PLC0415
-
-            if c.triplet_factor in FACTOR_NAMES:
-                self.triplet_column = FACTOR_NAMES.index(c.triplet_factor)
+        self.triplet_column: int | None = None  # the column of triplet_factor in the data: None until bound
 
     @property
     def factors_read(self) -> dict[str, int | None]:
