@@ -4,10 +4,13 @@ README's first command and its measured time where the benchmark script finds th
 import importlib.util
 import re
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,3 +97,35 @@ def test_first_command_is_what_the_benchmark_times():
     assert [s[0] for s in steps] == ["render", "render", "train", "analyze"]
     assert README.count(bench.START) == 1 and README.count(bench.END) == 1
     assert bench.summary([("train", 10.0, 18.0)]).count("s wall") >= 1
+
+
+def _requirement_closure(names: list[str]) -> set[str]:
+    """Every distribution the named installed ones require, themselves included (markers evaluated here)."""
+    seen, todo = set(), [canonicalize_name(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [canonicalize_name(r.name) for r in map(Requirement, requires)
+                 if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return seen
+
+
+def test_the_offline_list_holds_what_latentds_needs_beside_torch():
+    """docs/offline-requirements.txt, fetched with CI's newest pins, is what an environment that has torch and
+    torchvision lacks: checked against the installed requirements when this environment holds those pins."""
+    pins = _constraints()
+    installed = {name: metadata.version(name) for name in ("torch", "numpy", "huggingface_hub", "torchmetrics")}
+    if any(version != pins[canonicalize_name(name)] for name, version in installed.items()):
+        pytest.skip(f"the list is for .ci/constraints.txt's versions; this environment has {installed}")
+    lines = (ROOT / "docs" / "offline-requirements.txt").read_text().splitlines()
+    listed = {canonicalize_name(line.strip()) for line in lines if line.strip() and not line.startswith("#")}
+    needed = _requirement_closure(["latentds"]) - _requirement_closure(["torch", "torchvision"]) - {"latentds"}
+    assert needed - listed == set(), "missing from docs/offline-requirements.txt"
+    assert listed - needed == set(), "in docs/offline-requirements.txt but not needed"
+    assert README.count("docs/offline-requirements.txt") >= 1
