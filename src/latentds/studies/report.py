@@ -10,8 +10,9 @@ from latentds.studies.study import Study
 def _health_lines(results: dict) -> list[str]:
     lines = ["## Health", "",
              "Before any verdict, every analysed run must show it trained (gates of `latentds.analysis.health`: "
-             "sample diversity, reconstruction against a background-coloured and the mean image, decoder "
-             "sensitivity, the s/z swap grid, active units, the discriminator's accuracy). A run fails when any of "
+             "sample diversity and sample colour, reconstruction against a background-coloured and the mean "
+             "image, foreground colour against a grey image, decoder sensitivity, the s/z swap grid, active units, "
+             "the discriminator's accuracy; docs/studies-method.md gives each threshold). A run fails when any of "
              "its seeds fails a gate.", "", "| run | seeds | status | failed gates (value vs threshold) |",
              "|---|---|---|---|"]
     for name, health in results["health"].items():
