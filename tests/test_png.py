@@ -132,7 +132,13 @@ def test_why_the_check_inflates_torchvision_crashes_on_these(case, tmp_path):
             raise SystemExit(3)  # torchvision raised: the crash is fixed upstream; shardsets/png.py says why
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])  # killed by a signal, not an exception
+    import torchvision
+    from packaging.version import Version
+
+    if Version(torchvision.__version__.split("+")[0]) >= Version("0.29"):  # seen on 0.29.1 (CI's newest pins)
+        assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])  # killed by a signal, not an exception
+    else:  # 0.26 (the oldest pins) raises a Python error for the same bytes: the crash came with a later release
+        assert proc.returncode == 3, (proc.returncode, proc.stderr[-300:])
 
 
 def test_a_damaged_png_in_a_shard_costs_only_its_sample(tmp_path):
