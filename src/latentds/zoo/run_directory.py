@@ -137,10 +137,12 @@ class RunWriter(Callback):
         try:
             yield
         except Exception as e:
-            # safetensors' writer raises its own error: "... No space left on device (os error 28)"
+            # safetensors' writer raises its own error: "... No space left on device (os error 28)"; 0.4 words it
+            # "Error while serializing: IoError(Os { code: 28, kind: StorageFull, ... })"
             if not isinstance(e, OSError) and type(e).__name__ != "SafetensorError":
                 raise
-            full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(e)
+            full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or \
+                any(words in str(e) for words in ("os error 28", "code: 28", "StorageFull"))
             why = "no space left on the device" if full else f"cannot write ({getattr(e, 'strerror', None) or e})"
             then = ("free space, then run the same command with --resume (it keeps its last complete checkpoint)"
                     if (self.out / CHECKPOINT).is_file() else "free space, then run the same command again")
