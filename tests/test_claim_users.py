@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_shardset_spec import Noise
+from test_shardset_spec import Noise, stop_at_shard_2
 
 from latentds.errors import OutputDirectoryError
 from latentds.shardsets import producer
@@ -18,16 +18,7 @@ from latentds.shardsets.marker import MARKER, Series, read_marker
 def test_a_shard_sets_marker_records_its_parameters_and_shards_as_a_series_until_it_is_finished(tmp_path):
     spec = Noise(n=10, shard_size=4)
 
-    class Stop(Exception):
-        pass
-
-    def stops_at_shard_2(spec, shard, out, on_samples):
-        if shard == 2:
-            raise Stop
-        return producer.write_samples(spec, shard, out, on_samples)
-
-    with pytest.raises(Stop):
-        producer.produce_shards(spec, tmp_path, stops_at_shard_2, workers=1, progress=False)
+    stop_at_shard_2(spec, tmp_path)
     marker = read_marker(tmp_path)
     assert marker.kind == "shards" and marker.identity == spec.params()
     assert marker.files == ("manifest.json", "README.md", ".latentds-progress.jsonl")

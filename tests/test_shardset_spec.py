@@ -61,6 +61,21 @@ class Noise(ShardSetSpec):
                    "json": encode_json({"index": i, "mean": float(pixels.mean())})}
 
 
+class Stop(Exception):
+    """Raised by ``stop_at_shard_2``'s writer, as an interrupted run would stop."""
+
+
+def stop_at_shard_2(spec, out):
+    """Produce ``spec`` into ``out`` in one worker until shard 2 starts (shards 0 and 1 finished), then stop."""
+
+    def stops_at_shard_2(spec, shard, out, on_samples):
+        if shard == 2:
+            raise Stop
+        return producer.write_samples(spec, shard, out, on_samples)
+
+    with pytest.raises(Stop):
+        producer.produce_shards(spec, out, stops_at_shard_2, workers=1, progress=False)
+
 def test_a_third_kind_of_shard_set_is_one_class(tmp_path):
     spec = Noise()
     assert isinstance(spec, ProducibleSpec)
@@ -197,16 +212,7 @@ def test_a_lenient_read_accepts_foreign_manifests_but_never_unsafe_names(tmp_pat
 def test_the_restart_message_counts_the_shards_left_after_a_resume(tmp_path, monkeypatch, capsys):
     spec = Noise(n=20, shard_size=4)  # 5 shards
 
-    class Stop(Exception):
-        pass
-
-    def stops_at_shard_2(spec, shard, out, on_samples):
-        if shard == 2:
-            raise Stop
-        return producer.write_samples(spec, shard, out, on_samples)
-
-    with pytest.raises(Stop):
-        producer.produce_shards(spec, tmp_path, stops_at_shard_2, workers=1, progress=False)  # 0 and 1 done
+    stop_at_shard_2(spec, tmp_path)  # 0 and 1 done
     real_run_local = engines.run_local
     starts = []
 
