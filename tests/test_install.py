@@ -85,6 +85,13 @@ def test_ci_and_its_oldest_pass_install_and_run_exactly_readmes_test_command():
     assert ".venv/bin/pip install -q --no-deps -e ." in oldest  # latentds into an environment that has torch
 
 
+def test_ci_runs_the_oldest_pass_before_the_newest():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert "./.ci/run-oldest" in lines  # under set -e: a failing oldest pass fails CI
+    assert lines.index("./.ci/run-oldest") < lines.index("python3 -m venv .venv")
+    assert lines[0] == "set -euo pipefail"
+
+
 def test_python_requirement_comes_before_the_install_command():
     assert README.index("Python 3.11, 3.12 or 3.13") < README.index('pip install -e ".[test]"')
 
