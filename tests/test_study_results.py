@@ -133,3 +133,19 @@ def test_a_finding_names_only_known_gates(tmp_path):
     file.write_text(text.replace('gates = ["reconstruction"', 'gates = ["reconstrution"', 1))
     with pytest.raises(InvalidParameterError, match="unknown gate 'reconstrution'"):
         load_study(str(file), "cpu")
+
+
+def test_the_ranking_against_published_values_leaves_out_runs_that_did_not_train():
+    from latentds.studies.report import _agreement_lines
+
+    rows = [_row(str(i), float(i), float(p)) for i, p in enumerate([1, 2, 3, 4])]
+    table = {**_table(rows), "title": "FID", "not_comparable": None}
+    trained = " ".join(_agreement_lines({"tables": [table]}))
+    assert "over 4 rows = 1.00" in trained and "did not train" not in trained
+    for row in rows[:2]:
+        row["trained"] = False
+    two_left = " ".join(_agreement_lines({"tables": [table]}))
+    assert "2 of 4 rows come from runs that did not train" in two_left
+    assert "not measured: fewer than 3 rows to rank" in two_left and "Spearman" not in two_left
+    rows[1]["trained"] = None  # unknown (no health probe): kept
+    assert "over 3 rows" in " ".join(_agreement_lines({"tables": [table]}))

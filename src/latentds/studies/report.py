@@ -69,16 +69,22 @@ def _agreement_lines(results: dict) -> list[str]:
                              "number is shown beside ours in the table.")
             continue
         if comparable(t):
+            untrained = "not measured: its run did not train (see Health)"
             agreement += [f"- {t['title']}, {r['row']}{' / ' + r['column'] if r['column'] else ''}: ours "
                           f"{_interval(r['ours'])} vs published {r['published']:.4g} "
-                          f"({_agreement(r['ours'], r['published'])})" for r in rows]
+                          f"({untrained if r.get('trained') is False else _agreement(r['ours'], r['published'])})"
+                          for r in rows]
             continue
         networks = ", ".join(sorted({r["feature_network"] for r in rows if r["feature_network"]}))
         line = (f"- {t['title']}: the values do not compare (ours in the features of {networks or 'another network'}, "
                 f"published in {t['published_features']}); the ranking does: ")
-        ranks = rank_agreement(t)
+        untrained = [r for r in rows if r.get("trained") is False]
+        ranks = rank_agreement({**t, "rows": [r for r in t["rows"] if r.get("trained") is not False]})
+        if untrained:
+            line += (f"{len(untrained)} of {len(rows)} rows come from runs that did not train (see Health) and are "
+                     "left out; ")
         if ranks is None:
-            line += "too few rows to rank."
+            line += ("not measured: fewer than 3 rows to rank." if untrained else "too few rows to rank.")
         else:
             same = "the same" if ranks["best_ours"] == ranks["best_published"] else "not the same"
             line += (f"Spearman's rho between our and the published values over {ranks['n']} rows = "
