@@ -30,6 +30,12 @@ def _dense(tensor: torch.Tensor) -> tuple[np.ndarray, tuple[int, ...] | None]:
     return tensor.contiguous().numpy(), None
 
 
+def contiguous(tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU tensor made contiguous by numpy: reordering a uint8 (N, 3, H, W) view of (N, H, W, 3) memory takes
+    numpy ~4 µs an 64x64 image, torch ~8 (one thread)."""
+    return tensor if tensor.is_contiguous() else torch.from_numpy(np.ascontiguousarray(tensor.numpy()))
+
+
 def _arrive(array: np.ndarray, order: tuple[int, ...] | None, value_range: str | None) -> torch.Tensor:
     tensor = torch.from_numpy(array)
     if order is not None:
@@ -70,7 +76,7 @@ def handed_over(batch: dict, value_range: str | None) -> dict:
         if not isinstance(value, torch.Tensor):
             continue
         if key == "image":
-            out[key] = FloatOnArrival(value, value_range) if value_range else TensorOnArrival(value.contiguous())
+            out[key] = FloatOnArrival(value, value_range) if value_range else TensorOnArrival(contiguous(value))
         else:
             out[key] = TensorOnArrival(value)
     return out

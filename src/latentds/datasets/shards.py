@@ -41,7 +41,7 @@ from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
 from latentds.datasets.factors import FactorVector, expand_table
-from latentds.datasets.handover import FloatOnArrival, LabelBatch, handed_over  # noqa: F401  (public here too)
+from latentds.datasets.handover import FloatOnArrival, LabelBatch, contiguous, handed_over  # noqa: F401
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform, to_float
 from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
@@ -562,7 +562,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             elif value_range:
                 item["image"] = self.transform.to_float(item["image"])
             else:
-                item["image"] = item["image"].contiguous()
+                item["image"] = contiguous(item["image"])
             yield item
 
     def _pair_batches(self, samples: Iterator[dict], slot: int, slots: int) -> Iterator[dict]:
