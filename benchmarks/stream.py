@@ -3,9 +3,11 @@ side by side in one run, with a per-stage profile.
 
     python benchmarks/stream.py [--data DIR] [--n 10000] [--workers 2] [--epochs 2] [--rounds 3]
                                 [--baseline SRC]   # also time load_shards from another checkout's src (before/after)
+                                [--no-uint8]       # leave out load_shards(dtype="uint8")
 
 Every loader delivers (64, 3, 64, 64) float32 batches in [-1, 1] with a shuffle buffer of 1,000, from DataLoaders
-with persistent workers; ours also delivers every sample's labels and factor vector. The plain pipeline is
+with persistent workers, but ``load_shards(dtype="uint8")``, which delivers them as uint8 (for a model that converts
+on its device); ours also delivers every sample's labels and factor vector. The plain pipeline is
 ``WebDataset(...).shuffle(1000).decode("torchrgb").to_tuple("png", "json").batched(64)`` then ``x * 2 - 1``.
 The ceiling is torchvision's ``decode_png`` over the PNG bytes already in memory, in one process (no tar, no
 check, no labels, no float). Without --data, a --varied set of --n images is rendered first. Each loader runs in a
@@ -62,17 +64,18 @@ def cpu_seconds() -> tuple[float, float]:
     return time.process_time(), children
 
 
-def timed_epochs(loader, epochs: int, set_epoch=None) -> dict:
+def timed_epochs(loader, epochs: int, set_epoch=None, dtype: str = "float32") -> dict:
     """The last epoch's images/s (wall) and CPU µs per image, all processes and the workers alone."""
     import torch
 
+    dtype = getattr(torch, dtype)
     for epoch in range(epochs):
         if set_epoch:
             set_epoch(epoch)
         t, n, (own, workers) = time.perf_counter(), 0, cpu_seconds()
         for batch in loader:
             images = batch["image"] if isinstance(batch, dict) else batch[0]
-            assert images.dtype == torch.float32 and images.shape[1:] == (3, 64, 64)
+            assert images.dtype == dtype and images.shape[1:] == (3, 64, 64)
             n += images.shape[0]
         wall, (own2, workers2) = time.perf_counter() - t, cpu_seconds()
     return {"images_per_s": n / wall, "cpu_us": (own2 - own + workers2 - workers) / n * 1e6,
@@ -83,14 +86,18 @@ def _minus_one_to_one(images):
     return images.mul_(2).sub_(1)
 
 
-def task_ours(data: Path, workers: int, epochs: int) -> dict:
+def task_ours(data: Path, workers: int, epochs: int, dtype: str = "float32") -> dict:
     import torch
 
     from latentds.datasets.shards import load_shards
 
-    ds = load_shards(data, batch_size=BATCH, shuffle=SHUFFLE)
+    ds = load_shards(data, batch_size=BATCH, shuffle=SHUFFLE, **({"dtype": dtype} if dtype != "float32" else {}))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-    return timed_epochs(loader, epochs, ds.set_epoch)
+    return timed_epochs(loader, epochs, ds.set_epoch, dtype)
+
+
+def task_ours_uint8(data: Path, workers: int, epochs: int) -> dict:
+    return task_ours(data, workers, epochs, "uint8")
 
 
 def task_webdataset(data: Path, workers: int, epochs: int) -> dict:
@@ -122,9 +129,13 @@ def task_ceiling(data: Path, workers: int, epochs: int) -> dict:
 
 def task_stages(data: Path, workers: int, epochs: int, n: int = 3000) -> dict:
     """CPU µs per image of each stage of load_shards, each in a loop of its own, one process, one thread."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
     import orjson
     import torch
 
+    from latentds.datasets.handover import handed_over
     from latentds.datasets.shards import collate, load_shards
     from latentds.datasets.tarstream import tar_samples
     from latentds.shardsets import png as pngmod
@@ -150,16 +161,26 @@ def task_stages(data: Path, workers: int, epochs: int, n: int = 3000) -> dict:
         pngmod.decode_plain_png(s["png"])
     out["decode"] = (clock() - t) * us - out["check (inflate)"]
     t = clock()
-    labels = [orjson.loads(s["json"]) for s in raw]
+    for s in raw:
+        orjson.loads(s["json"])  # parsed to be checked and read, then dropped (the stream keeps the document)
     out["json"] = (clock() - t) * us
+    labels = [orjson.loads(s["json"]) for s in raw]
     t = clock()
     for lab in labels:
         ds.factors(lab)
     out["factors"] = (clock() - t) * us
+    del labels
     decoded = [ds._decode(s) for s in raw]
     t = clock()
     batches = [collate(decoded[i:i + BATCH]) for i in range(0, n - BATCH + 1, BATCH)]
     out["collate"] = (clock() - t) * us
+    t = clock()
+    sent = [bytes(ForkingPickler.dumps(handed_over(b, None))) for b in batches]
+    out["hand-over (worker)"] = (clock() - t) * us
+    t = clock()
+    for message in sent:
+        pickle.loads(message)
+    out["arrival (uint8)"] = (clock() - t) * us
     t = clock()
     for b in batches:
         ds.transform.to_float(b["image"])
@@ -182,7 +203,7 @@ def _tv_decode_us(raw: list[dict]) -> float:
     return (time.process_time() - t) * 1e6 / len(raw)
 
 
-TASKS = {"ours": task_ours, "webdataset": task_webdataset, "ceiling": task_ceiling, "stages": task_stages}
+TASKS = {"ours": task_ours, "ours_uint8": task_ours_uint8, "webdataset": task_webdataset, "ceiling": task_ceiling, "stages": task_stages}
 
 
 def _run(task: str, data: Path, workers: int, epochs: int, src: str | None = None) -> dict:
@@ -195,17 +216,21 @@ def _run(task: str, data: Path, workers: int, epochs: int, src: str | None = Non
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(data: Path, workers: int, epochs: int, rounds: int, baseline: str | None) -> dict:
+def measure(data: Path, workers: int, epochs: int, rounds: int, baseline: str | None, uint8: bool = True) -> dict:
     kinds = {f"ours, {workers} workers": ("ours", workers, None), "ours, 1 worker": ("ours", 1, None),
              f"webdataset, {workers} workers": ("webdataset", workers, None), "ceiling": ("ceiling", 0, None)}
+    if uint8:
+        kinds[f"ours uint8, {workers} workers"] = ("ours_uint8", workers, None)
+        kinds["ours uint8, 1 worker"] = ("ours_uint8", 1, None)
     if baseline:
         kinds[f"baseline, {workers} workers"] = ("ours", workers, baseline)
         kinds["baseline, 1 worker"] = ("ours", 1, baseline)
-    runs = {k: [] for k in kinds}
+    runs, load = {k: [] for k in kinds}, [os.getloadavg()[0]]
     for _ in range(rounds):
         for kind, (task, w, src) in kinds.items():
             runs[kind].append(_run(task, data, w, epochs, src))
-    return {"runs": runs, "stages": _run("stages", data, 0, epochs)}
+            load.append(os.getloadavg()[0])
+    return {"runs": runs, "stages": _run("stages", data, 0, epochs), "load": load}
 
 
 def report(figures: dict, workers: int, n: int, epochs: int, rounds: int) -> None:
@@ -214,9 +239,11 @@ def report(figures: dict, workers: int, n: int, epochs: int, rounds: int) -> Non
     best = {k: max(r["images_per_s"] for r in v) for k, v in runs.items()}
     cpu = {k: min(r["cpu_us"] for r in v) for k, v in runs.items()}
     worker = {k: min(r["worker_cpu_us"] for r in v) for k, v in runs.items()}
-    load = os.getloadavg()[0]
-    print(f"{n:,} images of 64x64, batches of {BATCH} float [-1, 1], shuffle {SHUFFLE}, last of {epochs} epochs, "
-          f"{rounds} rounds; load average now {load:.1f} on {os.cpu_count()} cores")
+    load = figures.get("load") or [os.getloadavg()[0]]
+    print(f"{n:,} images of 64x64, batches of {BATCH} float [-1, 1] (uint8 where named), shuffle {SHUFFLE}, "
+          f"last of {epochs} epochs, "
+          f"{rounds} rounds; load average (1 min) {min(load):.1f}-{max(load):.1f} while measured, on "
+          f"{os.cpu_count()} cores")
     print("images/s: wall clock, best round [slowest-fastest]; CPU: µs per image of all processes (least of the "
           "rounds); ratios: wall (CPU)")
     wds_key = f"webdataset, {workers} workers"
@@ -245,6 +272,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default=None, help="a src directory with another latentds to time beside")
+    parser.add_argument("--no-uint8", dest="uint8", action="store_false", help="leave out dtype='uint8'")
     parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -261,7 +289,7 @@ def main() -> None:
             data = scratch / "shards"
             render_shards(RenderSpec("varied", n=args.n, size=64, shard_size=1000), data, progress=False)
         n = sum(1 for _ in _pngs(data))
-        figures = measure(data, args.workers, args.epochs, args.rounds, args.baseline)
+        figures = measure(data, args.workers, args.epochs, args.rounds, args.baseline, args.uint8)
     finally:
         shutil.rmtree(scratch)
     report(figures, args.workers, n, args.epochs, args.rounds)

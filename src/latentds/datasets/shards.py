@@ -7,13 +7,16 @@
         for batch in loader:      # {"image": (64,3,H,W) float, "labels": [dict]*64, "__key__": [...],
             ...                   #  with a factor table also "factors" (64,K) and "factor_mask" (64,K) bool}
 
+``dtype="uint8"`` yields the images as uint8 (64,3,H,W) instead, for a model that converts them on its device.
+
 What the stream guarantees (the factor vector read along the manifest's factor table, how an epoch is split into
 equal slots across DataLoader workers and DDP ranks, the plain / pairs / groups layouts, the held-out split,
 damaged samples and untrusted shard names) is written once, in ARCHITECTURE.md, "Shard sets" and "Streaming and
 batching". Here: a shard straddling the held-out cut is read in part (``Shard.offset``); a PNG is inflated and
 checked once and unfiltered by PIL (``shardsets/png.py``; torchvision's crash-prone decoder is not used), an
 unusual one goes to PIL's own decoder; samples are numpy arrays until ``collate`` makes one tensor per batch;
-local shards are opened as files, never through a URL scheme.
+a worker hands batches over by value (``handover.py``); local shards are opened as files, never through a URL
+scheme.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
 from latentds.datasets.factors import FactorVector, expand_table
+from latentds.datasets.handover import FloatOnArrival, LabelBatch, contiguous, handed_over  # noqa: F401
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform, to_float
 from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
@@ -45,6 +49,7 @@ from latentds.shardsets.manifest import MANIFEST, read_manifest, unfinished_mess
 from latentds.shardsets.png import decode_plain_png
 
 BATCHES = ("plain", "pairs", "groups")
+DTYPES = ("float32", "uint8")  # the images a stream yields: float32 in value_range (the default), or uint8 0-255
 SPLITS = ("train", "validation")
 
 
@@ -258,7 +263,7 @@ def decode_sample(sample: dict, transform: ImageTransform, manifest: dict | None
 
 
 def decode_arrays(sample: dict, transform: ImageTransform, manifest: dict | None = None,
-                  factors: FactorVector | None = None) -> dict:
+                  factors: FactorVector | None = None, raw_labels: bool = False) -> dict:
     """Raw sample -> {"image": uint8 array (H,W,3), "labels": dict, "__key__", "__url__"} plus, when present,
     "depth" (float32 H,W), "mask" (uint8 H,W) and, when the manifest has a factor table, "factors"/"factor_mask",
     all numpy arrays: ``collate`` makes one tensor of each per batch (torch calls per sample cost more than the
@@ -268,7 +273,9 @@ def decode_arrays(sample: dict, transform: ImageTransform, manifest: dict | None
     raise (DamagedSampleError, or what PIL, orjson or numpy raise); nothing crashes the process. With the set's
     ``manifest``, a sample must also fit it (its image size; labels holding every factor of its table), so that
     one damaged sample cannot break the collation of a whole batch. ``factors``: the manifest's compiled
-    FactorVector (pass it when decoding many samples; else it is compiled here, per call).
+    FactorVector (pass it when decoding many samples; else it is compiled here, per call). ``raw_labels``: "labels"
+    is the sample's JSON document (bytes, parsed and checked here all the same), for ``collate`` to join into a
+    ``LabelBatch`` that parses on first use.
     """
     png = sample["png"]
     pixels = None if transform.geometric else decode_plain_png(png)
@@ -284,7 +291,7 @@ def decode_arrays(sample: dict, transform: ImageTransform, manifest: dict | None
     labels = orjson.loads(sample["json"]) if "json" in sample else {}
     if not isinstance(labels, dict):
         raise DamagedSampleError(f"its labels are a JSON {type(labels).__name__}, not an object")
-    out["labels"] = labels
+    out["labels"] = (sample.get("json") or b"{}") if raw_labels else labels
     if "depth.npy" in sample:
         out["depth"] = np.load(io.BytesIO(sample["depth.npy"]), allow_pickle=False)
     if "mask.png" in sample:
@@ -325,51 +332,10 @@ def required_members(manifest: dict | None) -> tuple[str, ...]:
     return ("png",)
 
 
-class LabelBatch:
-    """The label dicts of a batch: indexable, iterable and sized like a list.
-
-    Deliberately not a ``Sequence``: DataLoader's ``default_convert`` walks every element of lists and dicts it
-    is handed (thousands of floats per batch of cuboid labels), which cost more than decoding the images. Between
-    processes it travels as one JSON document, parsed only when the labels are first used.
-    """
-
-    __slots__ = ("_items", "_json")
-
-    def __init__(self, items: list[dict]):
-        self._items, self._json = items, None
-
-    @property
-    def items(self) -> list[dict]:
-        if self._items is None:
-            self._items = orjson.loads(self._json)
-        return self._items
-
-    def __getstate__(self):
-        return orjson.dumps(self._items) if self._items is not None else self._json
-
-    def __setstate__(self, state: bytes):
-        self._items, self._json = None, state
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __eq__(self, other) -> bool:
-        return list(self) == list(other)
-
-    def __repr__(self) -> str:
-        return f"LabelBatch({self.items!r})"
-
-
 def collate(samples: list[dict]) -> dict:
     """Stack the arrays (or tensors) of decoded samples into one tensor each, images as a uint8 (N, 3, H, W)
     view of (N, H, W, 3) memory (``to_float`` reorders them as it converts); keys and urls become lists, labels
-    a LabelBatch."""
+    a LabelBatch (of the JSON documents themselves when decoded with ``raw_labels``)."""
     batch = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
@@ -379,28 +345,12 @@ def collate(samples: list[dict]) -> dict:
         elif isinstance(values[0], torch.Tensor):
             batch[key] = torch.stack(values)
         else:
-            batch[key] = LabelBatch(values) if key == "labels" else values
+            batch[key] = _label_batch(values) if key == "labels" else values
     return batch
 
 
-class FloatOnArrival:
-    """A uint8 image batch that turns into float32 images where it is unpickled: how a DataLoader worker hands a
-    batch to the main process, which then receives ``to_float(images, value_range)``, a float tensor.
-
-    Measured per 64x64 image (one thread, 2 cores shared): handing a float32 batch across costs the worker ~65 µs
-    (conversion, copy into fresh shared memory, page faults on 48 KiB) and the receiver page faults on 48 KiB;
-    a uint8 batch costs the worker ~22 µs and the receiver ~8 µs of conversion into memory it reuses. Only
-    inside a worker, and only for batches: a custom ``collate_fn`` running in the worker sees this object, not
-    a tensor (``.images`` holds the uint8 batch).
-    """
-
-    __slots__ = ("images", "value_range")
-
-    def __init__(self, images: torch.Tensor, value_range: str):
-        self.images, self.value_range = images, value_range
-
-    def __reduce__(self):
-        return to_float, (self.images, self.value_range)
+def _label_batch(values: list) -> LabelBatch:
+    return LabelBatch.of_documents(values) if isinstance(values[0], bytes) else LabelBatch(values)
 
 
 class ShardStream(torch.utils.data.IterableDataset):
@@ -411,8 +361,9 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def __init__(self, shards: list[Shard], manifest: dict | None, transform: ImageTransform, shuffle: int,
                  seed: int, batch_size: int | None, partial: bool, strict: bool, *, batches: str = "plain",
-                 pair_label: str = "identity", holdout: float = 0.0, split: str = "train"):
+                 pair_label: str = "identity", holdout: float = 0.0, split: str = "train", dtype: str = "float32"):
         super().__init__()
+        self.dtype = dtype
         self.manifest, self.transform = manifest, transform
         self.shuffle, self.seed, self.batch_size, self.partial, self.strict = shuffle, seed, batch_size, partial, strict
         self.batches, self.pair_label, self.holdout, self.split = batches, pair_label, holdout, split
@@ -433,6 +384,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             if not positive:
                 raise bad(f"batch_size must be a whole number of at least 1, or None for single samples (got "
                           f"{self.batch_size!r})")
+        if self.dtype not in DTYPES:
+            raise bad(f"dtype must be one of {', '.join(map(repr, DTYPES))} (or torch.float32 / torch.uint8), not "
+                      f"{self.dtype!r}")
         if self.batches not in BATCHES:
             raise bad(f"batches must be one of {', '.join(map(repr, BATCHES))}, not {self.batches!r}")
         if self.split not in SPLITS:
@@ -523,7 +477,9 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _decode(self) -> Callable[[dict], dict]:
         if self.batches == "groups":
             return self._decode_group_member
-        return partial(decode_arrays, transform=self.transform, manifest=self.manifest, factors=self.factors)
+        raw = self.batches == "plain" and bool(self.batch_size)  # labels as JSON until collated (see collate)
+        return partial(decode_arrays, transform=self.transform, manifest=self.manifest, factors=self.factors,
+                       raw_labels=raw)
 
     def _decode_group_member(self, raw: dict) -> dict:
         out = decode_arrays(raw, self.transform, self.manifest, self.factors)
@@ -597,13 +553,16 @@ class ShardStream(torch.utils.data.IterableDataset):
                 if self.batch_size:
                     stream = wds.filters.batched(self.batch_size, collation_fn=collate, partial=self.partial)(stream)
         in_worker = torch.utils.data.get_worker_info() is not None
+        value_range = self.transform.value_range if self.dtype == "float32" else None
         for item in stream:
             if not self.batch_size:
                 item = as_tensors(item)
             if in_worker and self.batch_size:
-                item["image"] = FloatOnArrival(item["image"], self.transform.value_range)
-            else:
+                item = handed_over(item, value_range)  # by value, through the worker's pipe (datasets/handover.py)
+            elif value_range:
                 item["image"] = self.transform.to_float(item["image"])
+            else:
+                item["image"] = contiguous(item["image"])
             yield item
 
     def _pair_batches(self, samples: Iterator[dict], slot: int, slots: int) -> Iterator[dict]:
@@ -651,7 +610,7 @@ class ShardStream(torch.utils.data.IterableDataset):
 def load_shards(source, *, batch_size: int | None = None, shuffle: int = 0, seed: int = 0,
                 value_range: str = "-1,1", size: int | None = None, flip: bool = False,
                 partial: bool = False, strict: bool = False, batches: str = "plain", pair_label: str = "identity",
-                holdout: float = 0.0, split: str = "train") -> ShardStream:
+                holdout: float = 0.0, split: str = "train", dtype="float32") -> ShardStream:
     """Stream a shard set for ``torch.utils.data.DataLoader`` (use ``batch_size=None`` there).
 
     source: a shard-set directory, a brace pattern (``dir/cuboids-{000000..000099}.tar``), a URL webdataset
@@ -664,9 +623,14 @@ def load_shards(source, *, batch_size: int | None = None, shuffle: int = 0, seed
     "groups" (whole groups of a ``--sequence F --steps K`` render, batch_size a multiple of K); both add
     ``batch["group"]``, each image's pair/group index within the batch. holdout: the fraction of the set (its
     tail, in manifest order; whole groups in groups mode) held out for validation; split: "train" streams the
-    rest, "validation" the held-out tail.
+    rest, "validation" the held-out tail. dtype: "float32" (the default: images in ``value_range``, what a model
+    takes) or "uint8" (0-255, contiguous (N, 3, H, W); a quarter of the bytes to move, for a model that converts
+    on its device: ``images.to(device).float().mul_(2 / 255).sub_(1)`` is ``load_shards``' own "-1,1" float;
+    torch.float32 / torch.uint8 are taken too).
     """
     shards, manifest = resolve_shards(source)
     transform = ImageTransform(size=size, flip=flip, value_range=value_range)
+    if isinstance(dtype, torch.dtype):
+        dtype = {torch.float32: "float32", torch.uint8: "uint8"}.get(dtype, str(dtype))
     return ShardStream(shards, manifest, transform, shuffle, seed, batch_size, partial, strict, batches=batches,
-                       pair_label=pair_label, holdout=holdout, split=split)
+                       pair_label=pair_label, holdout=holdout, split=split, dtype=dtype)
