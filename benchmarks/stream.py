@@ -203,7 +203,8 @@ def _tv_decode_us(raw: list[dict]) -> float:
     return (time.process_time() - t) * 1e6 / len(raw)
 
 
-TASKS = {"ours": task_ours, "ours_uint8": task_ours_uint8, "webdataset": task_webdataset, "ceiling": task_ceiling, "stages": task_stages}
+TASKS = {"ours": task_ours, "ours_uint8": task_ours_uint8, "webdataset": task_webdataset, "ceiling": task_ceiling,
+         "stages": task_stages}
 
 
 def _run(task: str, data: Path, workers: int, epochs: int, src: str | None = None) -> dict:
