@@ -11,13 +11,16 @@ CRCs catch damage (any flipped byte), but bytes built to carry valid CRCs around
 still crash libpng. Only inflating the stream proves it sound. Until issue #23 the stream was inflated twice, once
 to check it and again inside libpng, and the check cost as much as the decode.
 
-Now ``plain_png`` inflates it once (``zlib.decompressobj``, bounded by the size the header implies) and checks
+Now ``plain_png`` inflates it once (``decompressobj``, bounded by the size the header implies) and checks
 everything libpng would: chunk layout and CRCs, the header, the complete zlib stream with its checksum, the exact
 size, every row filter byte. ``decode_plain_png`` then hands the inflated rows to PIL's C unfilter, wrapped as an
 uncompressed ("stored") zlib stream, so nothing is inflated twice, and PIL raises (never crashes) on anything it
 dislikes. The pixels are the ones libpng gives, byte for byte (tests/test_png.py compares them on every colour
 type). Measured on 64x64 renders, CPU µs per image (benchmarks/stream.py's profile, 2026-12-07, a shared 2-core
 machine): check 46 + unfilter 32 = 78, against 106 for the same check + torchvision's decode (60 alone).
+The inflate and the CRCs are zlib-ng's (the ``zlib-ng`` package: the stdlib's zlib API, the same bytes and
+errors): the check of a 64x64 render costs 12.9 µs against 37.3 with the stdlib's zlib 1.2.13, CPU per image,
+the two side by side in one process (2026-12-07; benchmarks/stream.py's profile gives the stage in the stream).
 Not chosen: a CRC-only check with PIL inflating and unfiltering the original stream in one go (~55 µs): PIL
 stops after the last row and never reads the Adler-32, so crafted image data could decode to unchecked pixels.
 """
@@ -25,10 +28,10 @@ stops after the last row and never reads the Adler-32, so crafted image data cou
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
 from PIL import Image
+from zlib_ng import zlib_ng  # the stdlib zlib's API over zlib-ng: inflates these images ~4x faster (see above)
 
 from latentds.errors import DamagedSampleError
 
@@ -67,7 +70,7 @@ def plain_png(data: bytes) -> tuple[int, int, int, bytes, bytes] | None:
         stop = pos + 8 + length
         if stop + 4 > end:
             raise DamagedSampleError(f"its PNG is cut short (a chunk at byte {pos} runs past the end)")
-        if zlib.crc32(view[pos + 4:stop]) != _U32(data, stop)[0]:
+        if zlib_ng.crc32(view[pos + 4:stop]) != _U32(data, stop)[0]:
             raise DamagedSampleError(f"its PNG fails a chunk CRC (the chunk at byte {pos})")
         if ihdr is None:
             if kind != b"IHDR" or length != 13:
@@ -89,10 +92,10 @@ def plain_png(data: bytes) -> tuple[int, int, int, bytes, bytes] | None:
     if size > MAX_PLAIN_BYTES:
         return None
     stream = idat[0] if len(idat) == 1 else b"".join(idat)
-    inflate = zlib.decompressobj()
+    inflate = zlib_ng.decompressobj()
     try:
         rows = inflate.decompress(stream, size + 1)
-    except zlib.error as e:
+    except zlib_ng.error as e:
         raise DamagedSampleError(f"its PNG image data is damaged ({e})") from None
     if len(rows) > size:
         raise DamagedSampleError(f"its PNG image data inflates to more than the {size:,} bytes its header implies")
