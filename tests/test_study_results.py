@@ -149,3 +149,34 @@ def test_the_ranking_against_published_values_leaves_out_runs_that_did_not_train
     assert "not measured: fewer than 3 rows to rank" in two_left and "Spearman" not in two_left
     rows[1]["trained"] = None  # unknown (no health probe): kept
     assert "over 3 rows" in " ".join(_agreement_lines({"tables": [table]}))
+
+
+def test_a_designs_effects_leave_out_runs_that_did_not_train():
+    """disc-strategies' FID table (strategy x schedule): an untrained run's value says nothing about its strategy,
+    so the effects are measured without it, and with no trained run they are not measured at all."""
+    from latentds.studies.report import _table_lines
+    from latentds.studies.results import _table
+    from latentds.studies.study import load_study
+
+    study = load_study("disc-strategies", "smoke")
+    spec = next(t for t in study.tables if t.get("rows"))
+    design = study.runs_matching(spec["runs"])
+    # every strategy scores 10 but "both", which scores 20 (30 under the step schedule), on three seeds
+    runs = {r.name: {s: {"fid": {"samples": {"fid": (20.0 + 10 * (r.axes["train.schedule"] == "step")
+                                                      if r.axes["model.update_strategy"] == "both" else 10.0) + s}}}
+                     for s in range(3)} for r in design}
+    both = [r.name for r in design if r.axes["model.update_strategy"] == "both"]
+    trained = {r.name: {"trained": True} for r in design}
+    effects = _table(study, spec, runs, trained)["effects"]["model.update_strategy"]
+    assert {e["level"]: round(e["effect"], 6) for e in effects}["both"] == 11.25  # 25 - mean(10, 10, 10, 25)
+    untrained = {**trained, **{name: {"trained": False} for name in both}}
+    table = _table(study, spec, runs, untrained)
+    effects = {e["level"]: e for e in table["effects"]["model.update_strategy"]}
+    assert "both" not in effects and effects["inferior"]["effect"] == pytest.approx(0.0)
+    assert table["effects_left_out"] == sorted(both)
+    text = " ".join(_table_lines(table))
+    assert "Left out, not trained: " + ", ".join(sorted(both)) in text
+    none = _table(study, spec, runs, {r.name: {"trained": False} for r in design})
+    text = " ".join(_table_lines(none))
+    assert "Effect of `model.update_strategy`: not measured (no run of the design trained)" in text
+    assert "paired by the other factor" not in text

@@ -124,10 +124,16 @@ def _table_lines(table: dict) -> list[str]:
         lines += ["Floors: `floor` is the same estimator on what holds nothing (random latents for scores, two "
                   "disjoint real sets for FID, chance for FactorVAE); `background` and `mean_image` are the trivial "
                   "reconstructions (a background-coloured image, the data's mean image).", ""]
+    left_out = table.get("effects_left_out") or []
+    trained = [r for r in table["rows"] if r.get("trained") is not False]
     for factor, effects in (table.get("effects") or {}).items():
+        if not trained:
+            lines += [f"Effect of `{factor}`: not measured (no run of the design trained).", ""]
+            continue
         parts = [_effect(e) for e in effects]
         lines += [f"Effect of `{factor}` (each level minus the mean over the levels, paired by the other factor "
-                  f"and seed; 95% interval): " + "; ".join(parts) + ".", ""]
+                  f"and seed; 95% interval): " + "; ".join(parts) + "."
+                  + (f" Left out, not trained: {', '.join(left_out)}." if left_out else ""), ""]
     return lines
 
 

@@ -151,8 +151,12 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
              "not_comparable": spec.get("not_comparable"),
              "note": spec.get("note", ""), "published_features": spec.get("published_features"), "rows": rows}
     if spec.get("rows") and spec.get("columns"):
-        table["effects"] = {spec["rows"]: stats.effects(cells, "rows"),
-                            spec["columns"]: stats.effects(cells, "columns")}
+        # a design's effects are measured on the runs that trained: an untrained run's value says nothing about
+        # its strategy or schedule (health gates, docs/studies-method.md)
+        untrained = {(r["row"], r["column"]) for r in rows if r["trained"] is False}
+        kept = {key: value for key, value in cells.items() if key not in untrained}
+        table["effects"] = {spec["rows"]: stats.effects(kept, "rows"), spec["columns"]: stats.effects(kept, "columns")}
+        table["effects_left_out"] = sorted(r["run"] for r in rows if r["trained"] is False)
     return table
 
 
