@@ -180,3 +180,23 @@ def test_a_designs_effects_leave_out_runs_that_did_not_train():
     text = " ".join(_table_lines(none))
     assert "Effect of `model.update_strategy`: not measured (no run of the design trained)" in text
     assert "paired by the other factor" not in text
+
+
+def test_a_run_whose_samples_alone_failed_is_named_so():
+    """kl-weight's runs reconstruct well (PCC 0.975) and fail only the samples' gates: "samples not trained", in
+    the health table and beside their values, not plain "not trained"."""
+    from latentds.studies.report import _health_lines, _table_lines, status
+
+    assert status([]) == "trained" and status(["sample_colour", "sample_diversity"]) == "samples not trained"
+    assert status(["sample_colour", "colour"]) == "not trained"
+    record = {"value": 0.02, "threshold": 0.25, "op": ">=", "means": "colour collapse"}
+    health = {"a": {"checked": True, "trained": False, "failed": ["sample_colour"],
+                    "seeds": {"0": {"failed": ["sample_colour"], "gates": {"sample_colour": record}}}},
+              "b": {"checked": True, "trained": False, "failed": ["colour"],
+                    "seeds": {"0": {"failed": ["colour"], "gates": {"colour": {**record, "op": "<="}}}}}}
+    text = "\n".join(_health_lines({"health": health}))
+    assert "| a | 1 | **samples not trained** |" in text and "| b | 1 | **not trained** |" in text
+    rows = [{**_row(name, 0.9, None), "ours": None, "trained": False, "failed": health[name]["failed"], "floors": {}}
+            for name in "ab"]
+    text = "\n".join(_table_lines({**_table(rows, None), "title": "PCC", "metric": "metrics.pcc", "note": ""}))
+    assert "| a (samples not trained) |" in text and "| b (not trained) |" in text

@@ -7,6 +7,17 @@ from latentds.studies.results import _agreement, _interval, comparable, rank_agr
 from latentds.studies.study import Study
 
 
+SAMPLE_GATES = {"sample_diversity", "sample_colour"}
+
+
+def status(failed: list[str]) -> str:
+    """A run's health in words: "trained", "samples not trained" where only the prior samples' gates failed (its
+    reconstructions may still be measured: each finding names the gates it needs), else "not trained"."""
+    if not failed:
+        return "trained"
+    return "samples not trained" if set(failed) <= SAMPLE_GATES else "not trained"
+
+
 def _health_lines(results: dict) -> list[str]:
     lines = ["## Health", "",
              "Before any verdict, every analysed run must show it trained (gates of `latentds.analysis.health`: "
@@ -30,8 +41,9 @@ def _health_lines(results: dict) -> list[str]:
                      else f"{first['op']} {first['threshold']}")
             details.append(f"{gate}: seed {', '.join(s for s, _ in failures)} at {values} (needs {needs}: "
                            f"{first['means']})")
-        status = "trained" if health["trained"] else "**not trained**"
-        lines.append(f"| {name} | {len(health['seeds'])} | {status} | {'; '.join(details) or '—'} |")
+        words = status(health["failed"])
+        words = words if health["trained"] else f"**{words}**"
+        lines.append(f"| {name} | {len(health['seeds'])} | {words} | {'; '.join(details) or '—'} |")
     return lines + [""]
 
 
@@ -111,7 +123,7 @@ def _table_lines(table: dict) -> list[str]:
     for row in table["rows"]:
         label = row["row"] + (f" / {row['column']}" if row["column"] else "")
         if row["trained"] is False:
-            label += " (not trained)"
+            label += f" ({status(row.get('failed') or ['?'])})"
         published = "—" if row["published"] is None else f"{row['published']:.4g}"
         if table.get("published_features") and row["published"] is not None:
             published += f" ({table['published_features']})"

@@ -19,8 +19,8 @@ RULE = (f"A finding compares two measured quantities per run. Each run's value i
         f"n - 1 degrees of freedom) lies beyond the finding's smallest effect that counts (min_effect of the "
         f"right-hand value). A verdict (confirmed / contradicted / no measurable difference) needs at least "
         f"{stats.MIN_SEEDS} seeds on every side; with fewer it is 'indicative (n seeds)'. A run that failed a "
-        f"health gate (see Health) is 'not trained', and every finding that needs that gate is 'not measured' (a "
-        f"finding about reconstructions does not need sample diversity: each finding names the gates it needs).")
+        f"health gate (see Health) is 'not trained' ('samples not trained' where only its prior samples failed), "
+        f"and every finding that needs that gate is 'not measured' (a finding about reconstructions does not need sample diversity: each finding names the gates it needs).")
 
 
 def metric(metrics: dict, path: str):
@@ -146,6 +146,7 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
         rows.append({"run": run.name, "row": row, "column": column, "ours": stats.summary(measured),
                      "floors": {k: sum(v) / len(v) for k, v in floor.items()},
                      "trained": health.get(run.name, {}).get("trained"),
+                     "failed": health.get(run.name, {}).get("failed", []),
                      "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
     table = {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
              "not_comparable": spec.get("not_comparable"),
