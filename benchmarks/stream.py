@@ -30,6 +30,9 @@ import time
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: its shared helpers
+from cputime import cpu_seconds  # noqa: E402
+
 HERE = Path(__file__).resolve()
 BATCH, SHUFFLE = 64, 1000
 
@@ -48,20 +51,6 @@ def _pngs(data: Path, limit: int | None = None) -> list[bytes]:
         if limit and len(out) >= limit:
             return out[:limit]
     return out
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU time (user + system) of this process and of its live children (the DataLoader workers), from /proc:
-    on a shared machine wall-clock rates say more about the neighbours than about the loader."""
-    tick, me, children = os.sysconf("SC_CLK_TCK"), os.getpid(), 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12th), stime (13th)
-            children += (int(fields[11]) + int(fields[12])) / tick
-    return time.process_time(), children
 
 
 def timed_epochs(loader, epochs: int, set_epoch=None, dtype: str = "float32") -> dict:

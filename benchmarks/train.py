@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -27,19 +28,13 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: its shared helpers
+from cputime import cpu_seconds as process_and_children  # noqa: E402
+
 
 def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its live children (the DataLoader workers), from /proc: on a
-    shared machine wall-clock rates say more about the neighbours than about latentds."""
-    tick, me, total = os.sysconf("SC_CLK_TCK"), os.getpid(), time.process_time()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12th), stime (13th)
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    """CPU seconds (user + system) of this process and its live children (the DataLoader workers)."""
+    return sum(process_and_children())
 
 
 def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:

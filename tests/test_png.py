@@ -182,11 +182,11 @@ def test_a_stream_yields_contiguous_floats_equal_to_the_old_conversion(phi_set):
 def test_batches_cross_from_workers_as_uint8_and_arrive_as_the_same_floats(phi_set):
     import pickle
 
-    from latentds.datasets.shards import FloatOnArrival
+    from latentds.datasets.shards import TensorOnArrival
 
     _, out = phi_set
     images = torch.randint(0, 256, (4, 5, 6, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
-    arrived = pickle.loads(pickle.dumps(FloatOnArrival(images, "-1,1")))
+    arrived = pickle.loads(pickle.dumps(TensorOnArrival(images, "-1,1")))
     assert arrived.dtype == torch.float32 and torch.equal(arrived, _three_passes(images.contiguous(), "-1,1"))
     ds = load_shards(out, batch_size=4, value_range="0,1")
     direct = {k: img for b in ds for k, img in zip(b["__key__"], b["image"])}

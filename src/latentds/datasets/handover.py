@@ -6,11 +6,10 @@ descriptor and faulted in again by the receiver. Measured per 64x64 image with o
 labels and a 33-entry factor vector, 2 shared cores): the worker spent ~52 µs handing a batch over that way and the
 main process ~53 receiving it (float conversion included); by value, ~20 and ~38 (~23 for a uint8 batch).
 
-``handed_over(batch, value_range)`` wraps a collated batch's tensors for the journey: the images in a
-``FloatOnArrival`` (they arrive as ``to_float(images, value_range)``, float32, contiguous) or, for uint8 output, in
-a ``TensorOnArrival`` (they arrive uint8 (N, 3, H, W), contiguous, made so in the worker), every other tensor in a
-``TensorOnArrival``. A custom ``collate_fn`` of the DataLoader (run in the worker) sees these objects, not
-tensors (``.images`` / ``.tensor`` hold them).
+``handed_over(batch, value_range)`` wraps each of a collated batch's tensors in a ``TensorOnArrival`` for the
+journey: the images arrive as ``to_float(images, value_range)`` (float32, contiguous) or, for uint8 output, as
+uint8 (N, 3, H, W), contiguous, made so in the worker; every other tensor as it is. A custom ``collate_fn`` of the
+DataLoader (run in the worker) sees these objects, not tensors (``.tensor`` holds each).
 """
 
 from __future__ import annotations
@@ -44,28 +43,18 @@ def _arrive(array: np.ndarray, order: tuple[int, ...] | None, value_range: str |
 
 
 class TensorOnArrival:
-    """A CPU tensor that is pickled by value (its bytes in the pickle), not through torch's shared memory."""
+    """A CPU tensor that is pickled by value (its bytes in the pickle), not through torch's shared memory. With a
+    ``value_range``, a uint8 image batch (N, 3, H, W), any layout, that unpickles as ``to_float(images,
+    value_range)``: float32, contiguous; the conversion is the receiver's (~8 µs an image) and the journey carries
+    a quarter of the bytes."""
 
-    __slots__ = ("tensor",)
+    __slots__ = ("tensor", "value_range")
 
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor = tensor
-
-    def __reduce__(self):
-        return _arrive, (*_dense(self.tensor), None)
-
-
-class FloatOnArrival:
-    """A uint8 image batch (N, 3, H, W), any layout, that unpickles as ``to_float(images, value_range)``: float32,
-    contiguous. The conversion is the receiver's (~8 µs an image) and the journey carries a quarter of the bytes."""
-
-    __slots__ = ("images", "value_range")
-
-    def __init__(self, images: torch.Tensor, value_range: str):
-        self.images, self.value_range = images, value_range
+    def __init__(self, tensor: torch.Tensor, value_range: str | None = None):
+        self.tensor, self.value_range = tensor, value_range
 
     def __reduce__(self):
-        return _arrive, (*_dense(self.images), self.value_range)
+        return _arrive, (*_dense(self.tensor), self.value_range)
 
 
 def handed_over(batch: dict, value_range: str | None) -> dict:
@@ -76,7 +65,7 @@ def handed_over(batch: dict, value_range: str | None) -> dict:
         if not isinstance(value, torch.Tensor):
             continue
         if key == "image":
-            out[key] = FloatOnArrival(value, value_range) if value_range else TensorOnArrival(contiguous(value))
+            out[key] = TensorOnArrival(value, value_range) if value_range else TensorOnArrival(contiguous(value))
         else:
             out[key] = TensorOnArrival(value)
     return out

@@ -41,7 +41,7 @@ from webdataset.utils import pytorch_worker_info
 
 from latentds.datasets.batching import batched_units, exactly, pair_samples, sequence_group_samples
 from latentds.datasets.factors import FactorVector, expand_table
-from latentds.datasets.handover import FloatOnArrival, LabelBatch, contiguous, handed_over  # noqa: F401
+from latentds.datasets.handover import LabelBatch, TensorOnArrival, contiguous, handed_over  # noqa: F401
 from latentds.datasets.tarstream import tar_samples
 from latentds.datasets.transforms import ImageTransform, to_float
 from latentds.errors import DamagedSampleError, InvalidParameterError, ShardError
