@@ -126,6 +126,11 @@ def _label(run, key: str | None) -> str:
     return str(run.axes.get(key, run.sets.get(key, run.name)))
 
 
+def measured_gates(health: dict) -> set[str]:
+    """The gates a run's seeds were measured on (its health record in results.json)."""
+    return {g for record in health.get("seeds", {}).values() for g in record.get("gates", {})}
+
+
 def _measured(per_seed: dict, path: str) -> dict:
     return {seed: measure(m, path) for seed, m in per_seed.items()}
 
@@ -147,6 +152,7 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
                      "floors": {k: sum(v) / len(v) for k, v in floor.items()},
                      "trained": health.get(run.name, {}).get("trained"),
                      "failed": health.get(run.name, {}).get("failed", []),
+                     "gates": sorted(measured_gates(health.get(run.name, {}))),
                      "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
     table = {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
              "not_comparable": spec.get("not_comparable"),
