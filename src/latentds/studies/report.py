@@ -20,7 +20,6 @@ def status(failed: list[str], measured=()) -> str:
     return "samples not trained" if set(failed) <= SAMPLE_GATES and "reconstruction" in measured else "not trained"
 
 
-
 def _health_lines(results: dict) -> list[str]:
     lines = ["## Health", "",
              "Before any verdict, every analysed run must show it trained (gates of `latentds.analysis.health`: "

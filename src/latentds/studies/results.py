@@ -19,8 +19,9 @@ RULE = (f"A finding compares two measured quantities per run. Each run's value i
         f"n - 1 degrees of freedom) lies beyond the finding's smallest effect that counts (min_effect of the "
         f"right-hand value). A verdict (confirmed / contradicted / no measurable difference) needs at least "
         f"{stats.MIN_SEEDS} seeds on every side; with fewer it is 'indicative (n seeds)'. A run that failed a "
-        f"health gate (see Health) is 'not trained' ('samples not trained' where only its prior samples failed), "
-        f"and every finding that needs that gate is 'not measured' (a finding about reconstructions does not need sample diversity: each finding names the gates it needs).")
+        f"health gate (see Health) is 'not trained' ('samples not trained' where only its prior samples failed and "
+        f"its reconstructions passed), and every finding that needs that gate is 'not measured' (a finding about "
+        f"reconstructions does not need sample diversity: each finding names the gates it needs).")
 
 
 def metric(metrics: dict, path: str):
