@@ -182,25 +182,27 @@ def test_a_designs_effects_leave_out_runs_that_did_not_train():
     assert "paired by the other factor" not in text
 
 
-def test_a_run_whose_samples_alone_failed_is_named_so():
+def test_a_run_whose_samples_alone_failed_is_named_so(tmp_path):
     """kl-weight's runs reconstruct well (PCC 0.975) and fail only the samples' gates: "samples not trained", in
     the health table and beside their values, not plain "not trained"."""
-    from latentds.studies.report import _health_lines, _table_lines, status
+    from latentds.studies.report import _health_lines, _table_lines
+    from latentds.studies.results import status
 
     vae = ["sample_colour", "sample_diversity", "reconstruction", "colour"]
     assert status([]) == "trained" and status(["sample_colour", "sample_diversity"], vae) == "samples not trained"
     assert status(["sample_colour", "colour"], vae) == "not trained"
     assert status(["sample_colour"], ["sample_colour", "sample_diversity", "discriminator"]) == "not trained"  # GAN
-    record = {"value": 0.02, "threshold": 0.25, "op": ">=", "means": "colour collapse"}
-    passed = {"value": 0.2, "threshold": 0.8, "op": "<=", "passed": True}
-    health = {"a": {"checked": True, "trained": False, "failed": ["sample_colour"],
-                    "seeds": {"0": {"failed": ["sample_colour"],
-                                    "gates": {"sample_colour": record, "reconstruction": passed}}}},
-              "b": {"checked": True, "trained": False, "failed": ["colour"],
-                    "seeds": {"0": {"failed": ["colour"], "gates": {"colour": {**record, "op": "<="}}}}}}
+    from latentds.analysis.health import gate
+    from latentds.studies.results import run_health
+
+    seeds = {"a": {0: {"health": {"gates": {"sample_colour": gate("sample_colour", 0.02),
+                                            "reconstruction": gate("reconstruction", 0.2)}}}},
+             "b": {0: {"health": {"gates": {"colour": gate("colour", 1.1),
+                                            "reconstruction": gate("reconstruction", 0.2)}}}}}
+    health = {name: run_health(per_seed, tmp_path, name) for name, per_seed in seeds.items()}
     text = "\n".join(_health_lines({"health": health}))
     assert "| a | 1 | **samples not trained** |" in text and "| b | 1 | **not trained** |" in text
-    rows = [{**_row(name, 0.9, None), "ours": None, "trained": False, "failed": health[name]["failed"], "floors": {},
-             "gates": ["reconstruction", "sample_colour"]} for name in "ab"]
+    rows = [{**_row(name, 0.9, None), "ours": None, "trained": False, "floors": {},
+             "status": health[name]["status"]} for name in "ab"]
     text = "\n".join(_table_lines({**_table(rows, None), "title": "PCC", "metric": "metrics.pcc", "note": ""}))
     assert "| a (samples not trained) |" in text and "| b (not trained) |" in text

@@ -3,21 +3,8 @@ findings with both sides' intervals and their source, the tables with floors, de
 
 from __future__ import annotations
 
-from latentds.studies.results import _agreement, _interval, comparable, measured_gates, rank_agreement
+from latentds.studies.results import _agreement, _interval, comparable, rank_agreement
 from latentds.studies.study import Study
-
-
-SAMPLE_GATES = {"sample_diversity", "sample_colour"}
-
-
-def status(failed: list[str], measured=()) -> str:
-    """A run's health in words: "trained"; "samples not trained" where only the prior samples' gates failed and its
-    reconstructions passed theirs (``measured``: the gates it was measured on; each finding names the gates it
-    needs, so a finding about reconstructions still counts); else "not trained" (a generator without an encoder
-    whose samples failed is not trained: samples are all it has)."""
-    if not failed:
-        return "trained"
-    return "samples not trained" if set(failed) <= SAMPLE_GATES and "reconstruction" in measured else "not trained"
 
 
 def _health_lines(results: dict) -> list[str]:
@@ -43,7 +30,7 @@ def _health_lines(results: dict) -> list[str]:
                      else f"{first['op']} {first['threshold']}")
             details.append(f"{gate}: seed {', '.join(s for s, _ in failures)} at {values} (needs {needs}: "
                            f"{first['means']})")
-        words = status(health["failed"], measured_gates(health))
+        words = health.get("status") or ("trained" if health["trained"] else "not trained")
         words = words if health["trained"] else f"**{words}**"
         lines.append(f"| {name} | {len(health['seeds'])} | {words} | {'; '.join(details) or '—'} |")
     return lines + [""]
@@ -125,7 +112,7 @@ def _table_lines(table: dict) -> list[str]:
     for row in table["rows"]:
         label = row["row"] + (f" / {row['column']}" if row["column"] else "")
         if row["trained"] is False:
-            label += f" ({status(row.get('failed') or ['?'], row.get('gates', ()))})"
+            label += f" ({row.get('status') or 'not trained'})"
         published = "—" if row["published"] is None else f"{row['published']:.4g}"
         if table.get("published_features") and row["published"] is not None:
             published += f" ({table['published_features']})"

@@ -87,7 +87,9 @@ def run_health(per_seed: dict, out: Path, run_name: str) -> dict:
     if not seeds:
         return {"checked": False, "trained": None, "failed": [], "seeds": {}}
     failed = sorted({g for s in seeds.values() for g in s["failed"]})
-    return {"checked": True, "trained": not failed, "failed": failed, "seeds": seeds}
+    measured = {g for s in seeds.values() for g in s["gates"]}
+    return {"checked": True, "trained": not failed, "status": status(failed, measured), "failed": failed,
+            "seeds": seeds}
 
 
 def collect(study: Study, scale: str, out: Path, seeds: int, skipped: dict) -> dict:
@@ -127,9 +129,17 @@ def _label(run, key: str | None) -> str:
     return str(run.axes.get(key, run.sets.get(key, run.name)))
 
 
-def measured_gates(health: dict) -> set[str]:
-    """The gates a run's seeds were measured on (its health record in results.json)."""
-    return {g for record in health.get("seeds", {}).values() for g in record.get("gates", {})}
+SAMPLE_GATES = {"sample_diversity", "sample_colour"}
+
+
+def status(failed: list[str], measured=()) -> str:
+    """A run's health in words: "trained"; "samples not trained" where only the prior samples' gates failed and its
+    reconstructions passed theirs (``measured``: the gates it was measured on; each finding names the gates it
+    needs, so a finding about reconstructions still counts); else "not trained" (a generator without an encoder
+    whose samples failed is not trained: samples are all it has)."""
+    if not failed:
+        return "trained"
+    return "samples not trained" if set(failed) <= SAMPLE_GATES and "reconstruction" in measured else "not trained"
 
 
 def _measured(per_seed: dict, path: str) -> dict:
@@ -152,8 +162,7 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
         rows.append({"run": run.name, "row": row, "column": column, "ours": stats.summary(measured),
                      "floors": {k: sum(v) / len(v) for k, v in floor.items()},
                      "trained": health.get(run.name, {}).get("trained"),
-                     "failed": health.get(run.name, {}).get("failed", []),
-                     "gates": sorted(measured_gates(health.get(run.name, {}))),
+                     "status": health.get(run.name, {}).get("status"),
                      "published": spec.get("published", {}).get(key), "feature_network": ", ".join(networks) or None})
     table = {"title": spec["title"], "metric": spec["metric"], "lower_is_better": spec.get("lower_is_better"),
              "not_comparable": spec.get("not_comparable"),
