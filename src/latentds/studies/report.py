@@ -125,8 +125,8 @@ def _table_lines(table: dict) -> list[str]:
         lines += ["Floors: `floor` is the same estimator on what holds nothing (random latents for scores, two "
                   "disjoint real sets for FID, chance for FactorVAE); `background` and `mean_image` are the trivial "
                   "reconstructions (a background-coloured image, the data's mean image).", ""]
-    left_out = table.get("effects_left_out") or []
-    trained = [r for r in table["rows"] if r.get("trained") is not False]
+    left_out = sorted(r["run"] for r in table["rows"] if r.get("trained") is False)
+    trained = len(left_out) < len(table["rows"])
     for factor, effects in (table.get("effects") or {}).items():
         if not trained:
             lines += [f"Effect of `{factor}`: not measured (no run of the design trained).", ""]

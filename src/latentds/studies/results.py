@@ -173,7 +173,6 @@ def _table(study: Study, spec: dict, runs: dict, health: dict) -> dict:
         untrained = {(r["row"], r["column"]) for r in rows if r["trained"] is False}
         kept = {key: value for key, value in cells.items() if key not in untrained}
         table["effects"] = {spec["rows"]: stats.effects(kept, "rows"), spec["columns"]: stats.effects(kept, "columns")}
-        table["effects_left_out"] = sorted(r["run"] for r in rows if r["trained"] is False)
     return table
 
 
