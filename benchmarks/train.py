@@ -9,6 +9,8 @@ DataLoader settings and seed), the same optimisers (per-group settings from the 
 (``losses`` -> ``choose_updates`` -> each chosen group's gradients -> its optimiser). The bare loop does nothing
 else; the trainer adds its progress bar, LR schedule, loss-value reduction, metrics.jsonl, checkpoints (as the
 recipe sets them) and epoch figures. Without the DIR options, 4,000 images of each kind are rendered first.
+Both loops run with ``latentds.allocator.keep_freed_memory()`` (the trainer's setting; benchmarks/allocator.py
+measures what it changes).
 Images/s exclude the first 5 steps (warm-up) in both.
 """
 
@@ -37,13 +39,13 @@ def cpu_seconds() -> float:
     return sum(process_and_children())
 
 
-def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
-    """(images/s of wall time, images per CPU-second) of the plainest loop with the family's own update rule."""
-    from latentds.datasets.shards import load_shards, resize_for
+def bare_step(recipe, device: torch.device):
+    """(model, step(batch, i)): the family's model from ``recipe`` and the plainest training step with its own
+    update rule (``losses`` -> ``choose_updates`` -> each chosen group's gradients -> its optimiser)."""
     from latentds.zoo.base import create
     from latentds.zoo.capabilities import capabilities_of
 
-    t, d = recipe.train, recipe.data
+    t = recipe.train
     torch.manual_seed(t.seed)
     model = create(recipe.model["family"], **recipe.model).to(device).train()
     groups = model.parameter_groups()
@@ -52,6 +54,30 @@ def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
         s = t.optim(g, capabilities_of(model).group_defaults.get(g))
         kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
         optimizers[g] = kind(params, lr=s.lr, betas=tuple(s.betas), weight_decay=s.weight_decay)
+
+    def step(batch: dict, i: int) -> None:
+        terms = model.losses(batch, i)
+        values = {g: {k: v.item() for k, v in group.items()} for g, group in terms.items()}
+        wanted = set(model.choose_updates(values, i))
+        chosen = [g for g in groups if g in wanted]
+        grads = {g: torch.autograd.grad(terms[g]["loss"], groups[g], allow_unused=True,
+                                        retain_graph=n < len(chosen) - 1) for n, g in enumerate(chosen)}
+        for g in chosen:
+            optimizers[g].zero_grad(set_to_none=True)
+            for p, grad in zip(groups[g], grads[g]):
+                p.grad = grad
+            optimizers[g].step()
+
+    return model, step
+
+
+def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
+    """(images/s of wall time, images per CPU-second) of the plainest loop with the family's own update rule."""
+    from latentds.datasets.shards import load_shards, resize_for
+    from latentds.zoo.capabilities import capabilities_of
+
+    t, d = recipe.train, recipe.data
+    model, step = bare_step(recipe, device)
     data = load_shards(d.shards, batch_size=t.batch_size, shuffle=d.shuffle, seed=t.seed,
                        size=resize_for(d.shards, model.config.image_size),
                        batches=d.batches or capabilities_of(model).batches,
@@ -66,18 +92,7 @@ def bare_loop(recipe, steps: int, device: torch.device) -> tuple[float, float]:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start, images, cpu_start = time.perf_counter(), 0, cpu_seconds()
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            terms = model.losses(batch, done)
-            values = {g: {k: v.item() for k, v in group.items()} for g, group in terms.items()}
-            wanted = set(model.choose_updates(values, done))
-            chosen = [g for g in groups if g in wanted]
-            grads = {g: torch.autograd.grad(terms[g]["loss"], groups[g], allow_unused=True,
-                                            retain_graph=i < len(chosen) - 1) for i, g in enumerate(chosen)}
-            for g in chosen:
-                optimizers[g].zero_grad(set_to_none=True)
-                for p, grad in zip(groups[g], grads[g]):
-                    p.grad = grad
-                optimizers[g].step()
+            step({k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}, done)
             done, images = done + 1, images + batch["image"].shape[0]
             if done == steps + 5:
                 break
@@ -127,11 +142,13 @@ def main() -> None:
         parser.add_argument(f"--{kind}", type=Path, default=None, help=f"a {kind}-batch shard set to use")
     args = parser.parse_args()
 
+    from latentds.allocator import keep_freed_memory
     from latentds.zoo.base import REGISTRY, families
     from latentds.zoo.capabilities import capabilities_of
     from latentds.zoo.recipe import load_recipe, with_options
     from latentds.zoo.train_settings import training_device
 
+    keep_freed_memory()  # as train() does: the bare loop runs first, under the same allocator settings
     scratch = Path(tempfile.mkdtemp(prefix="latentds-train-"))
     rows = []
     try:

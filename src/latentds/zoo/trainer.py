@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from latentds.allocator import keep_freed_memory
 from latentds.datasets.shards import ShardWarning, load_shards, resize_for
 from latentds.errors import InvalidParameterError
 from latentds.zoo.base import LatentModel, create, first_line, plan
@@ -41,6 +42,7 @@ def train(recipe: Recipe, out: str | os.PathLike, *, resume: bool = False, progr
         raise InvalidParameterError("no training data: pass --data DIR (a shard set) or set data.shards in the recipe")
     t = recipe.train
     device = training_device(t.device, rank)
+    keep_freed_memory()  # no page faults for the same activations every step (allocator.py)
     training_memory(plan(recipe.model["family"], **recipe.model), t.batch_size, device)  # before any allocation
     torch.manual_seed(t.seed)  # the same initial weights on every rank
     model = create(recipe.model["family"], **recipe.model).to(device)
