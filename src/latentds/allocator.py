@@ -3,9 +3,9 @@
 glibc's malloc serves large blocks (over its mmap threshold, at most 32 MiB) with ``mmap`` and unmaps them when
 freed, and returns the free top of its heap to the OS (``M_TRIM_THRESHOLD``). A CPU training step frees and
 allocates the same activations and gradients every step, so each step pays for it again in page faults: the
-kernel maps and zeroes every page anew. Measured with ``python benchmarks/allocator.py`` (the DCGAN of
-gan-walks at 32 px, width 64, batch 64, one thread): ~25,000 page faults and 70-90 ms of system time a step
-against ~350 ms of user time; with both thresholds raised, ~100 page faults and under 1 ms (docs/performance.md).
+kernel maps and zeroes every page anew. Measured with ``python benchmarks/allocator.py`` (zoo/dcgan at 32 px,
+width 64, batch 64, one thread): 67,375 page faults and 189 ms of system time a step against 816 ms of user time;
+with both thresholds fixed, 711 page faults and 2 ms, the step 1.25 times cheaper in CPU (docs/performance.md).
 Either threshold alone does not help; both together do.
 
 ``keep_freed_memory()`` fixes both (``mallopt``) once per process, before a training loop starts: blocks up to
