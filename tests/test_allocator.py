@@ -77,3 +77,10 @@ def test_the_trainer_keeps_freed_memory(varied96, tmp_path, monkeypatch):
     monkeypatch.setattr("latentds.zoo.trainer.keep_freed_memory", lambda: calls.append(1) or True)
     train(tiny_recipe("vae", varied96, max_steps=2), tmp_path / "run", progress=False)
     assert calls == [1]
+
+
+def test_nothing_changes_off_glibc(monkeypatch):
+    from latentds import allocator
+
+    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("", ""))
+    assert allocator._raise_thresholds() is False
