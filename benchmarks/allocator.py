@@ -78,7 +78,11 @@ def main() -> None:
                                       str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads)],
                                      check=True, capture_output=True, text=True).stdout
                 runs[setting].append(json.loads(out.splitlines()[-1]))
-        rows[family] = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in runs.items()}
+        if not all(r["applied"] for r in runs["kept"]):
+            sys.exit("keep_freed_memory() changed nothing here (not glibc, or MALLOC_* / GLIBC_TUNABLES / LD_PRELOAD "
+                     "set): unset them to compare")
+        rows[family] = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "applied"}
+                        for s, rs in runs.items()}
         print(family, json.dumps(rows[family]), flush=True)
     print(f"\n{args.size} px, width {args.width}, batch {args.batch}, {args.threads} torch thread(s), {args.steps} "
           f"steps after 3 warm-up steps, median of {args.rounds} rounds alternating; measured "
